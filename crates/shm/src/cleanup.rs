@@ -1,0 +1,120 @@
+//! Removing this process's objects on Ctrl-C, SIGTERM and SIGHUP.
+//!
+//! Every object a process creates registers its path here (regions do so
+//! automatically; named semaphores and FIFOs register themselves) and
+//! unregisters it when removed the normal way. [`install`] starts a thread
+//! that waits for SIGINT/SIGTERM/SIGHUP (through `signal-hook`, so the
+//! signal handler itself only writes to a pipe); on a signal it kills the
+//! registered child processes, removes the registered paths, and then dies
+//! of the same signal, so the parent shell sees the conventional status.
+
+use crate::ShmName;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct Registry {
+    paths: Vec<PathBuf>,
+    children: Vec<i32>,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    paths: Vec::new(),
+    children: Vec::new(),
+});
+
+fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    f(&mut REGISTRY.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Remove `path` if the process is interrupted.
+pub fn register_path(path: impl AsRef<Path>) {
+    let p = path.as_ref().to_path_buf();
+    with(|r| r.paths.push(p));
+}
+
+/// `path` was removed (or handed over): forget it.
+pub fn unregister_path(path: impl AsRef<Path>) {
+    let p = path.as_ref();
+    with(|r| {
+        if let Some(i) = r.paths.iter().rposition(|q| q == p) {
+            r.paths.swap_remove(i);
+        }
+    });
+}
+
+/// Remove the shared-memory object `name` if interrupted.
+pub fn register_shm(name: &ShmName) {
+    register_path(name.path());
+}
+
+/// Forget `name`.
+pub fn unregister_shm(name: &ShmName) {
+    unregister_path(name.path());
+}
+
+/// Kill child `pid` (SIGKILL) if interrupted.
+pub fn register_child(pid: i32) {
+    with(|r| r.children.push(pid));
+}
+
+/// Child `pid` was reaped: forget it.
+pub fn unregister_child(pid: i32) {
+    with(|r| r.children.retain(|&c| c != pid));
+}
+
+/// Kills registered children and removes registered paths now.
+pub fn run_now() {
+    let (paths, children) = with(|r| (std::mem::take(&mut r.paths), std::mem::take(&mut r.children)));
+    for pid in children {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    }
+    for p in paths {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// Starts the signal thread (once per process; later calls do nothing).
+pub fn install() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if ONCE.get().is_some() {
+        return Ok(());
+    }
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    let _ = ONCE.set(());
+    std::thread::Builder::new()
+        .name("shmlab-cleanup".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                run_now();
+                eprintln!(
+                    "\ninterrupted by {}: removed this run's objects",
+                    signal_name(sig)
+                );
+                let _ = signal_hook::low_level::emulate_default_handler(sig);
+                std::process::exit(128 + sig);
+            }
+        })?;
+    Ok(())
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        signal_hook::consts::SIGINT => "SIGINT (Ctrl-C)",
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        _ => "SIGHUP",
+    }
+}
+
+/// In a child just after `fork`: default signal actions (the parent's
+/// cleanup thread does not exist here) and no inherited duty to remove the
+/// parent's objects. Touches no locks, so it is safe after `fork` in a
+/// multi-threaded parent.
+pub fn reset_in_child() {
+    crate::sys::default_signals();
+}

@@ -1,0 +1,75 @@
+//! The only place in this crate that calls into libc unsafely: `mmap(2)`
+//! and `munmap(2)`. Everything else goes through `nix`'s safe wrappers.
+
+use nix::errno::Errno;
+use nix::sys::mman::{MapFlags, ProtFlags};
+use std::num::NonZeroUsize;
+use std::os::fd::AsFd;
+use std::ptr::NonNull;
+
+/// `mmap(NULL, len, PROT_READ[|PROT_WRITE], MAP_SHARED, fd, 0)`: a shared
+/// mapping, so stores are visible to every process mapping the object.
+pub(crate) fn map_shared(fd: impl AsFd, len: NonZeroUsize, writable: bool) -> nix::Result<NonNull<u8>> {
+    let prot = if writable {
+        ProtFlags::PROT_READ | ProtFlags::PROT_WRITE
+    } else {
+        ProtFlags::PROT_READ
+    };
+    // SAFETY: a new mapping at an address the kernel picks (addr = None)
+    // cannot alias any existing Rust object; the caller owns the returned
+    // pages until `unmap` and only reaches them through atomics or raw
+    // pointers, never `&mut`.
+    let ptr = unsafe { nix::sys::mman::mmap(None, len, prot, MapFlags::MAP_SHARED, fd, 0)? };
+    Ok(ptr.cast())
+}
+
+/// `munmap(ptr, len)`.
+///
+/// # Safety
+/// `ptr`/`len` must be exactly one mapping returned by [`map_shared`], with
+/// no reference into it alive after this call.
+pub(crate) unsafe fn unmap(ptr: NonNull<u8>, len: usize) -> nix::Result<()> {
+    // SAFETY: the caller guarantees the range is a whole mapping of ours with
+    // no live references.
+    unsafe { nix::sys::mman::munmap(ptr.cast(), len) }
+}
+
+/// `kill(pid, 0)`: probes for existence without sending anything.
+pub(crate) fn process_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}
+
+/// The process's umask, read from `/proc/self/status` (Linux 4.7+) so that
+/// nothing is changed; falls back to `umask(2)` set-and-restore, which is
+/// racy only against other threads creating files at the same instant.
+pub(crate) fn current_umask() -> u32 {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+        && let Some(line) = status.lines().find(|l| l.starts_with("Umask:"))
+        && let Ok(v) = u32::from_str_radix(line[6..].trim(), 8)
+    {
+        return v;
+    }
+    use nix::sys::stat::{Mode, umask};
+    let old = umask(Mode::from_bits_truncate(0o077));
+    umask(old);
+    old.bits()
+}
+
+/// Restores the default action for the signals [`crate::cleanup`] catches,
+/// in a freshly forked child: the child must die on Ctrl-C like any process
+/// instead of writing to its parent's signal pipe.
+pub(crate) fn default_signals() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: SIG_DFL installs no Rust code as a handler, so nothing
+        // can run in signal context.
+        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    }
+}
