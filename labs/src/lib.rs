@@ -1,1 +1,56 @@
-//! Shared helpers for the lab binaries.
+//! Shared plumbing for the shmlab lab binaries: one way to parse flags, run,
+//! and turn the outcome into the command-line contract's exit codes.
+//!
+//! - 0: success;
+//! - 1: a check the user asked for failed (e.g. `--check` saw lost updates);
+//! - 2: bad input or an object problem, with **one** line on stderr saying
+//!   what was wrong and how to fix it.
+//!
+//! Each lab's `main` is thin: it parses, calls library code, and maps the
+//! result with [`main_with`].
+
+use std::process::ExitCode;
+
+/// Exit status for bad input.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit status for a failed check.
+pub const EXIT_CHECK_FAILED: u8 = 1;
+
+/// Parses flags with clap, but reports a usage error on one line (clap's
+/// first line plus a pointer to `--help`) and exits 2; `--help` and
+/// `--version` print as usual and exit 0.
+pub fn parse<C: clap::Parser>() -> C {
+    match C::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                let _ = e.print();
+                std::process::exit(if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { 2 } else { 0 });
+            }
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("error: invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("error: {first} (see --help)");
+            std::process::exit(EXIT_BAD_INPUT as i32);
+        }
+    }
+}
+
+/// Runs a lab body after installing the Ctrl-C/SIGTERM clean-up thread
+/// ([`shm::cleanup::install`]); an `Err` is printed as one line
+/// (`error: ...`, the whole cause chain joined by `: `) and exits 2.
+pub fn main_with(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
+    if let Err(e) = shm::cleanup::install() {
+        eprintln!("error: cannot install the signal handler that removes objects on Ctrl-C: {e}");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
+    match body() {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
