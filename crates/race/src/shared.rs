@@ -1,0 +1,147 @@
+//! What the race keeps in its shared region.
+
+use shm::lock::RawLock;
+use shm::{CachePadded, InitCtx, Shared};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
+
+/// Most workers one race can have (the region holds one slot each).
+pub const MAX_WORKERS: u32 = 128;
+
+/// What kind of lock state the region holds.
+///
+/// # Safety
+/// `State` must satisfy [`Shared`]'s layout rules: `#[repr(C)]`, no
+/// pointers, valid when zeroed, interior-mutable.
+pub unsafe trait LockSlot: Send + Sync + 'static {
+    /// The state stored in the region.
+    type State: Sync;
+    /// Name for the region's type tag.
+    fn name() -> &'static str;
+    /// Initialise in place (creator only).
+    ///
+    /// # Safety
+    /// As [`RawLock::init`].
+    unsafe fn init(state: *mut Self::State, ctx: &InitCtx<'_>) -> Result<(), String>;
+    /// Release what `init` made.
+    fn destroy(state: &Self::State, ctx: &InitCtx<'_>);
+}
+
+/// A region lock state for a [`RawLock`].
+#[derive(Debug)]
+pub struct ByLock<L>(PhantomData<L>);
+
+// SAFETY: `RawLock::State` is specified to be #[repr(C)], valid when zeroed
+// and interior-mutable.
+unsafe impl<L: RawLock + 'static> LockSlot for ByLock<L> {
+    type State = L::State;
+    fn name() -> &'static str {
+        L::NAME
+    }
+    unsafe fn init(state: *mut Self::State, ctx: &InitCtx<'_>) -> Result<(), String> {
+        // SAFETY: forwarded from our caller's contract.
+        unsafe { L::init(state, ctx) }.map_err(|e| e.to_string())
+    }
+    fn destroy(state: &Self::State, ctx: &InitCtx<'_>) {
+        L::destroy(state, ctx);
+    }
+}
+
+/// No lock state in the region (modes `none`, `atomic`, and the thread-only
+/// baselines whose lock lives in the coordinator's memory).
+#[derive(Debug)]
+pub struct NoLock;
+
+// SAFETY: the state is a plain atomic.
+unsafe impl LockSlot for NoLock {
+    type State = AtomicU32;
+    fn name() -> &'static str {
+        "nolock"
+    }
+    unsafe fn init(_: *mut Self::State, _: &InitCtx<'_>) -> Result<(), String> {
+        Ok(())
+    }
+    fn destroy(_: &Self::State, _: &InitCtx<'_>) {}
+}
+
+/// The start barrier and run control, on one line that is read-mostly once
+/// the race runs.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct Control {
+    /// Workers that have attached and are waiting for `go`.
+    pub arrived: AtomicU32,
+    /// 0 until the coordinator releases the workers; a futex word.
+    pub go: AtomicU32,
+    /// Set by the coordinator to make workers stop early.
+    pub abort: AtomicU32,
+    /// Workers that have finished their increments.
+    pub finished: AtomicU32,
+    /// `CLOCK_MONOTONIC` ns when `go` was set.
+    pub go_ns: AtomicU64,
+    /// Iterations each worker does.
+    pub iters: AtomicU64,
+}
+
+/// One worker's line: its progress and results.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct WorkerSlot {
+    /// pid (processes) or tid (threads).
+    pub id: AtomicI32,
+    /// 0 = not started, 1 = arrived, 2 = done, 3 = failed.
+    pub state: AtomicU32,
+    /// Increments done so far (published every [`crate::PUBLISH_EVERY`]).
+    pub done: AtomicU64,
+    /// `CLOCK_MONOTONIC` ns when it finished.
+    pub finish_ns: AtomicU64,
+    /// Times it acquired the lock from an owner that had died.
+    pub owner_deaths: AtomicU64,
+    /// Everyone's `done` at the moment the first worker finished: the
+    /// first finisher fills this in for every slot (its share of the lock
+    /// while all were competing).
+    pub done_at_first_finish: AtomicU64,
+}
+
+/// The race's region payload: control, counter, lock state, worker slots,
+/// each hot part on its own cache line.
+#[repr(C)]
+pub struct RaceShared<K: LockSlot> {
+    /// Barrier and flags.
+    pub control: CachePadded<Control>,
+    /// The counter everyone increments.
+    pub counter: CachePadded<AtomicU64>,
+    /// The lock's state (for modes that keep it in the region).
+    pub lock: CachePadded<K::State>,
+    /// One slot per worker.
+    pub workers: [CachePadded<WorkerSlot>; MAX_WORKERS as usize],
+}
+
+// SAFETY: #[repr(C)]; made of atomics and a `LockSlot::State` (which obeys
+// the same rules); all-zero is a valid value of every field.
+unsafe impl<K: LockSlot> Shared for RaceShared<K> {
+    type Init = u64;
+
+    fn type_name() -> String {
+        format!("race/{}", K::name())
+    }
+
+    unsafe fn init_in_place(
+        this: *mut Self,
+        iters: u64,
+        ctx: &InitCtx<'_>,
+    ) -> Result<(), String> {
+        // SAFETY: `this` is valid, aligned, zeroed and ours alone (the
+        // trait's contract); we only touch fields through raw pointers and
+        // atomics.
+        unsafe {
+            (*this).control.0.iters = AtomicU64::new(iters);
+            let lock = &raw mut (*this).lock.0;
+            K::init(lock, ctx)
+        }
+    }
+
+    fn destroy(&self, ctx: &InitCtx<'_>) {
+        K::destroy(&self.lock.0, ctx);
+    }
+}

@@ -1,0 +1,109 @@
+//! The race's promises: every lock mode ends at exactly the expected count,
+//! with processes and with threads; without a lock, updates are lost.
+
+use race::{Config, Kind, RaceError, SyncMode, run_trial};
+
+fn trial(sync: SyncMode, kind: Kind, workers: u32, iters: u64) -> race::TrialResult {
+    let cfg = Config {
+        sync,
+        kind,
+        workers,
+        iters,
+    };
+    run_trial(&cfg, 1, &mut |_, _| {}).unwrap_or_else(|e| panic!("{sync} {kind} x{workers}: {e}"))
+}
+
+const LOCKED_CROSS: [SyncMode; 6] = [
+    SyncMode::Atomic,
+    SyncMode::Spin,
+    SyncMode::Futex,
+    SyncMode::Pthread,
+    SyncMode::Sem,
+    SyncMode::SemUnnamed,
+];
+
+fn exact(sync: SyncMode, kind: Kind, workers: u32) {
+    let iters = 20_000;
+    for _ in 0..2 {
+        let r = trial(sync, kind, workers, iters);
+        assert_eq!(r.expected, workers as u64 * iters);
+        assert_eq!(r.actual, r.expected, "{sync} {kind} x{workers} lost updates");
+        assert_eq!(r.lost, 0);
+        assert_eq!(r.per_worker.len(), workers as usize);
+        let share: f64 = r.per_worker.iter().map(|w| w.share).sum();
+        assert!((share - 1.0).abs() < 1e-9, "shares sum to {share}");
+        assert!(r.per_worker.iter().all(|w| w.pid > 0 && w.elapsed_ns > 0));
+    }
+}
+
+#[test]
+fn every_lock_is_exact_with_2_and_4_processes() {
+    for sync in LOCKED_CROSS {
+        exact(sync, Kind::Procs, 2);
+        exact(sync, Kind::Procs, 4);
+    }
+}
+
+#[test]
+fn every_lock_is_exact_with_2_and_4_threads() {
+    for sync in LOCKED_CROSS.into_iter().chain([SyncMode::Std, SyncMode::ParkingLot]) {
+        exact(sync, Kind::Threads, 2);
+        exact(sync, Kind::Threads, 4);
+    }
+}
+
+#[test]
+fn workers_are_separate_processes() {
+    let r = trial(SyncMode::Futex, Kind::Procs, 2, 1000);
+    let me = std::process::id() as i32;
+    assert!(r.per_worker.iter().all(|w| w.pid != me));
+    assert_ne!(r.per_worker[0].pid, r.per_worker[1].pid);
+}
+
+#[test]
+fn no_lock_loses_updates() {
+    // 2 processes x 1,000,000 increments on a multi-core machine lose
+    // updates in nearly every trial; this fails only if none of 5 does.
+    let lost: Vec<u64> = (0..5)
+        .map(|_| trial(SyncMode::None, Kind::Procs, 2, 1_000_000).lost)
+        .collect();
+    assert!(lost.iter().any(|&l| l > 0), "no trial lost an update: {lost:?}");
+    for &l in &lost {
+        assert!(l < 2_000_000);
+    }
+}
+
+#[test]
+fn thread_only_modes_refuse_processes() {
+    for sync in [SyncMode::Std, SyncMode::ParkingLot] {
+        let cfg = Config {
+            sync,
+            kind: Kind::Procs,
+            workers: 2,
+            iters: 10,
+        };
+        let err = run_trial(&cfg, 1, &mut |_, _| {}).unwrap_err();
+        assert!(matches!(err, RaceError::Config(_)));
+        assert!(err.to_string().contains("--threads"), "{err}");
+    }
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let base = Config {
+        sync: SyncMode::Futex,
+        kind: Kind::Threads,
+        workers: 2,
+        iters: 10,
+    };
+    for cfg in [
+        Config { workers: 0, ..base.clone() },
+        Config { iters: 0, ..base.clone() },
+        Config { workers: race::MAX_WORKERS + 1, ..base.clone() },
+        Config { workers: 4, iters: u64::MAX / 2, ..base.clone() },
+    ] {
+        let err = cfg.validate().unwrap_err();
+        assert!(matches!(err, RaceError::Config(_)), "{cfg:?}");
+    }
+    assert_eq!(base.validate().unwrap(), 20);
+}
