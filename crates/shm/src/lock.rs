@@ -77,6 +77,34 @@ pub unsafe trait RawLock: Sized + Send + Sync {
     /// this thread for locks that track their owner).
     unsafe fn unlock(&self, state: &Self::State);
 
+    /// Like [`lock`](Self::lock), but gives up after `timeout` and returns
+    /// `Ok(None)`: how a caller avoids hanging forever on a lock whose
+    /// holder died (a semaphore cannot know that). The default polls
+    /// `try_lock` with a short sleep; locks with a native timed wait
+    /// override it.
+    fn lock_timeout(
+        &self,
+        state: &Self::State,
+        timeout: std::time::Duration,
+    ) -> Result<Option<Acquired>, Self::Error> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(how) = self.try_lock(state)? {
+                return Ok(Some(how));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+
+    /// The pid (or tid) of the current or last holder, where the lock
+    /// records one; used to tell a wedged lock from a busy one.
+    fn last_holder(&self, _state: &Self::State) -> Option<i32> {
+        None
+    }
+
     /// Releases what `init` made (destroy a mutex, unlink a semaphore's
     /// name). Called once by the creator when the region is removed, after
     /// every other user is done.
@@ -121,6 +149,21 @@ impl<'a, L: RawLock> Lock<'a, L> {
             how,
             _not_send: PhantomData,
         }))
+    }
+
+    /// Blocks for at most `timeout`; `Ok(None)` if the lock stayed held.
+    pub fn lock_timeout(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<Guard<'_, 'a, L>>, L::Error> {
+        Ok(self
+            .raw
+            .lock_timeout(self.state, timeout)?
+            .map(|how| Guard {
+                lock: self,
+                how,
+                _not_send: PhantomData,
+            }))
     }
 
     /// The per-process handle.

@@ -1,0 +1,277 @@
+//! Region::open: waits for "ready", times out when it never comes, and
+//! refuses what is not the region it expects, with a clear error and never a
+//! SIGBUS.
+
+mod common;
+use common::*;
+use shm::{Error, HEADER_SIZE, HeaderInfo, InitCtx, Region, RegionOptions, Shared};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A payload whose initialiser blocks until the test hands it a value.
+#[repr(C)]
+struct Slow {
+    value: AtomicU64,
+}
+
+// SAFETY: repr(C), one atomic, valid when zeroed.
+unsafe impl Shared for Slow {
+    type Init = mpsc::Receiver<u64>;
+    fn type_name() -> String {
+        "test/slow".into()
+    }
+    unsafe fn init_in_place(
+        this: *mut Self,
+        rx: Self::Init,
+        _: &InitCtx<'_>,
+    ) -> Result<(), String> {
+        let v = rx
+            .recv()
+            .map_err(|_| "the test dropped the sender".to_string())?;
+        // SAFETY: the caller gives us aligned, zeroed memory for Self that no
+        // one else uses yet; we only take a shared reference to an atomic.
+        unsafe { &*this }.value.store(v, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[repr(C)]
+struct Eight {
+    words: [AtomicU64; 8],
+}
+
+// SAFETY: repr(C), atomics only, valid when zeroed.
+unsafe impl Shared for Eight {
+    type Init = ();
+    fn type_name() -> String {
+        "test/eight".into()
+    }
+    unsafe fn init_in_place(_: *mut Self, _: (), _: &InitCtx<'_>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Same tag as `Eight`, different layout.
+#[repr(C)]
+struct EightImpostor {
+    word: AtomicU64,
+}
+
+// SAFETY: repr(C), one atomic, valid when zeroed.
+unsafe impl Shared for EightImpostor {
+    type Init = ();
+    fn type_name() -> String {
+        "test/eight".into()
+    }
+    unsafe fn init_in_place(_: *mut Self, _: (), _: &InitCtx<'_>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn opts(wait_ms: u64) -> RegionOptions {
+    RegionOptions {
+        wait: Duration::from_millis(wait_ms),
+        ..RegionOptions::default()
+    }
+}
+
+/// Starts creating a `Slow` region in a thread and returns once its header
+/// says "initialising".
+fn start_slow(
+    name: &shm::ShmName,
+) -> (
+    mpsc::Sender<u64>,
+    std::thread::JoinHandle<shm::Result<Region<Slow>>>,
+) {
+    let (tx, rx) = mpsc::channel();
+    let n = name.clone();
+    let creator =
+        std::thread::spawn(move || Region::<Slow>::create(&n, &RegionOptions::default(), rx));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Ok(Some(h)) = shm::probe_header(name)
+            && h.init_state() == Some(shm::InitState::Initialising)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the creator never started initialising"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (tx, creator)
+}
+
+#[test]
+fn open_waits_for_the_creator_to_publish() {
+    let (_guard, name) = Unlink::new("region-wait");
+    let (tx, creator) = start_slow(&name);
+    let publisher = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        tx.send(42).unwrap();
+    });
+    let t = Instant::now();
+    let opened = Region::<Slow>::open(&name, &opts(5000)).unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "open did not wait: {:?}",
+        t.elapsed()
+    );
+    // Published with Release, observed with Acquire: the payload is there.
+    assert_eq!(opened.value.load(Ordering::Relaxed), 42);
+    assert!(!opened.is_creator());
+    publisher.join().unwrap();
+    let made = creator.join().unwrap().unwrap();
+    assert!(made.is_creator());
+    drop(opened);
+    drop(made);
+    assert!(!name.path().exists());
+}
+
+#[test]
+fn open_times_out_with_not_ready_and_a_failed_init_leaves_nothing() {
+    let (_guard, name) = Unlink::new("region-never");
+    let (tx, creator) = start_slow(&name);
+    let t = Instant::now();
+    let err = Region::<Slow>::open(&name, &opts(300)).unwrap_err();
+    let took = t.elapsed();
+    assert!(matches!(err, Error::NotReady { .. }), "{err}");
+    assert!(err.to_string().contains("initialising"), "{err}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    drop(tx); // the initialiser fails
+    let err = creator.join().unwrap().unwrap_err();
+    assert!(matches!(err, Error::Init { .. }), "{err}");
+    assert!(!name.path().exists(), "a failed create must unlink");
+}
+
+#[test]
+fn a_header_stuck_uninitialised_is_not_ready() {
+    let (_guard, name) = Unlink::new("region-uninit");
+    plain_object(&name, 4096, &fake_header(shm::VERSION, 0));
+    let err = Region::<Eight>::open(&name, &opts(200)).unwrap_err();
+    assert!(matches!(err, Error::NotReady { .. }), "{err}");
+    assert!(err.to_string().contains("uninitialised"), "{err}");
+}
+
+#[test]
+fn another_type_or_layout_is_a_type_mismatch() {
+    let (_guard, name) = Unlink::new("region-type");
+    let _made = Region::<Eight>::create(&name, &RegionOptions::default(), ()).unwrap();
+    let err = Region::<Slow>::open(&name, &opts(200)).unwrap_err();
+    assert!(matches!(err, Error::TypeMismatch { .. }), "{err}");
+    assert!(
+        err.to_string().contains("test/eight") && err.to_string().contains("test/slow"),
+        "{err}"
+    );
+    let err = Region::<EightImpostor>::open(&name, &opts(200)).unwrap_err();
+    assert!(matches!(err, Error::TypeMismatch { .. }), "{err}");
+    assert!(
+        err.to_string().contains("64 bytes") && err.to_string().contains("8 bytes"),
+        "{err}"
+    );
+    assert!(Region::<Eight>::open(&name, &opts(200)).is_ok());
+}
+
+#[test]
+fn another_format_version_is_a_version_mismatch() {
+    let (_guard, name) = Unlink::new("region-version");
+    plain_object(&name, 4096, &fake_header(99, 2));
+    let err = Region::<Eight>::open(&name, &opts(200)).unwrap_err();
+    assert!(
+        matches!(err, Error::VersionMismatch { found: 99, .. }),
+        "{err}"
+    );
+    let h = shm::probe_header(&name).unwrap().unwrap();
+    assert_eq!(h.version, 99);
+}
+
+#[test]
+fn plain_objects_are_not_regions() {
+    let (_g1, text) = Unlink::new("region-text");
+    plain_object(&text, 4096, b"Studying Operating Systems Is Fun!\0");
+    let err = Region::<Eight>::open(&text, &opts(200)).unwrap_err();
+    assert!(matches!(err, Error::NotARegion { .. }), "{err}");
+    assert_eq!(shm::probe_header(&text).unwrap(), None);
+
+    let (_g2, zeros) = Unlink::new("region-zeros");
+    plain_object(&zeros, 4096, b"");
+    let t = Instant::now();
+    let err = Region::<Eight>::open(&zeros, &opts(200)).unwrap_err();
+    assert!(matches!(err, Error::NotARegion { .. }), "{err}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(200),
+        "gave up before its wait"
+    );
+
+    let (_g3, tiny) = Unlink::new("region-tiny");
+    plain_object(&tiny, 16, b"tiny");
+    let err = Region::<Eight>::open(&tiny, &opts(100)).unwrap_err();
+    assert!(matches!(err, Error::NotARegion { .. }), "{err}");
+    assert!(
+        err.to_string().contains("shorter than a shmlab header"),
+        "{err}"
+    );
+}
+
+/// Creates an `Eight` region, lets go of it, and truncates its file.
+fn truncated(name: &shm::ShmName, len: u64) {
+    let mut r = Region::<Eight>::create(name, &RegionOptions::default(), ()).unwrap();
+    r.keep();
+    drop(r);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(name.path())
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+#[test]
+fn a_truncated_region_is_a_clean_error_not_a_sigbus() {
+    let total = Region::<Eight>::total_len() as u64;
+    let (_g1, cut_payload) = Unlink::new("region-cut-payload");
+    truncated(&cut_payload, HEADER_SIZE as u64 + 8);
+    let err = Region::<Eight>::open(&cut_payload, &opts(200)).unwrap_err();
+    assert!(
+        matches!(err, Error::TooSmall { actual, needed, .. } if actual == HEADER_SIZE as u64 + 8 && needed == total),
+        "{err}"
+    );
+    let h = shm::probe_header(&cut_payload).unwrap().unwrap();
+    assert_eq!(h.needed_len(), total);
+
+    let (_g2, cut_header) = Unlink::new("region-cut-header");
+    truncated(&cut_header, 64);
+    let err = Region::<Eight>::open(&cut_header, &opts(200)).unwrap_err();
+    assert!(matches!(err, Error::NotARegion { .. }), "{err}");
+    assert_eq!(
+        shm::probe_header(&cut_header).unwrap(),
+        None,
+        "64 bytes cannot hold a header"
+    );
+}
+
+#[test]
+fn probe_header_reads_a_live_region_without_mapping() {
+    let (_guard, name) = Unlink::new("region-probe");
+    let made = Region::<Eight>::create(&name, &RegionOptions::default(), ()).unwrap();
+    let h = shm::probe_header(&name).unwrap().unwrap();
+    assert_eq!(h.type_name, "test/eight");
+    assert_eq!(h.init_state(), Some(shm::InitState::Ready));
+    assert_eq!(h.creator_pid, std::process::id() as i32);
+    assert!(h.creator_alive());
+    assert_eq!(h.payload_size, 64);
+    assert_eq!(h, made.header().info());
+    let bytes = std::fs::read(name.path()).unwrap();
+    assert_eq!(HeaderInfo::from_bytes(&bytes), Some(h));
+    assert_eq!(HeaderInfo::from_bytes(&bytes[..HEADER_SIZE - 1]), None);
+    let missing = shm::ShmName::unique("region-missing");
+    assert!(matches!(
+        shm::probe_header(&missing),
+        Err(Error::NotFound { .. })
+    ));
+}

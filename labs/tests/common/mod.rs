@@ -1,0 +1,196 @@
+//! Helpers shared by the labs' integration tests: running the binaries,
+//! guards that remove what a test made (even when it fails), and building
+//! the textbook's C programs.
+#![allow(dead_code)]
+
+use shm::{Access, ShmName, ShmObject, ShmOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const LAB1: &str = env!("CARGO_BIN_EXE_lab1-create");
+pub const PRODUCER: &str = env!("CARGO_BIN_EXE_lab2-producer");
+pub const CONSUMER: &str = env!("CARGO_BIN_EXE_lab2-consumer");
+pub const LAB3: &str = env!("CARGO_BIN_EXE_lab3-destroy");
+pub const SHMLAB: &str = env!("CARGO_BIN_EXE_shmlab");
+
+/// Unlinks its names when dropped, so a failing test leaves nothing behind.
+#[derive(Debug, Default)]
+pub struct Unlink(pub Vec<ShmName>);
+
+impl Unlink {
+    pub fn new(purpose: &str) -> (Self, ShmName) {
+        let name = ShmName::unique(purpose);
+        (Unlink(vec![name.clone()]), name)
+    }
+
+    pub fn add(&mut self, purpose: &str) -> ShmName {
+        let name = ShmName::unique(purpose);
+        self.0.push(name.clone());
+        name
+    }
+}
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = n.unlink();
+        }
+    }
+}
+
+/// A finished run: status code, stdout, stderr, and the child's pid.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub pid: u32,
+}
+
+impl Run {
+    /// Panics with the whole output unless the exit code is `code`.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "unexpected exit status: {self:#?}");
+        self
+    }
+}
+
+fn finish(child: std::process::Child) -> Run {
+    let pid = child.id();
+    let out: Output = child.wait_with_output().expect("wait for child");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        pid,
+    }
+}
+
+pub fn spawn(bin: &str, args: &[&str]) -> std::process::Child {
+    Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"))
+}
+
+/// Runs `bin args` to completion.
+pub fn run(bin: &str, args: &[&str]) -> Run {
+    finish(spawn(bin, args))
+}
+
+/// Runs `bin args` under `umask` (set by the shell, then `exec`).
+pub fn run_with_umask(umask: &str, bin: &str, args: &[&str]) -> Run {
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+        .arg(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sh");
+    finish(child)
+}
+
+pub fn exists(name: &ShmName) -> bool {
+    name.path().exists()
+}
+
+/// Creates a plain object of `size` bytes holding `bytes` at offset 0, and
+/// leaves it in place (the caller's [`Unlink`] removes it).
+pub fn plain_object(name: &ShmName, size: u64, bytes: &[u8]) {
+    let mut obj: ShmObject = ShmOptions::new()
+        .create_new(true)
+        .open(name)
+        .expect("create");
+    if size > 0 {
+        obj.set_len(size).expect("size");
+        let map = obj.map(Access::ReadWrite, size as usize).expect("map");
+        map.write(0, bytes).expect("write");
+    }
+    obj.keep();
+}
+
+/// A temporary directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("shmlab-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The textbook's producer (Silberschatz fig. 3.16), taking the name and
+/// the message from argv so tests can use unique names.
+pub const C_PRODUCER: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    const int SIZE = 4096;
+    const char *name = argc > 1 ? argv[1] : "OS";
+    const char *message = argc > 2 ? argv[2] : "Studying Operating Systems Is Fun!";
+    int fd = shm_open(name, O_CREAT | O_RDWR, 0666);
+    if (fd < 0) { perror("shm_open"); return 1; }
+    if (ftruncate(fd, SIZE) != 0) { perror("ftruncate"); return 1; }
+    char *ptr = mmap(0, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (ptr == MAP_FAILED) { perror("mmap"); return 1; }
+    sprintf(ptr, "%s", message);
+    return 0;
+}
+"#;
+
+/// The textbook's consumer (fig. 3.17): print the string, then unlink.
+pub const C_CONSUMER: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    const int SIZE = 4096;
+    const char *name = argc > 1 ? argv[1] : "OS";
+    int fd = shm_open(name, O_RDONLY, 0666);
+    if (fd < 0) { perror("shm_open"); return 1; }
+    char *ptr = mmap(0, SIZE, PROT_READ, MAP_SHARED, fd, 0);
+    if (ptr == MAP_FAILED) { perror("mmap"); return 1; }
+    printf("%s\n", ptr);
+    shm_unlink(name);
+    return 0;
+}
+"#;
+
+/// Compiles `src` with `cc` into `dir/exe`.
+pub fn compile_c(dir: &Path, exe: &str, src: &str) -> PathBuf {
+    let c = dir.join(format!("{exe}.c"));
+    let out = dir.join(exe);
+    std::fs::write(&c, src).expect("write C source");
+    let status = Command::new("cc")
+        .arg("-o")
+        .arg(&out)
+        .arg(&c)
+        .arg("-lrt")
+        .status()
+        .expect("cc (gcc) must be installed to build the textbook's C programs");
+    assert!(status.success(), "cc failed for {exe}.c");
+    out
+}
