@@ -1,1 +1,214 @@
-//! placeholder
+//! # `futex(2)` locks that live in shared memory
+//!
+//! `futex(uaddr, FUTEX_WAIT, val, timeout)` puts the caller to sleep if the
+//! 32-bit word at `uaddr` still holds `val`; `futex(uaddr, FUTEX_WAKE, n)`
+//! wakes up to `n` sleepers on that word. Everything else — who holds the
+//! lock, who waits — is kept in the word itself, in user space, so an
+//! uncontended lock and unlock make no system call at all.
+//!
+//! This crate provides:
+//! - [`futex_wait`] / [`futex_wake`]: the two operations, **shared** (never
+//!   `FUTEX_PRIVATE_FLAG`), for any word in a `MAP_SHARED` mapping — the
+//!   race's start barrier and the IPC benchmarks' ring signalling use them;
+//! - [`FutexLock`] (`futex`): std's three-state futex mutex, made robust;
+//! - [`SpinLock`] (`spin`): test-and-test-and-set with backoff, also robust;
+//! - [`FutexError`]: what their [`RawLock`](shm::lock::RawLock) methods
+//!   report.
+//!
+//! ## The lock word
+//!
+//! std's mutex (`library/std/src/sys/sync/mutex/futex.rs`) stores 0
+//! (unlocked), 1 (locked) or 2 (locked, waiters). Here the word stores the
+//! **holder's kernel thread id** instead of 1, and the top bit
+//! (`0x8000_0000`, free because tids stay below `pid_max` ≤ 2^22) is the
+//! waiters flag; see [`FutexState`] for the table. The algorithm is std's:
+//! an `#[inline]` fast path `compare_exchange(0, tid)`, a `#[cold]` path that
+//! spins about 100 loads, sets the flag and sleeps, and an unlock that is one
+//! `swap(0, Release)` plus a `FUTEX_WAKE` only if the flag was set.
+//!
+//! The tid comes from a `thread_local!` cache, so the fast path costs one TLS
+//! load, not a `gettid` system call. A forked child's only thread is a copy
+//! of the forking one, cache included, but with a new tid: a
+//! `pthread_atfork` child handler, registered before any thread first fills
+//! its cache, zeroes the cache in the child. (Comparing a cached pid with
+//! `getpid()` would not be cheaper: glibc no longer caches the pid, so that
+//! is a system call too.)
+//!
+//! ## A holder that dies
+//!
+//! A process killed while holding a lock in shared memory leaves the lock
+//! held forever, unless someone notices. Linux's answer for pthread mutexes
+//! is the robust list (`set_robust_list(2)`), but it is one list per thread
+//! and glibc already owns it, so this crate does not touch it. Instead:
+//!
+//! - a contended [`FutexLock`] waiter sleeps in slices of
+//!   [`OWNER_CHECK_INTERVAL`]; a slice that ends without a wake-up while the
+//!   word is unchanged makes it check the holder (a [`SpinLock`] waiter
+//!   checks every [`OWNER_CHECK_INTERVAL`] of spinning);
+//! - the check reads `/proc/TID/stat` (it exists for every thread id, not
+//!   only process ids): no entry, or state `Z`/`X` (a killed process that
+//!   nobody reaped yet is a zombie, and a zombie holds nothing), means dead;
+//!   without `/proc` access it falls back to `kill(tid, 0)`;
+//! - against **tid reuse**, the holder also writes an *owner record* next to
+//!   the word right after acquiring (its tid and the low 32 bits of its start
+//!   time, cached with the tid) and clears it right before releasing; a
+//!   record with the same tid but a different start time means the tid now
+//!   names another thread;
+//! - a waiter that finds the holder dead replaces it with one
+//!   compare-exchange from the value it saw to `my_tid | WAITERS` (keeping
+//!   the flag so the other sleepers are woken in turn) and gets
+//!   [`Acquired::PreviousOwnerDied`](shm::lock::Acquired) with the dead tid.
+//!   Takeover therefore happens about [`OWNER_CHECK_INTERVAL`] after the
+//!   holder's death; a live holder costs each sleeping waiter one timed-out
+//!   `FUTEX_WAIT` and one small file read per interval.
+//! - A waiter that finds its *own* tid (with its own record) in the word is
+//!   locking twice: it gets [`FutexError::Deadlock`] instead of hanging.
+//!
+//! ## Limits, honestly
+//!
+//! - Detection is by polling, so it takes up to about
+//!   [`OWNER_CHECK_INTERVAL`] plus a scheduling delay, where the kernel's
+//!   robust list is immediate.
+//! - A holder that dies in the few instructions between its compare-exchange
+//!   and writing its record leaves no start time: if its tid is then reused
+//!   by a live thread before a waiter checks, the lock stays wedged (a
+//!   [`lock_timeout`](FutexLock::lock_timeout) still returns).
+//! - Start times are in clock ticks (10 ms), truncated to 32 bits (497 days
+//!   at 100 Hz): a tid reused within the same tick, or exactly a wrap later,
+//!   is not told apart.
+//! - Tids are per pid namespace: every process using one lock must share the
+//!   same pid namespace and `/proc` (`kill(tid, 0)` backs up a hidden
+//!   `/proc`).
+//! - The fork handler covers `fork(3)` (and so `nix::unistd::fork`); a child
+//!   made by a raw `clone(2)` without `CLONE_THREAD` that then locks would
+//!   use its parent's tid.
+//! - `try_lock` never takes over from a dead holder; `lock`, `lock_timeout`
+//!   do.
+//!
+//! All of this exists because a lock in shared memory outlives any one
+//! process: a futex word is the smallest state that can both let a waiter
+//! sleep across processes and name its holder, so that a crash is something
+//! the next process can see and recover from rather than a hang.
+
+mod futex;
+mod owner;
+mod spin;
+mod sync;
+mod sys;
+
+pub use futex::{FutexLock, FutexState};
+pub use spin::{SpinLock, SpinState};
+
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+/// How long a waiter goes without news before it asks whether the holder is
+/// still alive; a dead holder is replaced roughly this long after it died.
+pub const OWNER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// What the locks in this crate report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FutexError {
+    /// A wait gave up. The locks' own `lock_timeout` returns `Ok(None)`
+    /// instead; this variant is for callers that want an error, e.g.
+    /// `lock.lock_timeout(..)?.ok_or(FutexError::Timeout { .. })`.
+    #[error("gave up after {waited:?} waiting for a lock held by thread {holder:?}")]
+    Timeout {
+        /// How long the caller waited.
+        waited: Duration,
+        /// The holder's tid, if known.
+        holder: Option<i32>,
+    },
+    /// The calling thread already holds the lock: waiting would never end.
+    #[error("thread {tid} tried to take a lock it already holds; that would wait forever")]
+    Deadlock {
+        /// The calling thread's tid.
+        tid: i32,
+    },
+    /// The kernel refused a futex call (e.g. `ENOSYS` under a seccomp
+    /// filter).
+    #[error("{op} failed: {source}")]
+    Os {
+        /// Which call.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `futex(word, FUTEX_WAIT, expected, timeout)` — sleeps while `*word ==
+/// expected`, at most `timeout` (relative; `None` waits for a wake-up).
+///
+/// Returns `false` only if the timeout passed. `true` means woken, or the
+/// word no longer held `expected` on entry, or a signal interrupted the
+/// sleep: wake-ups may be spurious, so callers re-check the word in a loop.
+/// The wait is shared (no `FUTEX_PRIVATE_FLAG`), so [`futex_wake`] on the
+/// same word from another process that maps the same object wakes it.
+///
+/// See [`futex(2)`](https://man7.org/linux/man-pages/man2/futex.2.html).
+///
+/// # Panics
+/// If the kernel rejects the call for a reason a valid word and timeout
+/// cannot cause (e.g. `ENOSYS` under a seccomp filter): returning would make
+/// a caller's wait loop spin.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+    match sys::futex_wait(word, expected, timeout) {
+        Ok(woken) => woken,
+        Err(e) => panic!("futex(FUTEX_WAIT) failed: {e}"),
+    }
+}
+
+/// `futex(word, FUTEX_WAKE, n)` — wakes up to `n` threads, in any process,
+/// sleeping in [`futex_wait`] on `word`; returns how many were woken.
+/// `n <= 0` wakes nobody; `i32::MAX` wakes all.
+///
+/// Store the new value *before* waking: a waiter that has not gone to sleep
+/// yet then sees it and does not sleep at all.
+pub fn futex_wake(word: &AtomicU32, n: i32) -> usize {
+    sys::futex_wake(word, n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn wait_times_out_or_returns_at_once() {
+        let w = AtomicU32::new(7);
+        let t0 = Instant::now();
+        assert!(!futex_wait(&w, 7, Some(Duration::from_millis(40))));
+        assert!(t0.elapsed() >= Duration::from_millis(40));
+        let t0 = Instant::now();
+        assert!(
+            futex_wait(&w, 8, Some(Duration::from_secs(5))),
+            "value differs: EAGAIN"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        assert!(!futex_wait(&w, 7, Some(Duration::ZERO)));
+        assert_eq!(futex_wake(&w, 1), 0);
+        assert_eq!(futex_wake(&w, 0), 0);
+    }
+
+    #[test]
+    fn wake_wakes_a_sleeping_thread() {
+        use std::sync::atomic::Ordering;
+        let w = AtomicU32::new(0);
+        std::thread::scope(|s| {
+            let t = s.spawn(|| {
+                while w.load(Ordering::Acquire) == 0 {
+                    assert!(
+                        futex_wait(&w, 0, Some(Duration::from_secs(10))),
+                        "timed out"
+                    );
+                }
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            w.store(1, Ordering::Release);
+            futex_wake(&w, i32::MAX);
+            t.join().unwrap();
+        });
+    }
+}

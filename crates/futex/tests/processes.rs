@@ -1,0 +1,296 @@
+//! Both locks and the futex calls across forked processes that open the
+//! region by name. Its own test binary, and every test here holds
+//! `common::serial()`, so forks never copy another test mid-flight.
+
+mod common;
+
+use common::{create, expect_exit_ok, fork_child, increment, open, serial, wait_until};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitStatus, waitpid};
+use shm::lock::{Acquired, Lock, RawLock};
+use shm_futex::{FutexLock, SpinLock, futex_wait, futex_wake};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const ITERS: u64 = 200_000;
+const PATIENCE: Duration = Duration::from_secs(10);
+
+fn counter_procs<L: RawLock + 'static>(procs: u64) {
+    let _serial = serial();
+    let (name, region) = create::<L>("procs");
+    let kids: Vec<_> = (0..procs)
+        .map(|_| {
+            fork_child(|| {
+                let Some(r) = open::<L>(&name) else { return 10 };
+                let Ok(lock) = Lock::<L>::attach(&r.lock) else {
+                    return 11;
+                };
+                r.arrived.fetch_add(1, Ordering::AcqRel);
+                while r.go.load(Ordering::Acquire) == 0 {
+                    futex_wait(&r.go, 0, Some(Duration::from_millis(100)));
+                }
+                for _ in 0..ITERS {
+                    match lock.lock() {
+                        Ok(g) if g.acquired() == Acquired::Clean => increment(&r.counter),
+                        _ => return 12,
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    wait_until(PATIENCE, "children to attach", || {
+        region.arrived.load(Ordering::Acquire) == procs as u32
+    });
+    region.go.store(1, Ordering::Release);
+    futex_wake(&region.go, i32::MAX);
+    for kid in kids {
+        expect_exit_ok(kid);
+    }
+    assert_eq!(region.counter.load(Ordering::Relaxed), procs * ITERS);
+    drop(region);
+    assert!(!name.path().exists(), "{name} left in /dev/shm");
+}
+
+#[test]
+fn futex_2_processes() {
+    counter_procs::<FutexLock>(2);
+}
+
+#[test]
+fn futex_4_processes() {
+    counter_procs::<FutexLock>(4);
+}
+
+#[test]
+fn spin_2_processes() {
+    counter_procs::<SpinLock>(2);
+}
+
+#[test]
+fn spin_4_processes() {
+    counter_procs::<SpinLock>(4);
+}
+
+/// The tid cache is reset in a forked child: the child's lock word holds
+/// the child's tid, not the (cached) tid of the thread that forked it.
+fn child_uses_own_tid<L: RawLock + 'static>() {
+    let _serial = serial();
+    let (_name, region) = create::<L>("forktid");
+    let lock = Lock::<L>::attach(&region.lock).unwrap();
+    drop(lock.lock().unwrap()); // fills this thread's cache
+    let parent_tid = shm::gettid();
+    let kid = fork_child(|| {
+        let Some(r) = open::<L>(region.name()) else {
+            return 10;
+        };
+        let Ok(lock) = Lock::<L>::attach(&r.lock) else {
+            return 11;
+        };
+        let Ok(g) = lock.lock() else { return 12 };
+        let in_word = lock.raw().last_holder(lock.state());
+        drop(g);
+        if in_word == Some(shm::gettid()) && in_word != Some(parent_tid) {
+            0
+        } else {
+            13
+        }
+    });
+    expect_exit_ok(kid);
+}
+
+#[test]
+fn futex_child_uses_own_tid() {
+    child_uses_own_tid::<FutexLock>();
+}
+
+#[test]
+fn spin_child_uses_own_tid() {
+    child_uses_own_tid::<SpinLock>();
+}
+
+/// How the holder leaves.
+#[derive(Clone, Copy, Debug)]
+enum Death {
+    /// SIGKILLed and not yet reaped when the parent locks: a zombie.
+    Killed,
+    /// `_exit`s holding the lock and is reaped before the parent locks.
+    Exited,
+}
+
+/// A child takes the lock and dies holding it; the parent's next lock
+/// reports the child's tid as a dead previous owner, within a second, and
+/// the lock works normally afterwards.
+fn owner_death<L: RawLock + 'static>(how: Death) {
+    let _serial = serial();
+    let (name, region) = create::<L>("death");
+    let kid = fork_child(|| {
+        let Some(r) = open::<L>(&name) else { return 10 };
+        let Ok(lock) = Lock::<L>::attach(&r.lock) else {
+            return 11;
+        };
+        let Ok(g) = lock.lock() else { return 12 };
+        std::mem::forget(g); // die holding it
+        r.tid.store(shm::gettid(), Ordering::Release);
+        r.arrived.store(1, Ordering::Release);
+        match how {
+            Death::Exited => 0,
+            Death::Killed => loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            },
+        }
+    });
+    wait_until(PATIENCE, "the child to lock", || {
+        region.arrived.load(Ordering::Acquire) == 1
+    });
+    let child_tid = region.tid.load(Ordering::Acquire);
+    // A forked child is single-threaded: its one thread's tid is its pid.
+    assert_eq!(child_tid, kid.as_raw());
+    match how {
+        Death::Killed => kill(kid, Signal::SIGKILL).unwrap(),
+        Death::Exited => expect_exit_ok(kid),
+    }
+
+    // lock() in a thread with its own mapping, so a hang fails the test
+    // after 5 s instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread_name = name.clone();
+    std::thread::spawn(move || {
+        let r = open::<L>(&thread_name).expect("open in thread");
+        let lock = Lock::<L>::attach(&r.lock).unwrap();
+        let t0 = Instant::now();
+        let g = lock.lock().expect("lock");
+        let took = t0.elapsed();
+        increment(&r.counter);
+        let acquired = g.acquired();
+        drop(g);
+        tx.send((acquired, took)).unwrap();
+    });
+    let (acquired, took) = rx
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|_| panic!("{}: lock() behind a dead holder hung", L::NAME));
+    eprintln!("{} {how:?}: took over in {took:?}", L::NAME);
+    assert_eq!(
+        acquired,
+        Acquired::PreviousOwnerDied {
+            owner: Some(child_tid)
+        }
+    );
+    assert!(took < Duration::from_secs(1), "takeover took {took:?}");
+    if let Death::Killed = how {
+        match waitpid(kid, None).unwrap() {
+            WaitStatus::Signaled(_, Signal::SIGKILL, _) => {}
+            other => panic!("child ended with {other:?}"),
+        }
+    }
+
+    // Usable again, cleanly, by lock, try_lock and lock_timeout.
+    let lock = Lock::<L>::attach(&region.lock).unwrap();
+    assert_eq!(lock.lock().unwrap().acquired(), Acquired::Clean);
+    assert_eq!(
+        lock.try_lock().unwrap().unwrap().acquired(),
+        Acquired::Clean
+    );
+    let g = lock.lock_timeout(Duration::from_secs(1)).unwrap().unwrap();
+    assert_eq!(g.acquired(), Acquired::Clean);
+    drop(g);
+    assert_eq!(region.counter.load(Ordering::Relaxed), 1);
+    drop(region);
+    assert!(!name.path().exists(), "{name} left in /dev/shm");
+}
+
+#[test]
+fn futex_owner_killed() {
+    owner_death::<FutexLock>(Death::Killed);
+}
+
+#[test]
+fn futex_owner_exited() {
+    owner_death::<FutexLock>(Death::Exited);
+}
+
+#[test]
+fn spin_owner_killed() {
+    owner_death::<SpinLock>(Death::Killed);
+}
+
+#[test]
+fn spin_owner_exited() {
+    owner_death::<SpinLock>(Death::Exited);
+}
+
+/// `lock_timeout` also takes over from a dead holder.
+#[test]
+fn lock_timeout_takes_over() {
+    let _serial = serial();
+    let (name, region) = create::<FutexLock>("death-timeout");
+    let kid = fork_child(|| {
+        let Some(r) = open::<FutexLock>(&name) else {
+            return 10;
+        };
+        let lock = Lock::<FutexLock>::attach(&r.lock).unwrap();
+        let Ok(g) = lock.lock() else { return 12 };
+        std::mem::forget(g);
+        0
+    });
+    expect_exit_ok(kid);
+    let lock = Lock::<FutexLock>::attach(&region.lock).unwrap();
+    let g = lock
+        .lock_timeout(Duration::from_secs(5))
+        .unwrap()
+        .expect("took over within 5 s");
+    assert_eq!(
+        g.acquired(),
+        Acquired::PreviousOwnerDied {
+            owner: Some(kid.as_raw())
+        }
+    );
+}
+
+/// One-letter state of a process, from `/proc/PID/stat`.
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
+/// futex_wait times out with `false`; a futex_wake from *another process*
+/// wakes a sleeper on the same word of a shared mapping: the operations are
+/// shared, not private.
+#[test]
+fn futex_wake_crosses_processes() {
+    let _serial = serial();
+    let (name, region) = create::<FutexLock>("wake");
+    let t0 = Instant::now();
+    assert!(!futex_wait(
+        &region.word,
+        0,
+        Some(Duration::from_millis(30))
+    ));
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+
+    let kid = fork_child(|| {
+        let Some(r) = open::<FutexLock>(&name) else {
+            return 10;
+        };
+        r.arrived.store(1, Ordering::Release);
+        // One wait, long enough that only a wake-up (or the word having
+        // changed already) can end it early.
+        let woken = futex_wait(&r.word, 0, Some(Duration::from_secs(10)));
+        match (woken, r.word.load(Ordering::Acquire)) {
+            (true, 1) => 0,
+            (false, _) => 2, // timed out: the wake never reached us
+            _ => 3,
+        }
+    });
+    wait_until(PATIENCE, "the child to arrive", || {
+        region.arrived.load(Ordering::Acquire) == 1
+    });
+    // Sleeping ('S') after `arrived` means sleeping in FUTEX_WAIT.
+    wait_until(PATIENCE, "the child to sleep", || {
+        proc_state(kid.as_raw()) == Some('S')
+    });
+    region.word.store(1, Ordering::Release);
+    let woke = futex_wake(&region.word, 1);
+    expect_exit_ok(kid);
+    assert_eq!(woke, 1, "futex_wake found no sleeper in the other process");
+}
