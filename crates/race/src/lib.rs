@@ -79,7 +79,9 @@ pub enum RaceError {
         pid: i32,
     },
     /// A worker died or failed.
-    #[error("worker {index} (pid {pid}) {how}; the other workers were stopped and the run's objects removed")]
+    #[error(
+        "worker {index} (pid {pid}) {how}; the other workers were stopped and the run's objects removed"
+    )]
     WorkerFailed {
         /// Its index.
         index: u32,
@@ -117,7 +119,10 @@ impl Config {
         if self.kind == Kind::Procs
             && let Some(why) = self.sync.why_not_cross_process()
         {
-            return bad(format!("--sync {} cannot run with --procs: {why}", self.sync));
+            return bad(format!(
+                "--sync {} cannot run with --procs: {why}",
+                self.sync
+            ));
         }
         Ok(total)
     }
@@ -175,7 +180,11 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
 /// Runs one trial of `cfg`. `progress` is called from the coordinator
 /// roughly every 50 ms.
-pub fn run_trial(cfg: &Config, trial: u32, progress: Progress<'_>) -> Result<TrialResult, RaceError> {
+pub fn run_trial(
+    cfg: &Config,
+    trial: u32,
+    progress: Progress<'_>,
+) -> Result<TrialResult, RaceError> {
     cfg.validate()?;
     match cfg.sync {
         SyncMode::None => run::<NoLock, _>(cfg, trial, progress, &Unsync),
@@ -625,7 +634,12 @@ fn summarise<K: LockSlot>(
             owner_deaths: s.owner_deaths.load(Ordering::Relaxed),
         })
         .collect();
-    let elapsed_ns = per_worker.iter().map(|w| w.elapsed_ns).max().unwrap_or(0).max(1);
+    let elapsed_ns = per_worker
+        .iter()
+        .map(|w| w.elapsed_ns)
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let actual = region.counter.0.load(Ordering::Acquire);
     let lost = expected.saturating_sub(actual);
     TrialResult {

@@ -126,11 +126,7 @@ unsafe impl<K: LockSlot> Shared for RaceShared<K> {
         format!("race/{}", K::name())
     }
 
-    unsafe fn init_in_place(
-        this: *mut Self,
-        iters: u64,
-        ctx: &InitCtx<'_>,
-    ) -> Result<(), String> {
+    unsafe fn init_in_place(this: *mut Self, iters: u64, ctx: &InitCtx<'_>) -> Result<(), String> {
         // SAFETY: `this` is valid, aligned, zeroed and ours alone (the
         // trait's contract); we only touch fields through raw pointers and
         // atomics.
@@ -143,5 +139,15 @@ unsafe impl<K: LockSlot> Shared for RaceShared<K> {
 
     fn destroy(&self, ctx: &InitCtx<'_>) {
         K::destroy(&self.lock.0, ctx);
+    }
+}
+
+impl<K: LockSlot> std::fmt::Debug for RaceShared<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaceShared")
+            .field("lock", &K::name())
+            .field("control", &self.control)
+            .field("counter", &self.counter)
+            .finish_non_exhaustive()
     }
 }

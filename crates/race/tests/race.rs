@@ -27,7 +27,10 @@ fn exact(sync: SyncMode, kind: Kind, workers: u32) {
     for _ in 0..2 {
         let r = trial(sync, kind, workers, iters);
         assert_eq!(r.expected, workers as u64 * iters);
-        assert_eq!(r.actual, r.expected, "{sync} {kind} x{workers} lost updates");
+        assert_eq!(
+            r.actual, r.expected,
+            "{sync} {kind} x{workers} lost updates"
+        );
         assert_eq!(r.lost, 0);
         assert_eq!(r.per_worker.len(), workers as usize);
         let share: f64 = r.per_worker.iter().map(|w| w.share).sum();
@@ -46,7 +49,10 @@ fn every_lock_is_exact_with_2_and_4_processes() {
 
 #[test]
 fn every_lock_is_exact_with_2_and_4_threads() {
-    for sync in LOCKED_CROSS.into_iter().chain([SyncMode::Std, SyncMode::ParkingLot]) {
+    for sync in LOCKED_CROSS
+        .into_iter()
+        .chain([SyncMode::Std, SyncMode::ParkingLot])
+    {
         exact(sync, Kind::Threads, 2);
         exact(sync, Kind::Threads, 4);
     }
@@ -67,7 +73,10 @@ fn no_lock_loses_updates() {
     let lost: Vec<u64> = (0..5)
         .map(|_| trial(SyncMode::None, Kind::Procs, 2, 1_000_000).lost)
         .collect();
-    assert!(lost.iter().any(|&l| l > 0), "no trial lost an update: {lost:?}");
+    assert!(
+        lost.iter().any(|&l| l > 0),
+        "no trial lost an update: {lost:?}"
+    );
     for &l in &lost {
         assert!(l < 2_000_000);
     }
@@ -97,10 +106,23 @@ fn bad_configurations_are_refused() {
         iters: 10,
     };
     for cfg in [
-        Config { workers: 0, ..base.clone() },
-        Config { iters: 0, ..base.clone() },
-        Config { workers: race::MAX_WORKERS + 1, ..base.clone() },
-        Config { workers: 4, iters: u64::MAX / 2, ..base.clone() },
+        Config {
+            workers: 0,
+            ..base.clone()
+        },
+        Config {
+            iters: 0,
+            ..base.clone()
+        },
+        Config {
+            workers: race::MAX_WORKERS + 1,
+            ..base.clone()
+        },
+        Config {
+            workers: 4,
+            iters: u64::MAX / 2,
+            ..base.clone()
+        },
     ] {
         let err = cfg.validate().unwrap_err();
         assert!(matches!(err, RaceError::Config(_)), "{cfg:?}");

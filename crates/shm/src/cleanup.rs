@@ -65,7 +65,12 @@ pub fn unregister_child(pid: i32) {
 
 /// Kills registered children and removes registered paths now.
 pub fn run_now() {
-    let (paths, children) = with(|r| (std::mem::take(&mut r.paths), std::mem::take(&mut r.children)));
+    let (paths, children) = with(|r| {
+        (
+            std::mem::take(&mut r.paths),
+            std::mem::take(&mut r.children),
+        )
+    });
     for pid in children {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),

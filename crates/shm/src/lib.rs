@@ -77,6 +77,12 @@ pub fn same_process_alive(pid: i32, start: u64) -> bool {
     }
 }
 
+/// This process's pid (`getpid(2)`), cached and reset in forked children.
+#[inline]
+pub fn pid() -> i32 {
+    sys::cached_pid()
+}
+
 /// The calling thread's kernel thread id (`gettid(2)`).
 pub fn gettid() -> i32 {
     nix::unistd::gettid().as_raw()

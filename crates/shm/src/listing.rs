@@ -110,7 +110,10 @@ fn read_header(path: &std::path::Path) -> (Option<HeaderInfo>, bool) {
         return (None, false);
     };
     let mut buf = Vec::new();
-    let ok = f.take(crate::HEADER_SIZE as u64).read_to_end(&mut buf).is_ok();
+    let ok = f
+        .take(crate::HEADER_SIZE as u64)
+        .read_to_end(&mut buf)
+        .is_ok();
     (HeaderInfo::from_bytes(&buf), ok)
 }
 

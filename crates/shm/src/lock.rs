@@ -141,10 +141,7 @@ impl<'a, L: RawLock> Lock<'a, L> {
     /// Takes the lock if free.
     #[inline]
     pub fn try_lock(&self) -> Result<Option<Guard<'_, 'a, L>>, L::Error> {
-        Ok(self
-            .raw
-            .try_lock(self.state)?
-            .map(|how| Guard {
+        Ok(self.raw.try_lock(self.state)?.map(|how| Guard {
             lock: self,
             how,
             _not_send: PhantomData,

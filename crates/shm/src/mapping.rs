@@ -94,7 +94,11 @@ impl Mapping {
     }
 
     fn byte(&self, i: usize) -> &AtomicU8 {
-        assert!(i < self.len, "offset {i} outside a {}-byte mapping", self.len);
+        assert!(
+            i < self.len,
+            "offset {i} outside a {}-byte mapping",
+            self.len
+        );
         // SAFETY: `i` is in bounds of a live mapping; AtomicU8 has the size
         // and alignment of u8; all access through this type is atomic, so
         // concurrent writers (in any process) are not data races.

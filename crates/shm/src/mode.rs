@@ -214,19 +214,45 @@ mod tests {
     #[test]
     fn breakdown_matches_the_notes_table() {
         let rows = Mode::parse("0751").unwrap().rows();
-        assert_eq!((rows[0].class, rows[0].digit, rows[0].symbol), (Class::User, 7, "rwx"));
+        assert_eq!(
+            (rows[0].class, rows[0].digit, rows[0].symbol),
+            (Class::User, 7, "rwx")
+        );
         assert_eq!(rows[0].meaning, "Read + Write + Execute");
-        assert_eq!((rows[1].digit, rows[1].symbol, rows[1].meaning), (5, "r-x", "Read + Execute"));
-        assert_eq!((rows[2].digit, rows[2].symbol, rows[2].meaning), (1, "--x", "Execute"));
-        assert_eq!(Mode::parse("0300").unwrap().rows()[0].meaning, "Execute + Write");
+        assert_eq!(
+            (rows[1].digit, rows[1].symbol, rows[1].meaning),
+            (5, "r-x", "Read + Execute")
+        );
+        assert_eq!(
+            (rows[2].digit, rows[2].symbol, rows[2].meaning),
+            (1, "--x", "Execute")
+        );
+        assert_eq!(
+            Mode::parse("0300").unwrap().rows()[0].meaning,
+            "Execute + Write"
+        );
     }
 
     #[test]
     fn rejects_bad_modes_with_an_example() {
-        for bad in ["0888", "1777", "07777", "rwxrwxrwx-", "-1", "", "rwxr", "rxwrwxrwx", "abc", "0x1ff"] {
+        for bad in [
+            "0888",
+            "1777",
+            "07777",
+            "rwxrwxrwx-",
+            "-1",
+            "",
+            "rwxr",
+            "rxwrwxrwx",
+            "abc",
+            "0x1ff",
+        ] {
             let err = Mode::parse(bad).unwrap_err();
             let msg = err.to_string();
-            assert!(msg.contains("0640") && msg.contains("rw-r-----"), "{bad:?}: {msg}");
+            assert!(
+                msg.contains("0640") && msg.contains("rw-r-----"),
+                "{bad:?}: {msg}"
+            );
         }
     }
 

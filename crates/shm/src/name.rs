@@ -56,7 +56,13 @@ impl ShmName {
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let purpose: String = purpose
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .take(64)
             .collect();
         ShmName(format!("/shmlab-{purpose}-{}-{n}", std::process::id()))
@@ -119,13 +125,28 @@ mod tests {
     #[test]
     fn textbook_name_gets_its_slash() {
         assert_eq!(ShmName::parse("OS").unwrap().as_str(), "/OS");
-        assert_eq!(ShmName::parse("/OS").unwrap(), ShmName::parse("OS").unwrap());
-        assert_eq!(ShmName::parse("OS").unwrap().path().to_str(), Some("/dev/shm/OS"));
+        assert_eq!(
+            ShmName::parse("/OS").unwrap(),
+            ShmName::parse("OS").unwrap()
+        );
+        assert_eq!(
+            ShmName::parse("OS").unwrap().path().to_str(),
+            Some("/dev/shm/OS")
+        );
     }
 
     #[test]
     fn bad_names_are_refused() {
-        for bad in ["", "/", "/a/b", "a/b", "/a\0b", "/.", "..", &"x".repeat(256)] {
+        for bad in [
+            "",
+            "/",
+            "/a/b",
+            "a/b",
+            "/a\0b",
+            "/.",
+            "..",
+            &"x".repeat(256),
+        ] {
             let err = ShmName::parse(bad).unwrap_err();
             assert!(matches!(err, Error::InvalidName { .. }), "{bad:?}: {err}");
             assert!(err.to_string().contains("/shmlab-demo"), "{err}");

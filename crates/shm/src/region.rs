@@ -319,7 +319,10 @@ impl<T: Shared> Region<T> {
     pub fn create(name: &ShmName, opts: &RegionOptions, init: T::Init) -> Result<Self> {
         let tag = T::type_name();
         assert!(tag.len() < TYPE_NAME_LEN, "type name {tag:?} too long");
-        let obj = ShmOptions::new().create_new(true).mode(opts.mode).open(name)?;
+        let obj = ShmOptions::new()
+            .create_new(true)
+            .mode(opts.mode)
+            .open(name)?;
         let total = Self::total_len();
         obj.set_len(total as u64)?;
         let map = obj.map(Access::ReadWrite, total)?;
@@ -473,7 +476,8 @@ impl<T: Shared> Region<T> {
         }
         let info = h.info();
         let expected = T::type_name();
-        let layout = |tag: &str, size: u64, align: u32| format!("{tag} ({size} bytes, align {align})");
+        let layout =
+            |tag: &str, size: u64, align: u32| format!("{tag} ({size} bytes, align {align})");
         if info.type_name != expected
             || info.payload_size != std::mem::size_of::<T>() as u64
             || info.payload_align != std::mem::align_of::<T>() as u32

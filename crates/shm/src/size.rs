@@ -45,8 +45,20 @@ mod tests {
         assert_eq!(parse_size("64K").unwrap(), 65536);
         assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
         assert_eq!(parse_size("1_000").unwrap(), 1000);
-        for bad in ["0", "", "-1", "abc", "12Q", "99999999999999999999", "9000000000G", "0K"] {
-            assert!(matches!(parse_size(bad), Err(Error::InvalidSize { .. })), "{bad:?}");
+        for bad in [
+            "0",
+            "",
+            "-1",
+            "abc",
+            "12Q",
+            "99999999999999999999",
+            "9000000000G",
+            "0K",
+        ] {
+            assert!(
+                matches!(parse_size(bad), Err(Error::InvalidSize { .. })),
+                "{bad:?}"
+            );
         }
     }
 

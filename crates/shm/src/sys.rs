@@ -9,7 +9,11 @@ use std::ptr::NonNull;
 
 /// `mmap(NULL, len, PROT_READ[|PROT_WRITE], MAP_SHARED, fd, 0)`: a shared
 /// mapping, so stores are visible to every process mapping the object.
-pub(crate) fn map_shared(fd: impl AsFd, len: NonZeroUsize, writable: bool) -> nix::Result<NonNull<u8>> {
+pub(crate) fn map_shared(
+    fd: impl AsFd,
+    len: NonZeroUsize,
+    writable: bool,
+) -> nix::Result<NonNull<u8>> {
     let prot = if writable {
         ProtFlags::PROT_READ | ProtFlags::PROT_WRITE
     } else {
@@ -72,4 +76,30 @@ pub(crate) fn default_signals() {
         // can run in signal context.
         let _ = unsafe { signal(sig, SigHandler::SigDfl) };
     }
+}
+
+/// This process's pid, cached: `getpid` is a real system call in current
+/// glibc, and the locks record their holder on every acquisition. A
+/// `pthread_atfork` child handler clears the cache, so a forked child never
+/// reports its parent's pid.
+pub(crate) fn cached_pid() -> i32 {
+    use std::sync::Once;
+    use std::sync::atomic::{AtomicI32, Ordering};
+    static PID: AtomicI32 = AtomicI32::new(0);
+    static HOOK: Once = Once::new();
+    extern "C" fn forget_in_child() {
+        PID.store(0, Ordering::Relaxed);
+    }
+    let p = PID.load(Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    HOOK.call_once(|| {
+        // SAFETY: registers a plain function that only stores to a static
+        // atomic, which is async-signal-safe as the child handler requires.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
+    });
+    let p = std::process::id() as i32;
+    PID.store(p, Ordering::Relaxed);
+    p
 }
