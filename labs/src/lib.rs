@@ -72,6 +72,8 @@ pub fn main_with(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
 pub mod lab1;
 pub mod lab2;
 pub mod lab3;
+pub mod lab4;
+mod lab4_plot;
 pub mod lab5;
 pub mod lab6;
 pub mod lab7;

@@ -1,0 +1,59 @@
+//! `lab4-race`: the racing counter. See `labs::lab4`.
+
+use clap::{ArgGroup, Parser};
+use labs::lab4::{Options, Selection};
+use race::Kind;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Race workers incrementing one shared counter, with or without a lock,
+/// and count the lost updates.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+#[command(group(ArgGroup::new("workers").args(["procs", "threads"])))]
+struct Cli {
+    /// none | atomic | spin | futex | pthread | sem | sem-unnamed | std | parking_lot | all
+    #[arg(long, default_value = "none")]
+    sync: Selection,
+    /// Separate processes, each mapping the region by name [default: 2]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=race::MAX_WORKERS as i64))]
+    procs: Option<u32>,
+    /// Threads in this process instead of processes
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=race::MAX_WORKERS as i64))]
+    threads: Option<u32>,
+    /// Increments per worker
+    #[arg(long, value_name = "M", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    iters: u64,
+    /// Trials per mode; the lost updates are summarised as a distribution
+    #[arg(long, value_name = "T", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    trials: u32,
+    /// One JSON object per trial per line, instead of text
+    #[arg(long)]
+    json: bool,
+    /// Exit 1 if any update was lost
+    #[arg(long)]
+    check: bool,
+    /// Draw the lost-update distribution (or, with --sync all, the modes compared) as SVG
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = labs::parse();
+    let (kind, workers) = match (cli.procs, cli.threads) {
+        (_, Some(n)) => (Kind::Threads, n),
+        (Some(n), None) => (Kind::Procs, n),
+        (None, None) => (Kind::Procs, 2),
+    };
+    let opts = Options {
+        sync: cli.sync,
+        kind,
+        workers,
+        iters: cli.iters,
+        trials: cli.trials,
+        json: cli.json,
+        check: cli.check,
+        plot: cli.plot,
+    };
+    labs::main_with(|| labs::lab4::run(&opts))
+}

@@ -1,0 +1,414 @@
+//! `lab4-race`: the racing counter, under every sync mode.
+//!
+//! The flags, the text report, the `--sync all` table, JSON lines, the
+//! `--plot` SVG and the progress bar live here; the experiment itself is
+//! [`race::run_trial`].
+
+use anyhow::Context;
+use race::{Config, Kind, LostSummary, SyncMode, TrialResult};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Which modes to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// One mode.
+    One(SyncMode),
+    /// Every mode that can run with this kind of worker.
+    All,
+}
+
+impl std::str::FromStr for Selection {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "all" {
+            return Ok(Selection::All);
+        }
+        SyncMode::parse(s).map(Selection::One).ok_or_else(|| {
+            let names: Vec<&str> = SyncMode::ALL.iter().map(|m| m.name()).collect();
+            format!(
+                "unknown sync mode {s:?}; choose one of {}, or all",
+                names.join(", ")
+            )
+        })
+    }
+}
+
+/// What the user asked for.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Modes.
+    pub sync: Selection,
+    /// Processes or threads.
+    pub kind: Kind,
+    /// Workers.
+    pub workers: u32,
+    /// Increments per worker.
+    pub iters: u64,
+    /// Trials per mode.
+    pub trials: u32,
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// Exit 1 if any update was lost.
+    pub check: bool,
+    /// Write an SVG here.
+    pub plot: Option<PathBuf>,
+}
+
+impl Options {
+    /// The modes this run will race, and the ones it skips with the reason.
+    pub fn modes(&self) -> (Vec<SyncMode>, Vec<(SyncMode, &'static str)>) {
+        match self.sync {
+            Selection::One(m) => (vec![m], vec![]),
+            Selection::All => {
+                let mut run = vec![];
+                let mut skipped = vec![];
+                for m in SyncMode::ALL {
+                    match (self.kind, m.why_not_cross_process()) {
+                        (Kind::Procs, Some(why)) => skipped.push((m, why)),
+                        _ => run.push(m),
+                    }
+                }
+                (run, skipped)
+            }
+        }
+    }
+}
+
+/// Runs the lab and prints its report; the exit code follows the
+/// command-line contract (1 if `--check` saw lost updates).
+pub fn run(opts: &Options) -> anyhow::Result<ExitCode> {
+    if opts.trials == 0 {
+        anyhow::bail!("--trials 0 runs nothing; use --trials 1 or more");
+    }
+    let (modes, skipped) = opts.modes();
+    // Validate every configuration before starting anything.
+    for &sync in &modes {
+        config(opts, sync).validate()?;
+    }
+    if !opts.json {
+        print_intro(opts, &modes);
+    }
+    let show_bar = !opts.json && std::io::stderr().is_terminal();
+    let mut all: Vec<TrialResult> = Vec::new();
+    for &sync in &modes {
+        let cfg = config(opts, sync);
+        for trial in 1..=opts.trials {
+            let bar = show_bar.then(|| progress_bar(&cfg, trial, opts.trials));
+            let mut on_progress = |done: u64, total: u64| {
+                if let Some(b) = &bar {
+                    b.set_length(total);
+                    b.set_position(done);
+                }
+            };
+            let res = race::run_trial(&cfg, trial, &mut on_progress);
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let res = res.with_context(|| format!("--sync {sync}"))?;
+            if opts.json {
+                let line = serde_json::to_string(&res).context("encoding JSON")?;
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{line}").context("writing to stdout")?;
+            } else if opts.sync != Selection::All {
+                print_trial(&res);
+            }
+            all.push(res);
+        }
+        if !opts.json && opts.sync != Selection::All && opts.trials > 1 {
+            print_lost_summary(&all);
+        }
+    }
+    if !opts.json && opts.sync == Selection::All {
+        print_table(&all, &modes, opts.trials);
+        for (m, why) in &skipped {
+            println!("  ({m} skipped: {why})");
+        }
+    }
+    if !opts.json {
+        print_notice(&all);
+    }
+    if let Some(path) = &opts.plot {
+        crate::lab4_plot::draw(path, opts, &all, &modes)
+            .with_context(|| format!("drawing {}", path.display()))?;
+        if !opts.json {
+            println!("\nwrote {}", path.display());
+        }
+    }
+    let lost_any = all.iter().any(|r| r.lost > 0);
+    if opts.check && lost_any {
+        if !opts.json {
+            println!("\ncheck failed: updates were lost (exit 1)");
+        }
+        return Ok(ExitCode::from(crate::EXIT_CHECK_FAILED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config(opts: &Options, sync: SyncMode) -> Config {
+    Config {
+        sync,
+        kind: opts.kind,
+        workers: opts.workers,
+        iters: opts.iters,
+    }
+}
+
+fn progress_bar(cfg: &Config, trial: u32, trials: u32) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(cfg.iters * cfg.workers as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix:>14} [{bar:30}] {percent:>3}% {human_pos}/{human_len} increments",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(if trials > 1 {
+        format!("{} {trial}/{trials}", cfg.sync)
+    } else {
+        cfg.sync.to_string()
+    });
+    // Only runs that take more than a moment show a bar.
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+fn print_intro(opts: &Options, modes: &[SyncMode]) {
+    let who = match opts.kind {
+        Kind::Procs => "processes",
+        Kind::Threads => "threads",
+    };
+    let what = match opts.sync {
+        Selection::One(m) => format!("sync = {m}"),
+        Selection::All => format!("every mode ({})", modes.len()),
+    };
+    println!(
+        "lab4-race: {} {who} x {} increments each, {what}, {} trial{}",
+        opts.workers,
+        group(opts.iters),
+        opts.trials,
+        if opts.trials == 1 { "" } else { "s" }
+    );
+    if opts.kind == Kind::Procs {
+        println!(
+            "Each worker is a separate process that opens the region by name (shm_open + mmap) and waits at a start barrier.\n"
+        );
+    } else {
+        println!(
+            "Each worker is a thread sharing the coordinator's mapping; all wait at a start barrier.\n"
+        );
+    }
+}
+
+fn print_trial(r: &TrialResult) {
+    println!(
+        "trial {}: expected {}  actual {}  lost {} ({:.2}%)",
+        r.trial,
+        group(r.expected),
+        group(r.actual),
+        group(r.lost),
+        r.lost_pct
+    );
+    println!(
+        "  elapsed {}  throughput {}  fairness (Jain) {:.3}",
+        human_ns(r.elapsed_ns),
+        human_rate(r.ops_per_sec),
+        r.fairness
+    );
+    for w in &r.per_worker {
+        let deaths = if w.owner_deaths > 0 {
+            format!(
+                "  took the lock from a dead owner {} time(s)",
+                w.owner_deaths
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "  worker {:>2} (pid {:>7}): share {:>5.1}%  time {}{deaths}",
+            w.index,
+            w.pid,
+            w.share * 100.0,
+            human_ns(w.elapsed_ns)
+        );
+    }
+}
+
+fn print_lost_summary(results: &[TrialResult]) {
+    if let Some(LostSummary {
+        trials,
+        min,
+        median,
+        max,
+        trials_with_loss,
+    }) = race::summarise_lost(results)
+    {
+        println!(
+            "\nlost updates over {trials} trials: min {}  median {}  max {}; {trials_with_loss} of {trials} trials lost some",
+            group(min),
+            group(median),
+            group(max)
+        );
+    }
+}
+
+/// Median trial (by throughput) of each mode.
+fn medians<'a>(all: &'a [TrialResult], modes: &[SyncMode]) -> Vec<&'a TrialResult> {
+    modes
+        .iter()
+        .filter_map(|&m| {
+            let mut rs: Vec<&TrialResult> = all.iter().filter(|r| r.sync == m).collect();
+            rs.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
+            rs.get(rs.len() / 2).copied()
+        })
+        .collect()
+}
+
+fn print_table(all: &[TrialResult], modes: &[SyncMode], trials: u32) {
+    let rows = medians(all, modes);
+    let atomic = rows
+        .iter()
+        .find(|r| r.sync == SyncMode::Atomic)
+        .map(|r| r.ops_per_sec);
+    if trials > 1 {
+        println!("median trial of {trials} per mode (by throughput); lost = worst trial\n");
+    }
+    println!(
+        "{:<12} {:>13} {:>13} {:>12} {:>8} {:>11} {:>12} {:>9} {:>8}",
+        "sync", "expected", "actual", "lost", "lost %", "elapsed", "Mops/s", "x atomic", "fairness"
+    );
+    for r in rows {
+        let worst = all
+            .iter()
+            .filter(|t| t.sync == r.sync)
+            .map(|t| t.lost)
+            .max()
+            .unwrap_or(0);
+        let ratio = atomic.map_or("-".to_string(), |a| format!("{:.2}", r.ops_per_sec / a));
+        println!(
+            "{:<12} {:>13} {:>13} {:>12} {:>7.2}% {:>11} {:>12.2} {:>9} {:>8.3}",
+            r.sync.name(),
+            group(r.expected),
+            group(r.actual),
+            group(worst),
+            worst as f64 * 100.0 / r.expected as f64,
+            human_ns(r.elapsed_ns),
+            r.ops_per_sec / 1e6,
+            ratio,
+            r.fairness
+        );
+    }
+}
+
+fn print_notice(all: &[TrialResult]) {
+    let lost_unsync = all.iter().any(|r| r.sync == SyncMode::None && r.lost > 0);
+    let locked_lost = all.iter().any(|r| r.sync.synchronised() && r.lost > 0);
+    println!("\nWhat to notice:");
+    if all.iter().any(|r| r.sync == SyncMode::None) {
+        if lost_unsync {
+            println!(
+                "- Without a lock, `counter++` is a load and a store: two workers load the same value, both store value+1, and one update is lost."
+            );
+        } else {
+            println!(
+                "- This time no update was lost without a lock: the workers barely overlapped (try more --iters or more workers). Absence of a lost update is not proof of safety."
+            );
+        }
+    }
+    if all.iter().any(|r| r.sync.synchronised()) {
+        if locked_lost {
+            println!(
+                "- A synchronised mode LOST updates: that is a bug in the lock; please report it."
+            );
+        } else {
+            println!(
+                "- Every synchronised mode ends at exactly the expected count: the lock makes the load-add-store one indivisible step."
+            );
+        }
+        println!(
+            "- Compare the throughputs: protecting one increment costs more than the increment itself; sleeping locks (futex, pthread, sem) give the CPU away while they wait, a spin lock burns it."
+        );
+    }
+}
+
+/// 1234567 → "1,234,567".
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Nanoseconds as ns/µs/ms/s.
+pub fn human_ns(ns: u64) -> String {
+    let f = ns as f64;
+    if f < 1e3 {
+        format!("{ns} ns")
+    } else if f < 1e6 {
+        format!("{:.1} us", f / 1e3)
+    } else if f < 1e9 {
+        format!("{:.1} ms", f / 1e6)
+    } else {
+        format!("{:.2} s", f / 1e9)
+    }
+}
+
+/// Operations per second as M ops/s.
+pub fn human_rate(ops: f64) -> String {
+    format!("{:.2} M ops/s", ops / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1,000");
+        assert_eq!(group(2_000_000), "2,000,000");
+    }
+
+    #[test]
+    fn selection_parses() {
+        assert_eq!("all".parse::<Selection>().unwrap(), Selection::All);
+        assert_eq!(
+            "sem-unnamed".parse::<Selection>().unwrap(),
+            Selection::One(SyncMode::SemUnnamed)
+        );
+        assert!(
+            "mutex"
+                .parse::<Selection>()
+                .unwrap_err()
+                .contains("parking_lot")
+        );
+    }
+
+    #[test]
+    fn all_with_procs_skips_thread_only_modes() {
+        let o = Options {
+            sync: Selection::All,
+            kind: Kind::Procs,
+            workers: 2,
+            iters: 10,
+            trials: 1,
+            json: false,
+            check: false,
+            plot: None,
+        };
+        let (run, skipped) = o.modes();
+        assert!(!run.contains(&SyncMode::Std) && !run.contains(&SyncMode::ParkingLot));
+        assert_eq!(skipped.len(), 2);
+        assert_eq!(run.len(), SyncMode::ALL.len() - 2);
+    }
+}

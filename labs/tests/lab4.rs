@@ -1,0 +1,173 @@
+//! `lab4-race` from the outside: output, JSON, --check, bad input.
+
+use std::process::Command;
+
+fn lab4(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lab4-race"))
+        .args(args)
+        .output()
+        .expect("lab4-race runs")
+}
+
+/// Runs lab4-race and also returns whatever in /dev/shm carries its pid
+/// (shmlab names objects `shmlab-<purpose>-<pid>-<n>`).
+fn lab4_leftovers(args: &[&str]) -> (std::process::Output, Vec<String>) {
+    let child = Command::new(env!("CARGO_BIN_EXE_lab4-race"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("lab4-race runs");
+    let tag = format!("-{}-", child.id());
+    let out = child.wait_with_output().unwrap();
+    let left = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(&tag))
+        .collect();
+    (out, left)
+}
+
+#[test]
+fn json_lines_have_the_promised_keys() {
+    let out = lab4(&[
+        "--sync",
+        "futex",
+        "--threads",
+        "2",
+        "--iters",
+        "5000",
+        "--trials",
+        "3",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for key in [
+            "sync",
+            "kind",
+            "workers",
+            "iters",
+            "expected",
+            "actual",
+            "lost",
+            "elapsed_ns",
+            "ops_per_sec",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key} in {line}");
+        }
+        assert_eq!(v["sync"], "futex");
+        assert_eq!(v["kind"], "threads");
+        assert_eq!(v["expected"], 10_000);
+        assert_eq!(v["actual"], 10_000);
+        assert_eq!(v["lost"], 0);
+    }
+}
+
+#[test]
+fn check_fails_only_when_updates_are_lost() {
+    let ok = lab4(&[
+        "--sync", "pthread", "--procs", "2", "--iters", "20000", "--check",
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // Without a lock, 2 processes x 1,000,000 increments lose updates in
+    // nearly every trial; 5 trials make a miss vanishingly unlikely.
+    let lost = lab4(&["--sync", "none", "--procs", "2", "--trials", "5", "--check"]);
+    assert_eq!(
+        lost.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&lost.stdout)
+    );
+    let text = String::from_utf8_lossy(&lost.stdout);
+    assert!(text.contains("lost updates over 5 trials"), "{text}");
+}
+
+#[test]
+fn all_modes_table_and_plot() {
+    let dir = std::env::temp_dir().join(format!("shmlab-lab4-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("modes.svg");
+    let out = lab4(&[
+        "--sync",
+        "all",
+        "--procs",
+        "2",
+        "--iters",
+        "20000",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for mode in [
+        "none",
+        "atomic",
+        "spin",
+        "futex",
+        "pthread",
+        "sem",
+        "sem-unnamed",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{mode} "))),
+            "no row for {mode}:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("std skipped") && text.contains("parking_lot skipped"),
+        "{text}"
+    );
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg") && picture.contains("futex"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    let cases: &[&[&str]] = &[
+        &["--procs", "0"],
+        &["--threads", "0"],
+        &["--iters", "0"],
+        &["--iters", "-5"],
+        &["--iters", "18446744073709551615", "--procs", "2"],
+        &["--iters", "99999999999999999999999"],
+        &["--sync", "mutex"],
+        &["--procs", "2", "--threads", "2"],
+        &["--sync", "std", "--procs", "2"],
+        &["--sync", "parking_lot"],
+        &["--trials", "0"],
+        &["--procs", "1000"],
+    ];
+    for args in cases {
+        let (out, left) = lab4_leftovers(args);
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    assert!(
+        String::from_utf8_lossy(&lab4(&["--sync", "std", "--procs", "2"]).stderr)
+            .contains("--threads")
+    );
+}
