@@ -77,4 +77,5 @@ mod lab4_plot;
 pub mod lab5;
 pub mod lab6;
 pub mod lab7;
+pub mod lab8;
 pub mod tool;

@@ -16,6 +16,7 @@
 //! If a worker dies or never arrives, the coordinator says which, stops the
 //! others within seconds, and removes its objects either way.
 
+pub mod crash;
 mod mode;
 pub mod shared;
 mod sys;

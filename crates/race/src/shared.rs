@@ -109,6 +109,8 @@ pub struct WorkerSlot {
 pub struct RaceShared<K: LockSlot> {
     /// Barrier and flags.
     pub control: CachePadded<Control>,
+    /// Used by the crash experiment only.
+    pub crash: CachePadded<CrashControl>,
     /// The counter everyone increments.
     pub counter: CachePadded<AtomicU64>,
     /// The lock's state (for modes that keep it in the region).
@@ -150,4 +152,26 @@ impl<K: LockSlot> std::fmt::Debug for RaceShared<K> {
             .field("counter", &self.counter)
             .finish_non_exhaustive()
     }
+}
+
+/// What the crash experiment keeps beside the race's control line.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct CrashControl {
+    /// `CLOCK_MONOTONIC` ns when the victim was killed.
+    pub kill_ns: AtomicU64,
+    /// `CLOCK_MONOTONIC` ns when a survivor first noticed (0: not yet).
+    pub detect_ns: AtomicU64,
+    /// 0 none yet, 1 recovered (lock took over from the dead owner),
+    /// 2 wedged and detected (holder recorded and found dead).
+    pub outcome: AtomicU32,
+    /// The dead holder's pid as a survivor saw it.
+    pub holder: AtomicI32,
+    /// The counter value the victim loaded inside its critical section
+    /// (the increment that was in flight when it died).
+    pub in_flight: AtomicU64,
+    /// Increments the victim completed before it died.
+    pub victim_done: AtomicU64,
+    /// 1 once the victim is inside the critical section, holding the lock.
+    pub victim_in_cs: AtomicU32,
 }
