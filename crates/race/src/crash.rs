@@ -281,40 +281,71 @@ fn child<L: RawLock + 'static>(name: &ShmName, index: u32) -> i32 {
             }
         }
     }
+    // Survivors: their increments, then one more acquisition after the
+    // kill, so every survivor meets the lock the victim died holding.
     let mut done = 0;
-    while done < iters {
-        match lock.lock_timeout(WAIT_SLICE) {
-            Ok(Some(g)) => {
-                if let Acquired::PreviousOwnerDied { owner } = g.acquired() {
-                    notice(cc, 1, owner.unwrap_or(0));
-                    slot.owner_deaths.fetch_add(1, Ordering::Relaxed);
+    loop {
+        let after_kill = cc.kill_ns.load(Ordering::Acquire) != 0;
+        if done == iters && after_kill {
+            match take(&lock, cc) {
+                Ok(true) => {
+                    // SAFETY: `take` returned true: this thread holds it.
+                    unsafe { lock.raw().unlock(lock.state()) };
+                    return 0;
                 }
-                let v = counter.load(Ordering::Relaxed);
-                counter.store(v + 1, Ordering::Relaxed);
-                drop(g);
-                done += 1;
-                slot.done.store(done, Ordering::Relaxed);
+                Ok(false) => return 5,
+                Err(()) => return 4,
+            }
+        }
+        if done == iters {
+            std::thread::sleep(Duration::from_millis(1));
+        } else {
+            match take(&lock, cc) {
+                Ok(true) => {}
+                Ok(false) => return 5,
+                Err(()) => return 4,
+            }
+            // `take` left the lock held: do the increment, then release.
+            let v = counter.load(Ordering::Relaxed);
+            counter.store(v + 1, Ordering::Relaxed);
+            // SAFETY: `take` returned true, so this thread holds the lock.
+            unsafe { lock.raw().unlock(lock.state()) };
+            done += 1;
+            slot.done.store(done, Ordering::Relaxed);
+        }
+        if ctl.abort.load(Ordering::Relaxed) != 0 {
+            return 6;
+        }
+    }
+}
+
+/// Takes the lock with bounded waits. `Ok(true)`: held (the caller
+/// unlocks);
+/// `Ok(false)`: the holder is dead and the lock wedged (recorded).
+fn take<L: RawLock>(lock: &Lock<'_, L>, cc: &crate::shared::CrashControl) -> Result<bool, ()> {
+    loop {
+        match lock.raw().lock_timeout(lock.state(), WAIT_SLICE) {
+            Ok(Some(how)) => {
+                if let Acquired::PreviousOwnerDied { owner } = how {
+                    notice(cc, 1, owner.unwrap_or(0));
+                }
+                return Ok(true);
             }
             Ok(None) => {
-                // Still held. Is the holder alive?
                 if cc.outcome.load(Ordering::Acquire) == 2 {
-                    return 5;
+                    return Ok(false);
                 }
                 if let Some(h) = lock.raw().last_holder(lock.state())
                     && cc.kill_ns.load(Ordering::Acquire) != 0
                     && !shm::process_alive(h)
                 {
                     notice(cc, 2, h);
-                    return 5;
+                    return Ok(false);
                 }
             }
-            Err(_) => return 4,
-        }
-        if ctl.abort.load(Ordering::Relaxed) != 0 {
-            return 6;
+            Err(_) => return Err(()),
         }
     }
-    0
 }
 
 /// Records the first survivor's discovery.
