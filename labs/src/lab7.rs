@@ -1,1 +1,536 @@
-//! (being written)
+//! `lab7-buffer`: the bounded buffer (producer/consumer) in shared memory,
+//! with producers and consumers in separate processes.
+//!
+//! One region holds a ring of `K` slots, the ring's head and tail, and the
+//! synchronisation:
+//! - `sem`: the classic solution, three unnamed process-shared semaphores
+//!   in the region: `empty` (free slots, starts at K), `full` (filled slots,
+//!   starts at 0) and `mutex` (starts at 1);
+//! - `futex`: shmlab's futex lock around the ring, and waits on the fill
+//!   count itself with `futex_wait`/`futex_wake` (a condition variable made
+//!   of one word);
+//! - `none`: no synchronisation at all, to see what goes wrong.
+//!
+//! Every item carries its producer, its sequence number, a payload and a
+//! checksum over all three, written field by field. Consumers check each
+//! item and tick a receipt per (producer, sequence) in the region, so at the
+//! end the lab proves every item was consumed exactly once and intact, or
+//! counts the lost, duplicated and torn ones.
+
+use crate::lab4::{group, human_ns};
+use anyhow::{Context, bail};
+use shm::lock::{Lock, RawLock};
+use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
+use shm_futex::{FutexLock, futex_wait, futex_wake};
+use shm_sem::SemCell;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Most slots a ring can have.
+pub const MAX_SLOTS: u32 = 4096;
+/// Most items a run can track (producers × items each).
+pub const MAX_ITEMS: u64 = 1 << 20;
+/// Most producers plus consumers.
+pub const MAX_WORKERS: u32 = 64;
+
+/// How the ring is synchronised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sync {
+    /// Nothing: see it break.
+    None,
+    /// Two counting semaphores and a mutex semaphore.
+    Sem,
+    /// A futex lock, and futex waits on the fill count.
+    Futex,
+}
+
+/// One run's parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Producer processes.
+    pub producers: u32,
+    /// Consumer processes.
+    pub consumers: u32,
+    /// Items per producer.
+    pub items: u64,
+    /// Slots in the ring.
+    pub slots: u32,
+    /// Synchronisation.
+    pub sync: Sync,
+}
+
+impl Config {
+    /// Checks the limits; the error says how to fix it.
+    pub fn validate(&self) -> anyhow::Result<u64> {
+        if self.slots == 0 || self.slots > MAX_SLOTS {
+            bail!(
+                "--slots must be between 1 and {MAX_SLOTS} (a ring with 0 slots can hold nothing)"
+            );
+        }
+        if self.producers == 0 || self.consumers == 0 {
+            bail!("a bounded buffer needs at least 1 producer and 1 consumer");
+        }
+        if self.producers + self.consumers > MAX_WORKERS {
+            bail!(
+                "{} producers + {} consumers is more than this lab starts ({MAX_WORKERS}); use fewer",
+                self.producers,
+                self.consumers
+            );
+        }
+        let total = self
+            .items
+            .checked_mul(self.producers as u64)
+            .filter(|&t| t > 0 && t <= MAX_ITEMS);
+        total.with_context(|| {
+            format!("--items x --producers must be between 1 and {MAX_ITEMS}; use fewer --items")
+        })
+    }
+}
+
+/// One slot: an item written field by field.
+#[derive(Debug, Default)]
+#[repr(C)]
+struct Slot {
+    producer: AtomicU32,
+    _pad: AtomicU32,
+    seq: AtomicU64,
+    payload: [AtomicU64; 4],
+    checksum: AtomicU64,
+}
+
+fn checksum(producer: u32, seq: u64, payload: &[u64; 4]) -> u64 {
+    // FNV-1a over the fields: cheap, and any torn mix of two items fails it.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for w in [producer as u64, seq].iter().chain(payload) {
+        for b in w.to_le_bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn payload_for(producer: u32, seq: u64) -> [u64; 4] {
+    let x = (producer as u64) << 40 ^ seq;
+    [
+        x,
+        x.rotate_left(17),
+        !x,
+        x.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    ]
+}
+
+/// The region's payload.
+#[repr(C)]
+struct Buffer {
+    arrived: CachePadded<AtomicU32>,
+    go: CachePadded<AtomicU32>,
+    /// Next slot to write / to read (monotonic; index = value % slots).
+    head: CachePadded<AtomicU64>,
+    tail: CachePadded<AtomicU64>,
+    /// Filled slots (futex mode's futex word) and how many sleep on it.
+    count: CachePadded<AtomicU32>,
+    waiters: CachePadded<AtomicU32>,
+    /// Consumption tickets handed out (stops consumers at the total).
+    claimed: CachePadded<AtomicU64>,
+    producers_done: CachePadded<AtomicU32>,
+    slots_n: AtomicU32,
+    total: AtomicU64,
+    per: AtomicU64,
+    torn: AtomicU64,
+    empty: SemCell,
+    full: SemCell,
+    mutex: SemCell,
+    lock: CachePadded<<FutexLock as RawLock>::State>,
+    slots: [CachePadded<Slot>; MAX_SLOTS as usize],
+    /// Receipts: how often each (producer, seq) was consumed.
+    receipts: [AtomicU8; MAX_ITEMS as usize],
+}
+
+// SAFETY: repr(C); atomics, process-shared semaphores and a futex lock
+// state, all valid zeroed and interior-mutable.
+unsafe impl Shared for Buffer {
+    type Init = (Sync, u32, u64, u64);
+
+    fn type_name() -> String {
+        "lab7/bounded-buffer".into()
+    }
+
+    unsafe fn init_in_place(
+        this: *mut Self,
+        (sync, slots, total, per): Self::Init,
+        ctx: &InitCtx<'_>,
+    ) -> Result<(), String> {
+        // SAFETY: `this` is zeroed, aligned and ours alone (trait contract);
+        // fields are reached through raw pointers before any reference.
+        unsafe {
+            (*this).slots_n.store(slots, Ordering::Relaxed);
+            (*this).total.store(total, Ordering::Relaxed);
+            (*this).per.store(per, Ordering::Relaxed);
+            match sync {
+                Sync::Sem => {
+                    SemCell::init(&raw mut (*this).empty, slots).map_err(|e| e.to_string())?;
+                    SemCell::init(&raw mut (*this).full, 0).map_err(|e| e.to_string())?;
+                    SemCell::init(&raw mut (*this).mutex, 1).map_err(|e| e.to_string())?;
+                }
+                Sync::Futex => {
+                    FutexLock::init(&raw mut (*this).lock.0, ctx).map_err(|e| e.to_string())?;
+                }
+                Sync::None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of one run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Report {
+    /// Synchronisation used.
+    pub sync: Sync,
+    /// Items produced (producers × items).
+    pub produced: u64,
+    /// Items consumers took out (including duplicates and torn ones).
+    pub consumed: u64,
+    /// Consumed exactly once and intact.
+    pub exactly_once: u64,
+    /// Never consumed.
+    pub lost: u64,
+    /// Consumed more than once (extra copies).
+    pub duplicated: u64,
+    /// Read with a bad checksum (a mix of two items).
+    pub torn: u64,
+    /// From the start signal to the last consumer's exit.
+    pub elapsed_ns: u64,
+}
+
+impl Report {
+    /// Every item exactly once, none torn.
+    pub fn correct(&self) -> bool {
+        self.exactly_once == self.produced && self.duplicated == 0 && self.torn == 0
+    }
+}
+
+/// Runs the bounded buffer with separate processes and checks every item.
+pub fn run(cfg: &Config) -> anyhow::Result<Report> {
+    let total = cfg.validate()?;
+    let name = ShmName::unique("lab7-buffer");
+    let region = Region::<Buffer>::create(
+        &name,
+        &RegionOptions::default(),
+        (cfg.sync, cfg.slots, total, cfg.items),
+    )?;
+    let mut kids = Vec::new();
+    let result = (|| -> anyhow::Result<Report> {
+        for p in 0..cfg.producers {
+            let name = name.clone();
+            let pid = crate::sys::spawn_child(move || worker(&name, Role::Producer(p), *cfg))
+                .with_context(|| format!("starting producer {p}; use fewer workers"))?;
+            shm::cleanup::register_child(pid.as_raw());
+            kids.push(pid);
+        }
+        for c in 0..cfg.consumers {
+            let name = name.clone();
+            let pid = crate::sys::spawn_child(move || worker(&name, Role::Consumer, *cfg))
+                .with_context(|| format!("starting consumer {c}; use fewer workers"))?;
+            shm::cleanup::register_child(pid.as_raw());
+            kids.push(pid);
+        }
+        let n = cfg.producers + cfg.consumers;
+        let start = Instant::now();
+        while region.arrived.load(Ordering::Acquire) < n {
+            if start.elapsed() > Duration::from_secs(10) {
+                bail!("a worker never reached the start barrier");
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let t0 = Instant::now();
+        region.go.store(1, Ordering::Release);
+        futex_wake(&region.go, i32::MAX);
+        for (i, &pid) in kids.iter().enumerate() {
+            let st = nix::sys::wait::waitpid(pid, None)?;
+            shm::cleanup::unregister_child(pid.as_raw());
+            if i < cfg.producers as usize {
+                // Producers done: tell the consumers (none mode needs it to stop).
+                if i + 1 == cfg.producers as usize {
+                    region.producers_done.store(1, Ordering::Release);
+                }
+            }
+            if !matches!(st, nix::sys::wait::WaitStatus::Exited(_, 0)) {
+                bail!("worker {i} (pid {pid}) ended with {st:?}");
+            }
+        }
+        let elapsed_ns = t0.elapsed().as_nanos() as u64;
+        let mut exactly_once = 0;
+        let mut lost = 0;
+        let mut duplicated = 0;
+        let mut consumed = 0;
+        for r in &region.receipts[..total as usize] {
+            match r.load(Ordering::Relaxed) {
+                0 => lost += 1,
+                1 => exactly_once += 1,
+                k => duplicated += k as u64 - 1,
+            }
+            consumed += r.load(Ordering::Relaxed) as u64;
+        }
+        let torn = region.torn.load(Ordering::Relaxed);
+        Ok(Report {
+            sync: cfg.sync,
+            produced: total,
+            consumed: consumed + torn,
+            exactly_once,
+            lost,
+            duplicated,
+            torn,
+            elapsed_ns,
+        })
+    })();
+    if result.is_err() {
+        for &pid in &kids {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            shm::cleanup::unregister_child(pid.as_raw());
+        }
+    }
+    result
+}
+
+#[derive(Clone, Copy)]
+enum Role {
+    Producer(u32),
+    Consumer,
+}
+
+/// A worker process: opens the region by name and produces or consumes.
+fn worker(name: &ShmName, role: Role, cfg: Config) -> i32 {
+    let Ok(region) = Region::<Buffer>::open(name, &RegionOptions::default()) else {
+        return 3;
+    };
+    let b: &Buffer = &region;
+    let Ok(lock) = Lock::<FutexLock>::attach(&b.lock.0) else {
+        return 4;
+    };
+    b.arrived.fetch_add(1, Ordering::AcqRel);
+    while b.go.load(Ordering::Acquire) == 0 {
+        futex_wait(&b.go, 0, Some(Duration::from_millis(50)));
+    }
+    let ok = match role {
+        Role::Producer(p) => (0..cfg.items).all(|seq| produce(b, &lock, cfg.sync, p, seq)),
+        Role::Consumer => {
+            let total = b.total.load(Ordering::Relaxed);
+            while b.claimed.fetch_add(1, Ordering::AcqRel) < total {
+                if !consume(b, &lock, cfg.sync) {
+                    break;
+                }
+            }
+            true
+        }
+    };
+    if ok { 0 } else { 4 }
+}
+
+fn write_slot(s: &Slot, p: u32, seq: u64) {
+    let payload = payload_for(p, seq);
+    s.producer.store(p, Ordering::Relaxed);
+    s.seq.store(seq, Ordering::Relaxed);
+    for (w, v) in s.payload.iter().zip(payload) {
+        w.store(v, Ordering::Relaxed);
+    }
+    s.checksum
+        .store(checksum(p, seq, &payload), Ordering::Relaxed);
+}
+
+/// Reads a slot and records the receipt, or counts it torn.
+fn read_slot(b: &Buffer, s: &Slot) {
+    let p = s.producer.load(Ordering::Relaxed);
+    let seq = s.seq.load(Ordering::Relaxed);
+    let payload = [0, 1, 2, 3].map(|i| s.payload[i].load(Ordering::Relaxed));
+    let sum = s.checksum.load(Ordering::Relaxed);
+    if sum != checksum(p, seq, &payload) {
+        b.torn.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    if let Some(r) = receipt(b, p, seq) {
+        let _ = r.fetch_add(1, Ordering::Relaxed);
+    } else {
+        b.torn.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The receipt of item `seq` of producer `p`; `None` for a (producer,
+/// seq) no producer made (garbage read from a torn slot).
+fn receipt(b: &Buffer, p: u32, seq: u64) -> Option<&AtomicU8> {
+    let per = b.per.load(Ordering::Relaxed);
+    let index = (p as u64).checked_mul(per)?.checked_add(seq)?;
+    (seq < per && index < b.total.load(Ordering::Relaxed)).then(|| &b.receipts[index as usize])
+}
+
+fn produce(b: &Buffer, lock: &Lock<'_, FutexLock>, sync: Sync, p: u32, seq: u64) -> bool {
+    let k = b.slots_n.load(Ordering::Relaxed) as u64;
+    match sync {
+        Sync::Sem => {
+            if b.empty.wait().is_err() || b.mutex.wait().is_err() {
+                return false;
+            }
+            let h = b.head.load(Ordering::Relaxed);
+            write_slot(&b.slots[(h % k) as usize], p, seq);
+            b.head.store(h + 1, Ordering::Relaxed);
+            b.mutex.post().is_ok() && b.full.post().is_ok()
+        }
+        Sync::Futex => loop {
+            let Ok(g) = lock.lock() else { return false };
+            let c = b.count.load(Ordering::SeqCst);
+            if (c as u64) < k {
+                let h = b.head.load(Ordering::Relaxed);
+                write_slot(&b.slots[(h % k) as usize], p, seq);
+                b.head.store(h + 1, Ordering::Relaxed);
+                b.count.store(c + 1, Ordering::SeqCst);
+                drop(g);
+                wake(b);
+                return true;
+            }
+            drop(g);
+            sleep_while(b, c);
+        },
+        Sync::None => {
+            // No lock: check for space and write, racing everyone. After a
+            // while without space, write anyway (as a buggy C program would
+            // once it stops waiting).
+            let mut waits = 0u32;
+            loop {
+                let h = b.head.load(Ordering::Relaxed);
+                let t = b.tail.load(Ordering::Relaxed);
+                if h.wrapping_sub(t) < k || waits > 1000 {
+                    write_slot(&b.slots[(h % k) as usize], p, seq);
+                    b.head.store(h + 1, Ordering::Relaxed);
+                    return true;
+                }
+                waits += 1;
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
+    }
+}
+
+fn consume(b: &Buffer, lock: &Lock<'_, FutexLock>, sync: Sync) -> bool {
+    let k = b.slots_n.load(Ordering::Relaxed) as u64;
+    match sync {
+        Sync::Sem => {
+            if b.full.wait().is_err() || b.mutex.wait().is_err() {
+                return false;
+            }
+            let t = b.tail.load(Ordering::Relaxed);
+            read_slot(b, &b.slots[(t % k) as usize]);
+            b.tail.store(t + 1, Ordering::Relaxed);
+            b.mutex.post().is_ok() && b.empty.post().is_ok()
+        }
+        Sync::Futex => loop {
+            let Ok(g) = lock.lock() else { return false };
+            let c = b.count.load(Ordering::SeqCst);
+            if c > 0 {
+                let t = b.tail.load(Ordering::Relaxed);
+                read_slot(b, &b.slots[(t % k) as usize]);
+                b.tail.store(t + 1, Ordering::Relaxed);
+                b.count.store(c - 1, Ordering::SeqCst);
+                drop(g);
+                wake(b);
+                return true;
+            }
+            drop(g);
+            sleep_while(b, c);
+        },
+        Sync::None => {
+            let mut idle_since: Option<Instant> = None;
+            loop {
+                let t = b.tail.load(Ordering::Relaxed);
+                let h = b.head.load(Ordering::Relaxed);
+                if t < h {
+                    read_slot(b, &b.slots[(t % k) as usize]);
+                    b.tail.store(t + 1, Ordering::Relaxed);
+                    return true;
+                }
+                // Producers finished and nothing arrives: what is missing is lost.
+                if b.producers_done.load(Ordering::Acquire) != 0 {
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > Duration::from_millis(100) {
+                        return false;
+                    }
+                }
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
+    }
+}
+
+/// Futex mode: sleep until the fill count is no longer `seen`. The waiter
+/// count is raised before the kernel re-checks the word, so a change made
+/// before the check is seen and one made after it finds a waiter to wake:
+/// no lost wake-up. The timeout is only a safety net.
+fn sleep_while(b: &Buffer, seen: u32) {
+    b.waiters.fetch_add(1, Ordering::SeqCst);
+    futex_wait(&b.count, seen, Some(Duration::from_millis(100)));
+    b.waiters.fetch_sub(1, Ordering::SeqCst);
+}
+
+fn wake(b: &Buffer) {
+    if b.waiters.load(Ordering::SeqCst) > 0 {
+        futex_wake(&b.count, i32::MAX);
+    }
+}
+
+/// Runs and prints; exit 1 with `--check` if the buffer lost, duplicated
+/// or tore items.
+pub fn main(cfg: &Config, check: bool, json: bool) -> anyhow::Result<ExitCode> {
+    cfg.validate()?;
+    if !json {
+        println!(
+            "lab7-buffer: {} producer(s) and {} consumer(s), separate processes, share a ring of {} slot(s) in one region; {} items each; sync = {:?}\n",
+            cfg.producers,
+            cfg.consumers,
+            cfg.slots,
+            group(cfg.items),
+            cfg.sync
+        );
+    }
+    let r = run(cfg)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("produced      {:>12}", group(r.produced));
+        println!("consumed      {:>12}", group(r.consumed));
+        println!("exactly once  {:>12}", group(r.exactly_once));
+        println!("lost          {:>12}", group(r.lost));
+        println!("duplicated    {:>12}", group(r.duplicated));
+        println!(
+            "torn          {:>12}   (checksum did not match: a mix of two items)",
+            group(r.torn)
+        );
+        println!("elapsed       {:>12}", human_ns(r.elapsed_ns));
+        println!(
+            "\nverdict: {}",
+            if r.correct() {
+                "every item was consumed exactly once and intact"
+            } else {
+                "BROKEN: see the counts above"
+            }
+        );
+        println!("\nWhat to notice:");
+        match cfg.sync {
+            Sync::None => println!(
+                "- Without synchronisation producers overwrite slots not yet read (lost), consumers read the same slot twice (duplicated) or while it is half written (torn). Each of these is a bug a test can miss on a lucky run."
+            ),
+            Sync::Sem => println!(
+                "- empty counts free slots and full counts filled ones, so producers sleep when the ring is full and consumers when it is empty; mutex makes the head/tail update one step. Order matters: waiting on mutex before empty can deadlock."
+            ),
+            Sync::Futex => println!(
+                "- One futex lock guards the ring; the fill count doubles as a futex word, so a producer sleeps in the kernel until a consumer changes it (and vice versa): a condition variable made of one word."
+            ),
+        }
+    }
+    if check && !r.correct() {
+        return Ok(ExitCode::from(crate::EXIT_CHECK_FAILED));
+    }
+    Ok(ExitCode::SUCCESS)
+}

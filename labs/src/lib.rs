@@ -78,4 +78,5 @@ pub mod lab5;
 pub mod lab6;
 pub mod lab7;
 pub mod lab8;
+pub mod sys;
 pub mod tool;

@@ -171,3 +171,105 @@ fn bad_input_exits_2_with_one_line() {
             .contains("--threads")
     );
 }
+
+/// The worker processes a coordinator forked (Linux: /proc/PID/task/PID/children).
+fn children_of(pid: u32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+fn wait_for_workers(pid: u32, n: usize) -> Vec<i32> {
+    let start = std::time::Instant::now();
+    loop {
+        let kids = children_of(pid);
+        if kids.len() >= n {
+            return kids;
+        }
+        assert!(start.elapsed().as_secs() < 10, "workers never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+fn leftovers(pid: u32) -> Vec<String> {
+    let tag = format!("-{pid}-");
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(&tag))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_stops_the_workers_and_removes_everything() {
+    use std::os::unix::process::ExitStatusExt;
+    let child = Command::new(env!("CARGO_BIN_EXE_lab4-race"))
+        .args(["--sync", "sem", "--procs", "2", "--iters", "1000000000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let workers = wait_for_workers(pid, 2);
+    // The region and the named semaphore exist while it runs.
+    let start = std::time::Instant::now();
+    while leftovers(pid).len() < 2 {
+        assert!(start.elapsed().as_secs() < 10, "objects never appeared");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    // Dies of SIGINT, as a shell expects of a program interrupted by Ctrl-C.
+    assert_eq!(out.status.signal(), Some(libc::SIGINT), "{:?}", out.status);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("removed this run's objects"));
+    assert!(leftovers(pid).is_empty(), "left {:?}", leftovers(pid));
+    for w in workers {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{w}")).exists() || {
+                // A zombie until init reaps it is acceptable; a running worker is not.
+                std::fs::read_to_string(format!("/proc/{w}/stat"))
+                    .map_or(true, |s| s.contains(") Z"))
+            },
+            "worker {w} still running"
+        );
+    }
+}
+
+#[test]
+fn a_worker_killed_from_outside_is_reported_and_the_run_stops() {
+    let child = Command::new(env!("CARGO_BIN_EXE_lab4-race"))
+        .args(["--sync", "futex", "--procs", "2", "--iters", "1000000000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let workers = wait_for_workers(pid, 2);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(workers[1]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "took {:?} to stop",
+        started.elapsed()
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", workers[1])) && err.contains("SIGKILL"),
+        "{err}"
+    );
+    assert!(leftovers(pid).is_empty(), "left {:?}", leftovers(pid));
+}
