@@ -246,8 +246,9 @@ fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
 /// Reads up to `len` bytes from `offset` of the object's file.
 fn read_at(name: &ShmName, offset: u64, len: usize) -> anyhow::Result<Vec<u8>> {
     use std::io::{Seek, SeekFrom};
-    let mut f = std::fs::File::open(name.path()).map_err(|e| {
-        anyhow::anyhow!("cannot read {name}: {e}; check the owner and mode with `shmlab ls`")
+    let mut f = std::fs::File::open(name.path()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => anyhow::Error::new(shm::Error::denied(name)),
+        _ => anyhow::anyhow!("cannot read {name}: {e}; check the owner and mode with `shmlab ls`"),
     })?;
     f.seek(SeekFrom::Start(offset))?;
     let mut buf = Vec::with_capacity(len);

@@ -158,6 +158,15 @@ impl Error {
         }
     }
 
+    /// Permission denied for `name`, naming its owner and mode and what to
+    /// do about it.
+    pub fn denied(name: &ShmName) -> Self {
+        Error::PermissionDenied {
+            name: name.clone(),
+            detail: permission_detail(name),
+        }
+    }
+
     /// Maps an errno from opening `name` to the clearest error.
     pub(crate) fn from_open(name: &ShmName, errno: nix::errno::Errno, op: &'static str) -> Self {
         use nix::errno::Errno;
