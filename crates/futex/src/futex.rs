@@ -18,8 +18,10 @@ const TID: u32 = !WAITERS;
 
 /// How many times a waiter re-reads a word held by a running owner before
 /// going to sleep (std's number: long enough to cover a short critical
-/// section, short enough to cost less than a futex round trip).
-const SPIN_LIMIT: u32 = 100;
+/// section, short enough to cost less than a futex round trip). Under the
+/// model, 2: enough to reach both "freed while we spun" and "gave up", where
+/// 100 would only multiply the interleavings.
+const SPIN_LIMIT: u32 = if cfg!(loom) { 2 } else { 100 };
 
 /// The state a [`FutexLock`] keeps in a region: a futex word and the
 /// holder's record. 16 bytes, valid when zeroed; put it on its own cache
@@ -49,12 +51,14 @@ pub struct FutexState {
 }
 
 impl FutexState {
-    /// An unlocked state (all zeroes).
-    pub const fn new() -> Self {
-        FutexState {
-            word: AtomicU32::new(UNLOCKED),
-            _reserved: AtomicU32::new(0),
-            owner: AtomicU64::new(0),
+    sync::const_fn_unless_loom! {
+        /// An unlocked state (all zeroes).
+        pub fn new() -> Self {
+            FutexState {
+                word: AtomicU32::new(UNLOCKED),
+                _reserved: AtomicU32::new(0),
+                owner: AtomicU64::new(0),
+            }
         }
     }
 
@@ -343,7 +347,7 @@ unsafe impl RawLock for FutexLock {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

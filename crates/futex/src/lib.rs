@@ -85,6 +85,40 @@
 //! - `try_lock` never takes over from a dead holder; `lock`, `lock_timeout`
 //!   do.
 //!
+//! ## Model checking
+//!
+//! Both locks are checked with [`loom`](https://docs.rs/loom), which runs a
+//! test under every interleaving of its threads (and the weak-memory
+//! outcomes the orderings allow):
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+//!     cargo test -p shmlab-futex --test loom --release
+//! ```
+//!
+//! (about 20 s once built; the first build, with loom's dependencies, takes
+//! a minute or two, and the separate target directory keeps the normal
+//! build's cache). `LOOM_MAX_PREEMPTIONS=4` searches the three-thread models deeper
+//! in about two minutes; a failure prints the panic (`deadlock`, `Causality
+//! violation`, ...) and `LOOM_LOG=trace` with `LOOM_CHECKPOINT_FILE` replays
+//! it.
+//!
+//! Under `cfg(loom)` the algorithms are unchanged; only what they are built
+//! from is swapped, in `sync.rs` and `owner.rs`: loom's atomics; a futex
+//! made of a loom mutex (the hash bucket lock) and a FIFO condvar per word,
+//! whose wait re-checks the word under that lock before sleeping, as the
+//! kernel does, and never times out or wakes spuriously, so a lost
+//! wake-up leaves a thread asleep and loom reports the deadlock; a clock that
+//! never moves (no deadline a positive time away passes, no owner check
+//! falls due); every other holder alive (takeover is not modelled); a
+//! made-up tid per loom thread; `loom::thread::yield_now` for yielding, and
+//! a no-op for the bounded spins (a loom yield there would force the
+//! holder to run, hiding any bug that needs a waiter to get past its spin
+//! while the holder is preempted). A spin-wait stops branching after a few
+//! idle rounds, since loom's unfair scheduler would otherwise let two
+//! spinners yield to each other forever. `tests/loom.rs` says what each
+//! model checks.
+//!
 //! All of this exists because a lock in shared memory outlives any one
 //! process: a futex word is the smallest state that can both let a waiter
 //! sleep across processes and name its holder, so that a crash is something
@@ -170,7 +204,7 @@ pub fn futex_wake(word: &AtomicU32, n: i32) -> usize {
     sys::futex_wake(word, n)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::time::Instant;

@@ -35,12 +35,14 @@ pub struct SpinState {
 }
 
 impl SpinState {
-    /// An unlocked state (all zeroes).
-    pub const fn new() -> Self {
-        SpinState {
-            word: AtomicU32::new(UNLOCKED),
-            _reserved: AtomicU32::new(0),
-            owner: AtomicU64::new(0),
+    sync::const_fn_unless_loom! {
+        /// An unlocked state (all zeroes).
+        pub fn new() -> Self {
+            SpinState {
+                word: AtomicU32::new(UNLOCKED),
+                _reserved: AtomicU32::new(0),
+                owner: AtomicU64::new(0),
+            }
         }
     }
 
@@ -156,7 +158,9 @@ struct Backoff {
 
 impl Backoff {
     /// Rounds that spin (1, 2, 4, ... 64 pauses); later rounds yield.
-    const SPIN_LIMIT: u32 = 6;
+    /// Under the model two rounds, so the yielding branch is reached
+    /// without 127 rounds of interleavings.
+    const SPIN_LIMIT: u32 = if cfg!(loom) { 1 } else { 6 };
 
     fn new() -> Self {
         Backoff { step: 0 }
@@ -170,6 +174,13 @@ impl Backoff {
             self.step += 1;
         } else {
             sync::yield_now();
+            // Under the model, keep counting, so loom can stop exploring a
+            // wait that has gone on long enough (see `spin_rounds`).
+            #[cfg(loom)]
+            {
+                self.step += 1;
+                sync::spin_rounds(self.step - Self::SPIN_LIMIT - 1);
+            }
         }
     }
 
@@ -274,7 +285,7 @@ unsafe impl RawLock for SpinLock {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -78,6 +78,7 @@ pub(crate) fn futex_wake(word: &AtomicU32, n: i32) -> usize {
 
 /// `pthread_atfork(NULL, NULL, child)`: runs `child` in the child of every
 /// later `fork(3)`, in its only thread, before `fork` returns there.
+#[cfg(not(loom))]
 pub(crate) fn on_fork_child(child: extern "C" fn()) -> io::Result<()> {
     let child: unsafe extern "C" fn() = child;
     // SAFETY: registering handlers has no preconditions; `child` is a plain

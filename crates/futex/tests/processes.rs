@@ -2,6 +2,9 @@
 //! region by name. Its own test binary, and every test here holds
 //! `common::serial()`, so forks never copy another test mid-flight.
 
+// These use real threads and processes; under `cfg(loom)` see `loom.rs`.
+#![cfg(not(loom))]
+
 mod common;
 
 use common::{create, expect_exit_ok, fork_child, increment, open, serial, wait_until};

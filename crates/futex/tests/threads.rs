@@ -1,5 +1,8 @@
 //! Both locks inside a real region, used by threads of one process.
 
+// These use real threads and processes; under `cfg(loom)` see `loom.rs`.
+#![cfg(not(loom))]
+
 mod common;
 
 use common::{Payload, create, increment};
