@@ -13,6 +13,11 @@
 //! [`Acquired::PreviousOwnerDied`]: the lock is usable again, but the data it
 //! guarded may be half-updated. [`PlainMutex`] is the same without
 //! robustness, so the benchmarks can show what robustness costs.
+//!
+//! The kernel learns of the death by walking the dead thread's robust list
+//! (registered by glibc with `set_robust_list`) as the thread exits, and it
+//! can only mark a mutex that is still mapped then: a holder that unmaps the
+//! region and then dies leaves even a robust mutex wedged.
 
 mod sys;
 
@@ -57,21 +62,18 @@ impl PthreadError {
     }
 }
 
-/// The `pthread_mutex_t` as it lies in the region.
+/// The `pthread_mutex_t` as it lies in the region: glibc's 40 bytes,
+/// initialised in place and never moved, because the mutex's identity (its
+/// futex, and the robust list entry that points at it) is its address.
 #[repr(C)]
 pub struct MutexState {
     m: UnsafeCell<libc::pthread_mutex_t>,
 }
 
 // SAFETY: a process-shared pthread mutex is designed to be used
-// concurrently from any thread of any process through its address.
+// concurrently from any thread of any process through its address; every
+// access goes through glibc's pthread_mutex_* calls.
 unsafe impl Sync for MutexState {}
-
-impl MutexState {
-    fn ptr(&self) -> *mut libc::pthread_mutex_t {
-        self.m.get()
-    }
-}
 
 impl std::fmt::Debug for MutexState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -79,26 +81,36 @@ impl std::fmt::Debug for MutexState {
     }
 }
 
+/// `pthread_mutexattr_init` + `setpshared` (+ `setrobust`), then
+/// `pthread_mutex_init` on the state where it lies — the attribute object is
+/// destroyed when `attr` drops, on the error paths too.
 fn init(state: *mut MutexState, robust: bool) -> Result<(), PthreadError> {
-    let mut attr = sys::Attr::new().map_err(|(op, rc)| PthreadError::from_rc(op, rc))?;
-    attr.set_process_shared()
-        .map_err(|(op, rc)| PthreadError::from_rc(op, rc))?;
+    let os = |(op, rc)| PthreadError::from_rc(op, rc);
+    let mut attr = sys::Attr::new().map_err(os)?;
+    attr.set_process_shared().map_err(os)?;
     if robust {
-        attr.set_robust()
-            .map_err(|(op, rc)| PthreadError::from_rc(op, rc))?;
+        attr.set_robust().map_err(os)?;
     }
-    // SAFETY: `state` is the caller's zeroed, never-moving storage (the
-    // RawLock::init contract); UnsafeCell<T> has T's layout.
-    unsafe { sys::mutex_init(state.cast::<libc::pthread_mutex_t>(), &mut attr) }
+    // SAFETY: `state` is the caller's zeroed, aligned, never-moving storage
+    // that nobody uses yet (the RawLock::init contract), and
+    // `UnsafeCell<pthread_mutex_t>` has `pthread_mutex_t`'s layout, so the
+    // cast pointer addresses the mutex itself: it is initialised in place.
+    unsafe { sys::mutex_init(UnsafeCell::raw_get(&raw mut (*state).m), &mut attr) }
         .map_err(|rc| PthreadError::from_rc("pthread_mutex_init", rc))
-    // `attr` is destroyed here, whatever happened above.
 }
 
-/// After `EOWNERDEAD`: make the mutex consistent and report the death.
+/// `pthread_mutex_consistent` after `EOWNERDEAD` — we hold the mutex then,
+/// and must mark it consistent or its next unlock makes it unrecoverable.
+/// If that fails, the mutex is released again so that the error does not
+/// leave it held by a caller that has no guard.
+#[cold]
 fn recover(state: &MutexState) -> Result<Acquired, PthreadError> {
-    match sys::consistent(state.ptr()) {
+    match sys::consistent(&state.m) {
         0 => Ok(Acquired::PreviousOwnerDied { owner: None }),
-        rc => Err(PthreadError::from_rc("pthread_mutex_consistent", rc)),
+        rc => {
+            let _ = sys::unlock(&state.m);
+            Err(PthreadError::from_rc("pthread_mutex_consistent", rc))
+        }
     }
 }
 
@@ -109,35 +121,44 @@ macro_rules! pthread_lock {
         pub struct $ty;
 
         // SAFETY: glibc's pthread mutex provides mutual exclusion across
-        // every process mapping it (PTHREAD_PROCESS_SHARED), with acquire
-        // semantics on lock and release semantics on unlock.
+        // every process mapping it (PTHREAD_PROCESS_SHARED, set by `init`),
+        // with acquire semantics on lock and release semantics on unlock.
         unsafe impl RawLock for $ty {
             type State = MutexState;
             type Error = PthreadError;
             const NAME: &'static str = $name;
 
-            /// `pthread_mutex_init` in place with `PTHREAD_PROCESS_SHARED`.
+            /// `pthread_mutex_init(m, attr)` in place, with
+            /// `PTHREAD_PROCESS_SHARED` (and `PTHREAD_MUTEX_ROBUST` for the
+            /// robust kind) — in place because a mutex copied after init is
+            /// a different, undefined mutex.
             unsafe fn init(state: *mut MutexState, _ctx: &InitCtx<'_>) -> Result<(), PthreadError> {
                 init(state, $robust)
             }
 
+            /// Nothing to open — the mutex is entirely inside the region,
+            /// so the handle is empty.
             fn attach(_state: &MutexState) -> Result<Self, PthreadError> {
                 Ok($ty)
             }
 
-            /// `pthread_mutex_lock`; `EOWNERDEAD` → `pthread_mutex_consistent`.
+            /// `pthread_mutex_lock(m)`; `EOWNERDEAD` →
+            /// `pthread_mutex_consistent` and
+            /// [`Acquired::PreviousOwnerDied`] — because the lock is usable
+            /// again but the data it guarded may be half-updated.
             #[inline]
             fn lock(&self, state: &MutexState) -> Result<Acquired, PthreadError> {
-                match sys::lock(state.ptr()) {
+                match sys::lock(&state.m) {
                     0 => Ok(Acquired::Clean),
                     libc::EOWNERDEAD => recover(state),
                     rc => Err(PthreadError::from_rc("pthread_mutex_lock", rc)),
                 }
             }
 
-            /// `pthread_mutex_trylock`; `EBUSY` → `None`.
+            /// `pthread_mutex_trylock(m)`; `EBUSY` → `None` — because a busy
+            /// mutex is an answer, not an error.
             fn try_lock(&self, state: &MutexState) -> Result<Option<Acquired>, PthreadError> {
-                match sys::try_lock(state.ptr()) {
+                match sys::try_lock(&state.m) {
                     0 => Ok(Some(Acquired::Clean)),
                     libc::EBUSY => Ok(None),
                     libc::EOWNERDEAD => recover(state).map(Some),
@@ -145,36 +166,40 @@ macro_rules! pthread_lock {
                 }
             }
 
-            /// `pthread_mutex_timedlock`; `ETIMEDOUT` → `None`.
+            /// `pthread_mutex_clocklock(m, CLOCK_MONOTONIC, deadline)`;
+            /// `ETIMEDOUT` → `None` — monotonic, because a wall-clock
+            /// deadline moves when the clock is set.
             fn lock_timeout(
                 &self,
                 state: &MutexState,
                 timeout: Duration,
             ) -> Result<Option<Acquired>, PthreadError> {
-                let deadline = std::time::Instant::now() + timeout;
+                let deadline = sys::monotonic_after(timeout);
                 loop {
-                    let left = deadline.saturating_duration_since(std::time::Instant::now());
-                    match sys::timed_lock(state.ptr(), &sys::realtime_after(left)) {
+                    match sys::clock_lock(&state.m, &deadline) {
                         0 => return Ok(Some(Acquired::Clean)),
+                        libc::ETIMEDOUT => return Ok(None),
                         libc::EOWNERDEAD => return recover(state).map(Some),
-                        libc::ETIMEDOUT if left.is_zero() => return Ok(None),
-                        // The wall clock moved: recompute from the monotonic deadline.
-                        libc::ETIMEDOUT | libc::EINTR => continue,
-                        rc => return Err(PthreadError::from_rc("pthread_mutex_timedlock", rc)),
+                        // Not expected from glibc; same absolute deadline.
+                        libc::EINTR => continue,
+                        rc => return Err(PthreadError::from_rc("pthread_mutex_clocklock", rc)),
                     }
                 }
             }
 
-            /// `pthread_mutex_unlock`.
+            /// `pthread_mutex_unlock(m)` — by the locking thread, which the
+            /// `!Send` guard ensures, because glibc tracks the owner.
             #[inline]
             unsafe fn unlock(&self, state: &MutexState) {
-                let rc = sys::unlock(state.ptr());
+                let rc = sys::unlock(&state.m);
                 debug_assert_eq!(rc, 0, "pthread_mutex_unlock failed");
             }
 
-            /// `pthread_mutex_destroy`.
+            /// `pthread_mutex_destroy(m)` — by the creator, after every
+            /// other user is done, because glibc may refuse (`EBUSY`) a
+            /// mutex still held, which is then simply unmapped.
             fn destroy(state: &MutexState, _ctx: &InitCtx<'_>) {
-                let _ = sys::destroy(state.ptr());
+                let _ = sys::destroy(&state.m);
             }
         }
     };

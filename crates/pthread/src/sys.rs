@@ -1,118 +1,194 @@
 //! The crate's only unsafe calls: glibc's `pthread_mutex_*` and
-//! `pthread_mutexattr_*`. Each returns an error number (not -1 + errno),
-//! turned into `Result` by [`check`].
+//! `pthread_mutexattr_*`, and `clock_gettime`.
+//!
+//! pthread functions *return* their error number (0 is success; `errno` is
+//! not used), so the wrappers hand that number back as-is and [`check`]
+//! turns it into a `Result` where a caller wants one.
+//!
+//! The mutex wrappers take `&UnsafeCell<pthread_mutex_t>`: the borrow
+//! guarantees live, aligned memory for the whole call, and `UnsafeCell` is
+//! what allows glibc to write through a shared reference. glibc treats an
+//! all-zero `pthread_mutex_t` as `PTHREAD_MUTEX_INITIALIZER`, so even a
+//! region whose payload was never initialised cannot make these calls read
+//! garbage; the lock contract (`RawLock::init` before any `attach`) makes
+//! sure it was initialised with the process-shared attribute.
 
-use libc::{c_int, pthread_mutex_t, pthread_mutexattr_t};
+use libc::{c_int, clockid_t, pthread_mutex_t, pthread_mutexattr_t, timespec};
+use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
+use std::time::Duration;
+
+unsafe extern "C" {
+    /// glibc ≥ 2.30 (not in the `libc` crate): `pthread_mutex_timedlock`
+    /// against a chosen clock, so a `CLOCK_MONOTONIC` deadline is not moved
+    /// by changes to the wall clock.
+    fn pthread_mutex_clocklock(
+        m: *mut pthread_mutex_t,
+        clock: clockid_t,
+        abstime: *const timespec,
+    ) -> c_int;
+}
 
 /// pthread's convention: 0 is success, anything else *is* the error number.
 pub(crate) fn check(rc: c_int) -> Result<(), c_int> {
     if rc == 0 { Ok(()) } else { Err(rc) }
 }
 
-/// A `pthread_mutexattr_t` that is always destroyed, on every path.
-pub(crate) struct Attr(MaybeUninit<pthread_mutexattr_t>);
+/// A `pthread_mutexattr_t` that is destroyed on every path, boxed so it never
+/// moves between `pthread_mutexattr_init` and `pthread_mutexattr_destroy`
+/// (POSIX leaves copies of initialised attribute objects undefined).
+pub(crate) struct Attr(Box<MaybeUninit<pthread_mutexattr_t>>);
 
 impl Attr {
-    /// `pthread_mutexattr_init`.
-    pub(crate) fn new() -> Result<Box<Self>, (&'static str, c_int)> {
-        let mut a = Box::new(Attr(MaybeUninit::uninit()));
-        // SAFETY: the pointer is to writable storage for one attr object,
-        // boxed so it never moves after init.
-        check(unsafe { libc::pthread_mutexattr_init(a.0.as_mut_ptr()) })
+    /// `pthread_mutexattr_init(attr)` — the defaults (process-private,
+    /// normal type, stalled robustness) that the setters below change.
+    pub(crate) fn new() -> Result<Self, (&'static str, c_int)> {
+        let mut a = Box::new(MaybeUninit::<pthread_mutexattr_t>::uninit());
+        // SAFETY: the pointer is to writable, aligned, boxed storage for one
+        // attribute object; a failed init leaves nothing to destroy, and no
+        // `Attr` (whose Drop destroys) is built then.
+        check(unsafe { libc::pthread_mutexattr_init(a.as_mut_ptr()) })
             .map_err(|e| ("pthread_mutexattr_init", e))?;
-        Ok(a)
+        Ok(Attr(a))
     }
 
     fn ptr(&mut self) -> *mut pthread_mutexattr_t {
         self.0.as_mut_ptr()
     }
 
-    /// `pthread_mutexattr_setpshared(PTHREAD_PROCESS_SHARED)`: the mutex may
-    /// be used by any process that maps the memory it lives in.
+    /// `pthread_mutexattr_setpshared(attr, PTHREAD_PROCESS_SHARED)` — the
+    /// mutex may be used by any process that maps the memory it lives in,
+    /// because glibc then keys its futex on the page, not the address space.
     pub(crate) fn set_process_shared(&mut self) -> Result<(), (&'static str, c_int)> {
-        // SAFETY: the attr was initialised in `new`.
+        // SAFETY: the attribute object was initialised in `new` and is
+        // exclusively borrowed.
         check(unsafe {
             libc::pthread_mutexattr_setpshared(self.ptr(), libc::PTHREAD_PROCESS_SHARED)
         })
         .map_err(|e| ("pthread_mutexattr_setpshared", e))
     }
 
-    /// `pthread_mutexattr_setrobust(PTHREAD_MUTEX_ROBUST)`: if the owner
-    /// dies, the next locker gets `EOWNERDEAD` instead of waiting forever.
+    /// `pthread_mutexattr_setrobust(attr, PTHREAD_MUTEX_ROBUST)` — if the
+    /// owner dies, the next locker gets `EOWNERDEAD`, because the kernel
+    /// walks the dead thread's robust list, instead of waiting forever.
     pub(crate) fn set_robust(&mut self) -> Result<(), (&'static str, c_int)> {
-        // SAFETY: the attr was initialised in `new`.
+        // SAFETY: as for `set_process_shared`.
         check(unsafe { libc::pthread_mutexattr_setrobust(self.ptr(), libc::PTHREAD_MUTEX_ROBUST) })
             .map_err(|e| ("pthread_mutexattr_setrobust", e))
     }
 }
 
 impl Drop for Attr {
+    /// `pthread_mutexattr_destroy(attr)` — on success and error paths alike,
+    /// because the attribute may own resources on some implementations.
     fn drop(&mut self) {
-        // SAFETY: initialised in `new` (a failed init never builds an Attr).
+        // SAFETY: initialised in `new` (a failed init never builds an Attr),
+        // destroyed exactly once, here.
         unsafe { libc::pthread_mutexattr_destroy(self.ptr()) };
     }
 }
 
-/// `pthread_mutex_init(m, attr)` in place.
+/// `pthread_mutex_init(m, attr)` — in place, because a futex-based mutex is
+/// identified by its address and must never be built elsewhere and copied.
 ///
 /// # Safety
-/// `m` points to writable, aligned storage for a mutex that no one uses
-/// and that will never move.
+/// `m` points to writable, aligned storage for a mutex that no thread or
+/// process uses yet and that will never move.
 pub(crate) unsafe fn mutex_init(m: *mut pthread_mutex_t, attr: &mut Attr) -> Result<(), c_int> {
-    // SAFETY: per the caller's contract; the attr is initialised.
+    // SAFETY: `m` per the caller's contract; the attribute is initialised
+    // and outlives the call.
     check(unsafe { libc::pthread_mutex_init(m, attr.ptr()) })
 }
 
-/// `pthread_mutex_lock(m)`.
-pub(crate) fn lock(m: *mut pthread_mutex_t) -> c_int {
-    // SAFETY: callers pass the pointer of an initialised mutex that lives
-    // in a mapping outliving the call (a `MutexState` borrowed by them).
-    unsafe { libc::pthread_mutex_lock(m) }
+/// `pthread_mutex_lock(m)`: 0, `EOWNERDEAD` or an error number.
+#[inline]
+pub(crate) fn lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+    // SAFETY: `m` is live and aligned for the call (borrowed) and glibc
+    // mutates it only through atomics and the futex (see the module docs).
+    unsafe { libc::pthread_mutex_lock(m.get()) }
 }
 
-/// `pthread_mutex_trylock(m)`.
-pub(crate) fn try_lock(m: *mut pthread_mutex_t) -> c_int {
+/// `pthread_mutex_trylock(m)`: 0, `EBUSY`, `EOWNERDEAD` or an error number.
+#[inline]
+pub(crate) fn try_lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
     // SAFETY: as for `lock`.
-    unsafe { libc::pthread_mutex_trylock(m) }
+    unsafe { libc::pthread_mutex_trylock(m.get()) }
 }
 
-/// `pthread_mutex_timedlock(m, abstime)` against `CLOCK_REALTIME`
-/// (glibc's `pthread_mutex_clocklock` is not in the libc crate for all
-/// targets; the deadline is recomputed from a monotonic one by the caller).
-pub(crate) fn timed_lock(m: *mut pthread_mutex_t, abstime: &libc::timespec) -> c_int {
-    // SAFETY: as for `lock`; `abstime` is a valid timespec.
-    unsafe { libc::pthread_mutex_timedlock(m, abstime) }
+/// `pthread_mutex_clocklock(m, CLOCK_MONOTONIC, deadline)`: 0, `ETIMEDOUT`,
+/// `EOWNERDEAD` or an error number. `deadline` must be normalised
+/// ([`monotonic_after`]).
+pub(crate) fn clock_lock(m: &UnsafeCell<pthread_mutex_t>, deadline: &timespec) -> c_int {
+    // SAFETY: as for `lock`; `deadline` is a valid, normalised timespec that
+    // outlives the call.
+    unsafe { pthread_mutex_clocklock(m.get(), libc::CLOCK_MONOTONIC, deadline) }
 }
 
-/// `pthread_mutex_unlock(m)`.
-pub(crate) fn unlock(m: *mut pthread_mutex_t) -> c_int {
-    // SAFETY: as for `lock`; the caller holds the mutex.
-    unsafe { libc::pthread_mutex_unlock(m) }
+/// `pthread_mutex_unlock(m)`: 0 or an error number (`EPERM` if a robust or
+/// error-checking mutex is not held by this thread).
+#[inline]
+pub(crate) fn unlock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+    // SAFETY: as for `lock`.
+    unsafe { libc::pthread_mutex_unlock(m.get()) }
 }
 
 /// `pthread_mutex_consistent(m)`: after `EOWNERDEAD`, marks the robust
-/// mutex usable again.
-pub(crate) fn consistent(m: *mut pthread_mutex_t) -> c_int {
-    // SAFETY: as for `lock`; the caller holds the mutex after EOWNERDEAD.
-    unsafe { libc::pthread_mutex_consistent(m) }
+/// mutex usable again (else its next unlock makes it `ENOTRECOVERABLE`).
+pub(crate) fn consistent(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+    // SAFETY: as for `lock`.
+    unsafe { libc::pthread_mutex_consistent(m.get()) }
 }
 
-/// `pthread_mutex_destroy(m)`.
-pub(crate) fn destroy(m: *mut pthread_mutex_t) -> c_int {
-    // SAFETY: as for `lock`; the creator calls this once, when no other
-    // process uses the mutex any more.
-    unsafe { libc::pthread_mutex_destroy(m) }
+/// `pthread_mutex_destroy(m)`: 0 or `EBUSY` if it is still locked.
+pub(crate) fn destroy(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+    // SAFETY: as for `lock`. glibc's destroy only checks the mutex and marks
+    // it invalid; the region is unmapped right after, by its creator.
+    unsafe { libc::pthread_mutex_destroy(m.get()) }
 }
 
-/// `clock_gettime(CLOCK_REALTIME)` + `d`, normalised.
-pub(crate) fn realtime_after(d: std::time::Duration) -> libc::timespec {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        + d;
-    libc::timespec {
-        tv_sec: now.as_secs() as libc::time_t,
-        tv_nsec: now.subsec_nanos() as libc::c_long,
+/// `clock_gettime(CLOCK_MONOTONIC)` + `d`, normalised (`tv_nsec < 1e9`) —
+/// the absolute deadline `pthread_mutex_clocklock` wants, because a
+/// relative timeout would restart on every retry.
+pub(crate) fn monotonic_after(d: Duration) -> timespec {
+    let mut now = timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid out-pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    add(now, d)
+}
+
+/// `t + d` with the nanoseconds carried into seconds, saturating: the
+/// kernel rejects `tv_nsec >= 1e9` with `EINVAL`.
+pub(crate) fn add(t: timespec, d: Duration) -> timespec {
+    let nsec = t.tv_nsec as u64 + u64::from(d.subsec_nanos());
+    let secs = libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX);
+    timespec {
+        tv_sec: t
+            .tv_sec
+            .saturating_add(secs)
+            .saturating_add((nsec / 1_000_000_000) as libc::time_t),
+        tv_nsec: (nsec % 1_000_000_000) as libc::c_long,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_are_normalised() {
+        let t = timespec {
+            tv_sec: 5,
+            tv_nsec: 999_999_999,
+        };
+        let r = add(t, Duration::from_nanos(2));
+        assert_eq!((r.tv_sec, r.tv_nsec), (6, 1));
+        let r = add(t, Duration::from_millis(1500));
+        assert_eq!((r.tv_sec, r.tv_nsec), (7, 499_999_999));
+        let r = add(t, Duration::MAX);
+        assert_eq!(r.tv_sec, libc::time_t::MAX);
+        assert!(r.tv_nsec < 1_000_000_000);
     }
 }

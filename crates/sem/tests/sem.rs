@@ -1,28 +1,37 @@
-//! Named and unnamed semaphores as locks inside a real region.
+//! Named and unnamed semaphores as locks inside a real region: exact counts
+//! across threads and processes, try_lock and the timed wait, the named
+//! semaphore's file (mode, lifetime, clean failure), and the wedge a dead
+//! holder leaves.
+//!
+//! Children never create objects: they open the region by name and
+//! `_exit`; every object is created by the test and removed by a guard
+//! (the region's drop, or [`Unlink`]), also when an assertion fails.
 
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, fork};
-use shm::lock::{Lock, RawLock};
+use nix::unistd::{ForkResult, Pid, fork};
+use shm::lock::{Acquired, Lock, RawLock};
 use shm::{InitCtx, Mode, Region, RegionOptions, Shared, ShmName};
-use shm_sem::{NamedSem, NamedSemaphore, UnnamedSemaphore, sem_path};
+use shm_sem::{NamedSem, NamedSemaphore, UnnamedSemaphore, sem_name_for, sem_path};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+/// The lock state plus the counter it guards.
 #[repr(C)]
 struct Payload<L: RawLock> {
     lock: L::State,
     counter: AtomicU64,
 }
 
-// SAFETY: repr(C), the lock state follows RawLock's rules, the counter is atomic.
+// SAFETY: repr(C), no pointers; the lock state follows RawLock's rules
+// (valid zeroed, interior-mutable) and the counter is atomic.
 unsafe impl<L: RawLock> Shared for Payload<L> {
     type Init = ();
     fn type_name() -> String {
         format!("test/{}", L::NAME)
     }
     unsafe fn init_in_place(this: *mut Self, _: (), ctx: &InitCtx<'_>) -> Result<(), String> {
-        // SAFETY: forwarded from the caller.
+        // SAFETY: forwarded from the caller (zeroed, aligned, unshared).
         unsafe { L::init(&raw mut (*this).lock, ctx) }.map_err(|e| e.to_string())
     }
     fn destroy(&self, ctx: &InitCtx<'_>) {
@@ -30,6 +39,14 @@ unsafe impl<L: RawLock> Shared for Payload<L> {
     }
 }
 
+fn create<L: RawLock>(purpose: &str) -> (ShmName, Region<Payload<L>>) {
+    let name = ShmName::unique(&format!("sem-test-{purpose}-{}", L::NAME));
+    let r = Region::<Payload<L>>::create(&name, &RegionOptions::default(), ()).unwrap();
+    (name, r)
+}
+
+/// `n` increments as C's `counter++`: a separate load and store, so only
+/// the lock keeps them from being lost.
 fn bump<L: RawLock>(p: &Payload<L>, n: u64) {
     let lock = Lock::<L>::attach(&p.lock).unwrap();
     for _ in 0..n {
@@ -39,25 +56,53 @@ fn bump<L: RawLock>(p: &Payload<L>, n: u64) {
     }
 }
 
-fn child(body: impl FnOnce()) -> nix::unistd::Pid {
-    // SAFETY: the child runs `body` (opening objects by name, no output)
-    // and _exits without the parent's destructors.
+/// Forks a child that runs `body` and `_exit`s: 0 if it returned, 1 if it
+/// panicked.
+fn child(body: impl FnOnce()) -> Pid {
+    // SAFETY: the child only runs `body` (which opens existing objects by
+    // name and never creates any) and then `_exit`s, so it runs none of the
+    // parent's destructors and never returns into the test harness.
     match unsafe { fork() }.unwrap() {
         ForkResult::Child => {
             let code =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).map_or(1, |_| 0);
-            // SAFETY: see above.
+            // SAFETY: ends the child at once, without atexit handlers or
+            // the parent's destructors.
             unsafe { libc::_exit(code) }
         }
         ForkResult::Parent { child } => child,
     }
 }
 
-fn exact<L: RawLock + 'static>() {
-    for workers in [2u32, 4] {
-        let name = ShmName::unique(&format!("sem-test-{}", L::NAME));
-        let r = Region::<Payload<L>>::create(&name, &RegionOptions::default(), ()).unwrap();
-        let kids: Vec<_> = (0..workers)
+fn reap(kids: Vec<Pid>) {
+    for k in kids {
+        assert_eq!(waitpid(k, None).unwrap(), WaitStatus::Exited(k, 0));
+    }
+}
+
+/// Unlinks a named semaphore the test made by hand, however the test ends.
+struct Unlink(String);
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        let _ = NamedSem::unlink(&self.0);
+    }
+}
+
+fn threads_count_exactly<L: RawLock>() {
+    let (_, r) = create::<L>("threads");
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| bump::<L>(&r, 100_000));
+        }
+    });
+    assert_eq!(r.counter.load(Ordering::Relaxed), 400_000);
+}
+
+fn processes_count_exactly<L: RawLock + 'static>() {
+    for procs in [2u64, 4] {
+        let (name, r) = create::<L>("procs");
+        let kids = (0..procs)
             .map(|_| {
                 let name = name.clone();
                 child(move || {
@@ -66,63 +111,170 @@ fn exact<L: RawLock + 'static>() {
                 })
             })
             .collect();
-        for k in kids {
-            assert_eq!(waitpid(k, None).unwrap(), WaitStatus::Exited(k, 0));
-        }
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| bump::<L>(&r, 20_000));
-            }
-        });
-        assert_eq!(
-            r.counter.load(Ordering::Relaxed),
-            2 * workers as u64 * 20_000
-        );
+        reap(kids);
+        assert_eq!(r.counter.load(Ordering::Relaxed), procs * 20_000);
     }
 }
 
-#[test]
-fn named_semaphore_counts_exactly() {
-    exact::<NamedSemaphore>();
+fn try_lock_sees_it_held<L: RawLock>() {
+    let (_, r) = create::<L>("try");
+    let lock = Lock::<L>::attach(&r.lock).unwrap();
+    let g = lock.lock().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let other = Lock::<L>::attach(&r.lock).unwrap();
+            assert!(other.try_lock().unwrap().is_none());
+            let t0 = Instant::now();
+            assert!(
+                other
+                    .lock_timeout(Duration::from_millis(50))
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(t0.elapsed() >= Duration::from_millis(50), "gave up early");
+        });
+    });
+    drop(g);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let other = Lock::<L>::attach(&r.lock).unwrap();
+            let g = other.try_lock().unwrap().expect("free after unlock");
+            assert_eq!(g.acquired(), Acquired::Clean);
+            drop(g);
+            let g = other.lock_timeout(Duration::from_millis(50)).unwrap();
+            assert_eq!(g.map(|g| g.acquired()), Some(Acquired::Clean));
+        });
+    });
+    // The pid recorded after each acquisition is this process's.
+    assert_eq!(lock.raw().last_holder(&r.lock), Some(shm::pid()));
 }
 
 #[test]
-fn unnamed_semaphore_counts_exactly() {
-    exact::<UnnamedSemaphore>();
+fn named_semaphore_four_threads_count_exactly() {
+    threads_count_exactly::<NamedSemaphore>();
+}
+
+#[test]
+fn unnamed_semaphore_four_threads_count_exactly() {
+    threads_count_exactly::<UnnamedSemaphore>();
+}
+
+#[test]
+fn named_semaphore_processes_count_exactly() {
+    processes_count_exactly::<NamedSemaphore>();
+}
+
+#[test]
+fn unnamed_semaphore_processes_count_exactly() {
+    processes_count_exactly::<UnnamedSemaphore>();
+}
+
+#[test]
+fn named_semaphore_try_lock_sees_it_held() {
+    try_lock_sees_it_held::<NamedSemaphore>();
+}
+
+#[test]
+fn unnamed_semaphore_try_lock_sees_it_held() {
+    try_lock_sees_it_held::<UnnamedSemaphore>();
+}
+
+/// Sets the umask, and puts the old one back however the test ends.
+struct Umask(nix::sys::stat::Mode);
+
+impl Umask {
+    fn set(bits: u32) -> Self {
+        Umask(nix::sys::stat::umask(
+            nix::sys::stat::Mode::from_bits_truncate(bits),
+        ))
+    }
+}
+
+impl Drop for Umask {
+    fn drop(&mut self) {
+        nix::sys::stat::umask(self.0);
+    }
 }
 
 #[test]
 fn named_semaphore_file_has_the_region_mode_and_goes_with_it() {
-    let name = ShmName::unique("sem-test-file");
-    let path = sem_path(name.as_str());
-    // sem_open applies the umask: 0640 & !077 would be 0600 without forcing.
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    let opts = RegionOptions {
-        mode: Mode::parse("0640").unwrap(),
-        ..Default::default()
+    // sem_open applies the umask: without the chmod, 0640 & !077 = 0600.
+    let _umask = Umask::set(0o077);
+    for mode in ["0640", "0600"] {
+        let name = ShmName::unique("sem-test-file");
+        let path = sem_path(name.as_str());
+        let opts = RegionOptions {
+            mode: Mode::parse(mode).unwrap(),
+            ..Default::default()
+        };
+        {
+            let r = Region::<Payload<NamedSemaphore>>::create(&name, &opts, ()).unwrap();
+            let md = std::fs::metadata(&path).expect("sem.NAME exists while the region lives");
+            assert_eq!(md.permissions().mode() & 0o777, opts.mode.bits(), "{mode}");
+            assert_eq!(r.lock.name(), name.as_str());
+            let lock = Lock::<NamedSemaphore>::attach(&r.lock).unwrap();
+            assert_eq!(lock.raw().name(), name.as_str());
+        }
+        assert!(!path.exists(), "{} left behind", path.display());
+        assert!(!name.path().exists());
+    }
+}
+
+#[test]
+fn a_long_region_name_gets_a_semaphore_name_that_fits() {
+    // Two 255-byte region names that differ only in their last byte.
+    let base = ShmName::unique("sem-test-long");
+    let long = |last: char| {
+        let mut body = format!("{}-", base.file_name());
+        while body.len() < 254 {
+            body.push('x');
+        }
+        body.push(last);
+        ShmName::parse(&format!("/{body}")).unwrap()
     };
+    let (long, other) = (long('x'), long('y'));
+    assert_eq!(long.file_name().len(), 255);
+    let sem = sem_name_for(&long);
+    assert!(sem.len() - 1 <= shm_sem::SEM_NAME_MAX, "{sem}");
+    assert!(sem.starts_with(&long.as_str()[..200]), "{sem}");
+    assert_ne!(sem, sem_name_for(&other));
+    let path = sem_path(&sem);
     {
-        let r = Region::<Payload<NamedSemaphore>>::create(&name, &opts, ()).unwrap();
-        let md = std::fs::metadata(&path).expect("sem.NAME exists while the region lives");
-        assert_eq!(md.permissions().mode() & 0o777, 0o640);
-        assert_eq!(r.lock.name(), name.as_str());
+        let r = Region::<Payload<NamedSemaphore>>::create(&long, &RegionOptions::default(), ())
+            .unwrap();
+        assert_eq!(r.lock.name(), sem);
+        assert!(path.exists());
+        bump::<NamedSemaphore>(&r, 10);
     }
     assert!(!path.exists(), "{} left behind", path.display());
-    assert!(!name.path().exists());
+}
+
+#[test]
+fn an_existing_semaphore_fails_the_region_and_is_left_alone() {
+    let name = ShmName::unique("sem-test-exists");
+    let theirs = NamedSem::create(&sem_name_for(&name), Mode::DEFAULT, 1).unwrap();
+    let _unlink = Unlink(theirs.name().to_string());
+    let err = Region::<Payload<NamedSemaphore>>::create(&name, &RegionOptions::default(), ())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(err.to_string().contains("exists"), "{err}");
+    assert!(!name.path().exists(), "the failed region was left behind");
+    assert!(
+        sem_path(theirs.name()).exists(),
+        "someone else's semaphore was removed"
+    );
+    assert!(theirs.try_wait().unwrap());
 }
 
 #[test]
 fn a_dead_holder_wedges_the_semaphore_and_is_named() {
-    let name = ShmName::unique("sem-test-wedge");
-    let r =
-        Region::<Payload<NamedSemaphore>>::create(&name, &RegionOptions::default(), ()).unwrap();
-    let n2 = name.clone();
+    let (name, r) = create::<NamedSemaphore>("wedge");
     let kid = child(move || {
-        let r = Region::<Payload<NamedSemaphore>>::open(&n2, &RegionOptions::default()).unwrap();
+        let r = Region::<Payload<NamedSemaphore>>::open(&name, &RegionOptions::default()).unwrap();
         let lock = Lock::<NamedSemaphore>::attach(&r.lock).unwrap();
         std::mem::forget(lock.lock().unwrap()); // die holding it
     });
-    assert_eq!(waitpid(kid, None).unwrap(), WaitStatus::Exited(kid, 0));
+    reap(vec![kid]);
     let lock = Lock::<NamedSemaphore>::attach(&r.lock).unwrap();
     // A semaphore cannot know its holder died: the timed wait gives up...
     assert!(
@@ -146,8 +298,9 @@ fn a_dead_holder_wedges_the_semaphore_and_is_named() {
 
 #[test]
 fn counting_semaphores_count() {
-    let name = format!("/shmlab-sem-test-count-{}", std::process::id());
+    let name = ShmName::unique("sem-test-count").as_str().to_string();
     let s = NamedSem::create(&name, Mode::DEFAULT, 3).unwrap();
+    let unlink = Unlink(name.clone());
     for _ in 0..3 {
         assert!(s.try_wait().unwrap());
     }
@@ -157,7 +310,7 @@ fn counting_semaphores_count() {
     assert_eq!(s.value().unwrap(), 1);
     let other = NamedSem::open(&name).unwrap();
     assert!(other.try_wait().unwrap());
-    NamedSem::unlink(&name).unwrap();
+    drop(unlink);
     assert!(!sem_path(&name).exists());
     assert!(NamedSem::open(&name).is_err());
 }
