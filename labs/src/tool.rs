@@ -121,6 +121,15 @@ pub enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Post a named semaphore left at 0 by a holder that died (see lab8-crash). Unsafe in
+    /// general: if the holder is alive, two processes enter the critical section
+    RepairSem {
+        /// The semaphore's name, as given to sem_open (`/shmlab-race-sem-123-0`) or its file (`sem.NAME`)
+        name: String,
+        /// The pid recorded as its last holder; refused while that process is alive
+        #[arg(long, value_name = "PID")]
+        holder: i32,
+    },
 }
 
 /// Runs the tool.
@@ -137,6 +146,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Some(n) => clean_one(out, n, *dry_run),
             None => clean_stale(out, *dry_run),
         },
+        Cmd::RepairSem { name, holder } => repair_sem(out, name, *holder),
     }
 }
 
@@ -606,4 +616,31 @@ mod tests {
         assert_eq!(parse_seconds("0.5").unwrap(), Duration::from_millis(500));
         assert!(parse_seconds("-1").is_err() && parse_seconds("x").is_err());
     }
+}
+
+/// `shmlab repair-sem`: the deliberate repair of a wedged named semaphore.
+/// `sem_post` is only done when the value is 0 and the recorded holder is
+/// dead, the two facts that make it the least unsafe it can be.
+fn repair_sem(out: &mut impl Write, name: &str, holder: i32) -> anyhow::Result<ExitCode> {
+    let name = match name.strip_prefix("sem.") {
+        Some(rest) => format!("/{rest}"),
+        None if name.starts_with('/') => name.to_string(),
+        None => format!("/{name}"),
+    };
+    if shm::process_alive(holder) {
+        anyhow::bail!(
+            "process {holder} is alive: it may be inside the critical section, so posting {name} would let a second process in; repair only after it has died"
+        );
+    }
+    let sem = shm_sem::NamedSem::open(&name)?;
+    let value = sem.value()?;
+    if value != 0 {
+        anyhow::bail!("{name} has value {value}, so it is not wedged: nothing to repair");
+    }
+    sem.post()?;
+    writeln!(
+        out,
+        "posted {name} (value 0 -> 1) on behalf of dead holder {holder}; the data it guarded may be half-updated: check it"
+    )?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,103 @@
+//! What a crash leaves behind, and the tools that deal with it.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn entries_with(tag: &str) -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(tag))
+        .collect()
+}
+
+fn shmlab(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_shmlab"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_coordinator_killed_with_sigkill_leaves_objects_that_clean_removes() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lab4-race"))
+        .args(["--sync", "sem", "--procs", "2", "--iters", "300000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let tag = format!("-{}-", child.id());
+    let start = Instant::now();
+    while entries_with(&tag).len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "objects never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let left = entries_with(&tag);
+    assert_eq!(
+        left.len(),
+        2,
+        "expected the region and sem.* left behind: {left:?}"
+    );
+    // Its orphaned workers finish their increments and exit by themselves.
+    std::thread::sleep(Duration::from_millis(300));
+    let ls = String::from_utf8(shmlab(&["ls"]).stdout).unwrap();
+    let row = ls
+        .lines()
+        .find(|l| l.contains(&tag) && !l.contains("sem."))
+        .unwrap_or_default();
+    assert!(row.contains("STALE"), "ls does not mark it stale: {ls}");
+    let clean = shmlab(&["clean"]);
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    let after = entries_with(&tag);
+    let _ = after
+        .iter()
+        .map(|n| std::fs::remove_file(format!("/dev/shm/{n}")))
+        .count();
+    assert!(after.is_empty(), "clean left {after:?}");
+}
+
+#[test]
+fn repair_sem_posts_only_for_a_dead_holder_and_a_zero_value() {
+    let name = format!("/shmlab-repair-test-{}-0", std::process::id());
+    let sem = shm_sem::NamedSem::create(&name, shm::Mode::DEFAULT, 0).unwrap();
+    let dead = {
+        let mut c = Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid.to_string()
+    };
+    let me = std::process::id().to_string();
+    let alive = shmlab(&["repair-sem", &name, "--holder", &me]);
+    let fixed = shmlab(&["repair-sem", &name, "--holder", &dead]);
+    let value_after = sem.value().unwrap();
+    let again = shmlab(&["repair-sem", &name, "--holder", &dead]);
+    let _ = shm_sem::NamedSem::unlink(&name);
+    assert_eq!(
+        alive.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&alive.stderr)
+    );
+    assert!(String::from_utf8_lossy(&alive.stderr).contains("is alive"));
+    assert!(
+        fixed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fixed.stderr)
+    );
+    assert_eq!(value_after, 1);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "a semaphore at 1 is not wedged"
+    );
+}
