@@ -1,7 +1,89 @@
-//! Lock benchmarks (filled in by the benchmark issue).
-use criterion::{Criterion, criterion_group, criterion_main};
+//! Every shmlab lock against glibc, parking_lot and the atomic floor.
+//!
+//! Groups (see `shmlab_benches::group`):
+//! - `uncontended/<case>`: one lock/unlock pair around one increment on one
+//!   thread, the lock's state inside a real shared region, taken through
+//!   `shm::lock::Lock` and its guard. One iteration = one increment.
+//! - `contended_threads/<case>/<N>` and `contended_procs/<case>/<N>`: N
+//!   threads, or N separate processes that map the region by name, each
+//!   doing `iters` increments under the lock. Workers are started outside
+//!   the timed region and released by the race's start barrier; the time
+//!   runs from the start signal to the last worker's last increment. One
+//!   iteration = one increment by each contender, so
+//!   `Throughput::Elements(N)` makes criterion report increments per
+//!   second.
+//!
+//! Every measurement checks the final count and panics if an update was
+//! lost. `SHMLAB_BENCH_QUICK=1` shrinks every group to a smoke check.
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use race::Kind;
+use shmlab_benches::{Budget, CONTENDERS, Case, NRESAMPLES, group, leftovers, quick, uncontended};
+use std::time::Duration;
 
-fn placeholder(_c: &mut Criterion) {}
+fn configure(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, mode: SamplingMode) {
+    let b = Budget::for_group(name);
+    g.warm_up_time(b.warm_up)
+        .measurement_time(b.measurement)
+        .sample_size(b.samples)
+        .sampling_mode(mode);
+}
 
-criterion_group!(benches, placeholder);
-criterion_main!(benches);
+fn bench_uncontended(c: &mut Criterion) {
+    let mut g = c.benchmark_group(group::UNCONTENDED);
+    configure(&mut g, group::UNCONTENDED, SamplingMode::Auto);
+    g.throughput(Throughput::Elements(1));
+    for case in Case::ALL {
+        let mut work =
+            uncontended(case).unwrap_or_else(|e| panic!("setting up {}: {e:#}", case.name()));
+        g.bench_function(case.name(), |b| b.iter_custom(|iters| work.run(iters)));
+    }
+    g.finish();
+}
+
+fn bench_contended(c: &mut Criterion, kind: Kind) {
+    let name = match kind {
+        Kind::Threads => group::THREADS,
+        Kind::Procs => group::PROCS,
+    };
+    let mut g = c.benchmark_group(name);
+    // Flat: every sample does the same number of iterations, so no sample
+    // is a handful of increments dominated by the barrier's release.
+    configure(&mut g, name, SamplingMode::Flat);
+    let cases = Case::ALL
+        .into_iter()
+        .filter(|c| kind == Kind::Threads || c.cross_process());
+    for case in cases {
+        for n in CONTENDERS {
+            g.throughput(Throughput::Elements(n.into()));
+            g.bench_with_input(BenchmarkId::new(case.name(), n), &n, |b, &n| {
+                b.iter_custom(|iters| {
+                    let r = case
+                        .contend(kind, n, iters)
+                        .unwrap_or_else(|e| panic!("{e:#}"));
+                    Duration::from_nanos(r.elapsed_ns)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn main() {
+    // Ctrl-C or SIGTERM mid-run: kill the workers, remove the objects.
+    shm::cleanup::install().expect("installing the clean-up signal handler");
+    let mut c = Criterion::default().nresamples(NRESAMPLES);
+    if quick() {
+        c = c.without_plots();
+    }
+    let mut c = c.configure_from_args();
+    bench_uncontended(&mut c);
+    bench_contended(&mut c, Kind::Threads);
+    bench_contended(&mut c, Kind::Procs);
+    c.final_summary();
+    let left = leftovers();
+    assert!(
+        left.is_empty(),
+        "benchmarks left objects in /dev/shm: {left:?}"
+    );
+}

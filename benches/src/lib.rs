@@ -1,1 +1,390 @@
-//! Shared helpers for the shmlab benchmarks.
+//! Shared pieces of the shmlab benchmarks and of `bench-report`: the list
+//! of cases (every lock, and the references run beside them), the criterion
+//! group and benchmark names both sides agree on, the timing budget (full or
+//! quick), and the workloads themselves.
+//!
+//! Every measurement here checks its own result: a lock benchmark that loses
+//! an update panics instead of reporting a number.
+
+use race::shared::{ByLock, RaceShared};
+use race::{Config, Kind, RaceError, SyncMode, TrialResult};
+use shm::lock::{Lock, RawLock};
+use shm::{Region, RegionOptions, ShmName};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Set to `1` to run every benchmark briefly (a smoke check of about a
+/// minute) instead of the full set (under 15 minutes on 2 cores).
+pub const QUICK_ENV: &str = "SHMLAB_BENCH_QUICK";
+
+/// Whether [`QUICK_ENV`] asks for the quick run.
+pub fn quick() -> bool {
+    std::env::var_os(QUICK_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Criterion group names (directories under `target/criterion`).
+pub mod group {
+    /// One lock/unlock around one increment, one thread, lock in a region.
+    pub const UNCONTENDED: &str = "uncontended";
+    /// N threads of one process hammering one lock.
+    pub const THREADS: &str = "contended_threads";
+    /// N separate processes hammering one lock in a region they all map.
+    pub const PROCS: &str = "contended_procs";
+    /// One small message there and back between two processes.
+    pub const ROUND_TRIP: &str = "ipc_round_trip";
+    /// A stream of bytes in fixed-size messages from one process to another.
+    pub const STREAM: &str = "ipc_stream";
+}
+
+/// The round-trip benchmarks (`ipc::Transport` names), in table order.
+pub const ROUND_TRIPS: [&str; 4] = ["pipe", "fifo", "shm-futex", "shm-spin"];
+
+/// The stream benchmarks, in table order: their names and transports.
+pub const STREAMS: [(&str, ipc::Transport); 3] = [
+    ("pipe", ipc::Transport::Pipe),
+    ("ring", ipc::Transport::ShmFutex),
+    ("ring-spin", ipc::Transport::ShmSpin),
+];
+
+/// Contender counts for the contended groups.
+pub const CONTENDERS: [u32; 3] = [2, 4, 8];
+
+/// A lock whose state lives in a shared region (all of them work across
+/// processes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LockKind {
+    /// `shm_futex::FutexLock`: three-state futex lock, shared futex ops.
+    Futex,
+    /// `shm_futex::SpinLock`: test-and-test-and-set with backoff.
+    Spin,
+    /// `shm_pthread::RobustMutex`: glibc, process-shared, robust.
+    Pthread,
+    /// `shm_pthread::PlainMutex`: glibc, process-shared, not robust.
+    PthreadPlain,
+    /// `shm_sem::NamedSemaphore`: `sem_open` used as a lock.
+    Sem,
+    /// `shm_sem::UnnamedSemaphore`: `sem_init(pshared = 1)` in the region.
+    SemUnnamed,
+}
+
+impl LockKind {
+    /// Every lock, in table order.
+    pub const ALL: [LockKind; 6] = [
+        LockKind::Futex,
+        LockKind::Spin,
+        LockKind::Pthread,
+        LockKind::PthreadPlain,
+        LockKind::Sem,
+        LockKind::SemUnnamed,
+    ];
+
+    /// The benchmark name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LockKind::Futex => "futex",
+            LockKind::Spin => "spin",
+            LockKind::Pthread => "pthread",
+            LockKind::PthreadPlain => "pthread-plain",
+            LockKind::Sem => "sem",
+            LockKind::SemUnnamed => "sem-unnamed",
+        }
+    }
+
+    /// The race's label for it (glibc's plain mutex has no sync mode of its
+    /// own; it runs through [`race::run_trial_with`] labelled `pthread`).
+    pub fn sync_mode(self) -> SyncMode {
+        match self {
+            LockKind::Futex => SyncMode::Futex,
+            LockKind::Spin => SyncMode::Spin,
+            LockKind::Pthread | LockKind::PthreadPlain => SyncMode::Pthread,
+            LockKind::Sem => SyncMode::Sem,
+            LockKind::SemUnnamed => SyncMode::SemUnnamed,
+        }
+    }
+
+    /// One race trial with this lock.
+    pub fn run_trial(self, cfg: &Config) -> Result<TrialResult, RaceError> {
+        let none = &mut |_: u64, _: u64| {};
+        match self {
+            LockKind::Futex => race::run_trial_with::<shm_futex::FutexLock>(cfg, 1, none),
+            LockKind::Spin => race::run_trial_with::<shm_futex::SpinLock>(cfg, 1, none),
+            LockKind::Pthread => race::run_trial_with::<shm_pthread::RobustMutex>(cfg, 1, none),
+            LockKind::PthreadPlain => race::run_trial_with::<shm_pthread::PlainMutex>(cfg, 1, none),
+            LockKind::Sem => race::run_trial_with::<shm_sem::NamedSemaphore>(cfg, 1, none),
+            LockKind::SemUnnamed => race::run_trial_with::<shm_sem::UnnamedSemaphore>(cfg, 1, none),
+        }
+    }
+
+    /// One lock/unlock pair around one increment, `iters` times, on one
+    /// thread, with the lock's state inside a freshly created region.
+    pub fn uncontended(self) -> anyhow::Result<Uncontended> {
+        Ok(match self {
+            LockKind::Futex => Uncontended::new::<shm_futex::FutexLock>()?,
+            LockKind::Spin => Uncontended::new::<shm_futex::SpinLock>()?,
+            LockKind::Pthread => Uncontended::new::<shm_pthread::RobustMutex>()?,
+            LockKind::PthreadPlain => Uncontended::new::<shm_pthread::PlainMutex>()?,
+            LockKind::Sem => Uncontended::new::<shm_sem::NamedSemaphore>()?,
+            LockKind::SemUnnamed => Uncontended::new::<shm_sem::UnnamedSemaphore>()?,
+        })
+    }
+}
+
+/// A benchmark case: a lock, or one of the references run in the same
+/// process and the same run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Case {
+    /// One of shmlab's locks.
+    Lock(LockKind),
+    /// A bare `fetch_add` on the shared counter: one locked instruction, the
+    /// floor under any lock.
+    FetchAdd,
+    /// `std::sync::Mutex` (threads only).
+    Std,
+    /// `parking_lot::Mutex` (threads only).
+    ParkingLot,
+}
+
+impl Case {
+    /// Every case, in table order: the locks, then the references.
+    pub const ALL: [Case; 9] = [
+        Case::Lock(LockKind::Futex),
+        Case::Lock(LockKind::Spin),
+        Case::Lock(LockKind::Pthread),
+        Case::Lock(LockKind::PthreadPlain),
+        Case::Lock(LockKind::Sem),
+        Case::Lock(LockKind::SemUnnamed),
+        Case::FetchAdd,
+        Case::Std,
+        Case::ParkingLot,
+    ];
+
+    /// The benchmark name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Case::Lock(l) => l.name(),
+            Case::FetchAdd => "fetch_add",
+            Case::Std => "std",
+            Case::ParkingLot => "parking_lot",
+        }
+    }
+
+    /// Parses a benchmark name.
+    pub fn parse(s: &str) -> Option<Case> {
+        Case::ALL.into_iter().find(|c| c.name() == s)
+    }
+
+    /// Whether it can run between processes.
+    pub fn cross_process(self) -> bool {
+        !matches!(self, Case::Std | Case::ParkingLot)
+    }
+
+    /// One race trial: `workers` contenders of `kind`, `iters` increments
+    /// each, released together by the race's start barrier. Fails if any
+    /// update was lost.
+    pub fn contend(self, kind: Kind, workers: u32, iters: u64) -> anyhow::Result<TrialResult> {
+        let sync = match self {
+            Case::Lock(l) => l.sync_mode(),
+            Case::FetchAdd => SyncMode::Atomic,
+            Case::Std => SyncMode::Std,
+            Case::ParkingLot => SyncMode::ParkingLot,
+        };
+        let cfg = Config {
+            sync,
+            kind,
+            workers,
+            iters,
+        };
+        let r = match self {
+            Case::Lock(l) => l.run_trial(&cfg),
+            _ => race::run_trial(&cfg, 1, &mut |_, _| {}),
+        }
+        .map_err(|e| anyhow::anyhow!("{} with {workers} {kind}: {e}", self.name()))?;
+        if r.lost != 0 || r.actual != r.expected {
+            anyhow::bail!(
+                "{} with {workers} {kind} lost {} of {} updates: the lock does not exclude",
+                self.name(),
+                r.lost,
+                r.expected
+            );
+        }
+        Ok(r)
+    }
+}
+
+/// C's `counter++` as the race does it: a separate load and store, made safe
+/// only by the lock around it.
+#[inline(always)]
+fn increment(counter: &AtomicU64) {
+    let v = counter.load(Ordering::Relaxed);
+    counter.store(v.wrapping_add(1), Ordering::Relaxed);
+}
+
+/// An uncontended-lock workload: a region (the race's layout: lock state and
+/// counter each on their own cache line) created once, then measured any
+/// number of times, attaching to the lock before each timed loop.
+pub struct Uncontended {
+    run: Box<dyn FnMut(u64) -> Duration>,
+}
+
+impl std::fmt::Debug for Uncontended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Uncontended")
+    }
+}
+
+impl Uncontended {
+    fn new<L: RawLock + 'static>() -> anyhow::Result<Self> {
+        let name = ShmName::unique(&format!("bench-{}", L::NAME));
+        let region = Region::<RaceShared<ByLock<L>>>::create(&name, &RegionOptions::default(), 1)?;
+        let run = move |iters: u64| -> Duration {
+            // Attached per measurement, outside the timed loop (for a named
+            // semaphore this is its `sem_open`).
+            let lock = Lock::<L>::attach(&region.lock.0)
+                .unwrap_or_else(|e| panic!("attach {}: {e}", L::NAME));
+            let counter = &region.counter.0;
+            counter.store(0, Ordering::Relaxed);
+            let start = Instant::now();
+            for _ in 0..iters {
+                let g = lock
+                    .lock()
+                    .unwrap_or_else(|e| panic!("lock {}: {e}", L::NAME));
+                increment(counter);
+                drop(black_box(g));
+            }
+            let elapsed = start.elapsed();
+            let got = counter.load(Ordering::Relaxed);
+            assert_eq!(
+                got,
+                iters,
+                "{}: counter is {got} after {iters} locked increments",
+                L::NAME
+            );
+            elapsed
+        };
+        Ok(Uncontended { run: Box::new(run) })
+    }
+
+    /// Runs `iters` lock/increment/unlock steps; returns their time.
+    pub fn run(&mut self, iters: u64) -> Duration {
+        (self.run)(iters)
+    }
+}
+
+/// A reference case measured uncontended on one thread: `fetch_add` on a
+/// counter in a region, or a process-local `std`/`parking_lot` mutex around
+/// the same increment.
+pub fn uncontended_reference(case: Case) -> anyhow::Result<Uncontended> {
+    let name = ShmName::unique("bench-ref");
+    let region =
+        Region::<RaceShared<race::shared::NoLock>>::create(&name, &RegionOptions::default(), 1)?;
+    let std_m = std::sync::Mutex::new(());
+    let pl_m = parking_lot::Mutex::new(());
+    let run = move |iters: u64| -> Duration {
+        let counter = &region.counter.0;
+        counter.store(0, Ordering::Relaxed);
+        let start = Instant::now();
+        match case {
+            Case::FetchAdd => {
+                for _ in 0..iters {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Case::Std => {
+                for _ in 0..iters {
+                    let _g = black_box(&std_m).lock().unwrap_or_else(|e| e.into_inner());
+                    increment(counter);
+                }
+            }
+            Case::ParkingLot => {
+                for _ in 0..iters {
+                    let _g = black_box(&pl_m).lock();
+                    increment(counter);
+                }
+            }
+            Case::Lock(_) => unreachable!("locks use LockKind::uncontended"),
+        }
+        let elapsed = start.elapsed();
+        let got = counter.load(Ordering::Relaxed);
+        assert_eq!(
+            got,
+            iters,
+            "{}: counter is {got} after {iters} increments",
+            case.name()
+        );
+        elapsed
+    };
+    Ok(Uncontended { run: Box::new(run) })
+}
+
+/// The uncontended workload for any case.
+pub fn uncontended(case: Case) -> anyhow::Result<Uncontended> {
+    match case {
+        Case::Lock(l) => l.uncontended(),
+        other => uncontended_reference(other),
+    }
+}
+
+/// Bootstrap resamples per statistic. Criterion's default, 100 000, costs
+/// about 8 s of analysis and plotting per benchmark on this 2-core machine
+/// (each distribution plot is a kernel density estimate over every
+/// resample); 20 000 gives the same medians with confidence intervals that
+/// are a little rougher, and about 1 s.
+pub const NRESAMPLES: usize = 20_000;
+
+/// How long criterion spends on each benchmark of a group.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    /// Warm-up per benchmark.
+    pub warm_up: Duration,
+    /// Measurement per benchmark.
+    pub measurement: Duration,
+    /// Samples per benchmark (criterion's minimum is 10).
+    pub samples: usize,
+}
+
+impl Budget {
+    /// The budget for a group, full or quick (see [`QUICK_ENV`]). The full
+    /// set is sized to finish well inside 15 minutes on 2 cores, including
+    /// criterion's analysis and plots; the quick set in about a minute.
+    pub fn for_group(group: &str) -> Budget {
+        let ms = Duration::from_millis;
+        let (warm_up, measurement, samples) = match (quick(), group) {
+            (true, group::STREAM) => (ms(100), ms(300), 10),
+            (true, _) => (ms(150), ms(300), 10),
+            (false, group::UNCONTENDED) => (ms(1000), ms(3000), 50),
+            (false, group::THREADS | group::PROCS) => (ms(1000), ms(4000), 20),
+            (false, group::ROUND_TRIP) => (ms(1000), ms(4000), 30),
+            (false, group::STREAM) => (ms(1000), ms(5000), 10),
+            (false, _) => (ms(1000), ms(3000), 20),
+        };
+        Budget {
+            warm_up,
+            measurement,
+            samples,
+        }
+    }
+}
+
+/// Bytes in the stream benchmark: 1 GiB (64 MiB in the quick run).
+pub fn stream_bytes() -> u64 {
+    if quick() { 64 << 20 } else { 1 << 30 }
+}
+
+/// Message size in the stream benchmark: 64 KiB.
+pub const STREAM_MSG: usize = ipc::STREAM_MSG;
+
+/// Lists `/dev/shm` entries that this process made (`shmlab-*-<pid>-*`,
+/// and named semaphores derived from them): after a benchmark this should
+/// be empty.
+pub fn leftovers() -> Vec<String> {
+    let pid = format!("-{}-", std::process::id());
+    std::fs::read_dir(shm::SHM_DIR)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("shmlab") && n.contains(&pid))
+                .collect()
+        })
+        .unwrap_or_default()
+}

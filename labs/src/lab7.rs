@@ -486,12 +486,16 @@ pub fn main(cfg: &Config, check: bool, json: bool) -> anyhow::Result<ExitCode> {
     cfg.validate()?;
     if !json {
         println!(
-            "lab7-buffer: {} producer(s) and {} consumer(s), separate processes, share a ring of {} slot(s) in one region; {} items each; sync = {:?}\n",
+            "lab7-buffer: {} producer(s) and {} consumer(s), separate processes, share a ring of {} slot(s) in one region; {} items each; sync = {}\n",
             cfg.producers,
             cfg.consumers,
             cfg.slots,
             group(cfg.items),
-            cfg.sync
+            match cfg.sync {
+                Sync::None => "none",
+                Sync::Sem => "sem",
+                Sync::Futex => "futex",
+            }
         );
     }
     let r = run(cfg)?;

@@ -586,6 +586,33 @@ fn clean_stale(out: &mut impl Write, dry_run: bool) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// `shmlab repair-sem`: the deliberate repair of a wedged named semaphore.
+/// `sem_post` is only done when the value is 0 and the recorded holder is
+/// dead, the two facts that make it the least unsafe it can be.
+fn repair_sem(out: &mut impl Write, name: &str, holder: i32) -> anyhow::Result<ExitCode> {
+    let name = match name.strip_prefix("sem.") {
+        Some(rest) => format!("/{rest}"),
+        None if name.starts_with('/') => name.to_string(),
+        None => format!("/{name}"),
+    };
+    if shm::process_alive(holder) {
+        anyhow::bail!(
+            "process {holder} is alive: it may be inside the critical section, so posting {name} would let a second process in; repair only after it has died"
+        );
+    }
+    let sem = shm_sem::NamedSem::open(&name)?;
+    let value = sem.value()?;
+    if value != 0 {
+        anyhow::bail!("{name} has value {value}, so it is not wedged: nothing to repair");
+    }
+    sem.post()?;
+    writeln!(
+        out,
+        "posted {name} (value 0 -> 1) on behalf of dead holder {holder}; the data it guarded may be half-updated: check it"
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -616,31 +643,4 @@ mod tests {
         assert_eq!(parse_seconds("0.5").unwrap(), Duration::from_millis(500));
         assert!(parse_seconds("-1").is_err() && parse_seconds("x").is_err());
     }
-}
-
-/// `shmlab repair-sem`: the deliberate repair of a wedged named semaphore.
-/// `sem_post` is only done when the value is 0 and the recorded holder is
-/// dead, the two facts that make it the least unsafe it can be.
-fn repair_sem(out: &mut impl Write, name: &str, holder: i32) -> anyhow::Result<ExitCode> {
-    let name = match name.strip_prefix("sem.") {
-        Some(rest) => format!("/{rest}"),
-        None if name.starts_with('/') => name.to_string(),
-        None => format!("/{name}"),
-    };
-    if shm::process_alive(holder) {
-        anyhow::bail!(
-            "process {holder} is alive: it may be inside the critical section, so posting {name} would let a second process in; repair only after it has died"
-        );
-    }
-    let sem = shm_sem::NamedSem::open(&name)?;
-    let value = sem.value()?;
-    if value != 0 {
-        anyhow::bail!("{name} has value {value}, so it is not wedged: nothing to repair");
-    }
-    sem.post()?;
-    writeln!(
-        out,
-        "posted {name} (value 0 -> 1) on behalf of dead holder {holder}; the data it guarded may be half-updated: check it"
-    )?;
-    Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,16 @@
 //!
 //! If a worker dies or never arrives, the coordinator says which, stops the
 //! others within seconds, and removes its objects either way.
+//!
+//! **Forking from a multi-threaded program.** Workers are `fork`ed and then
+//! call `shm_open`, `mmap` and, for `--sync sem`, `sem_open`. glibc's
+//! `sem_open` takes a process-wide lock that `fork` does not reset, so a
+//! program that runs races while *another of its threads* may be inside
+//! `sem_open` can fork a child that deadlocks there. The lab binaries never
+//! do that (their only other threads are the signal and progress threads);
+//! a test suite running several races at once must run them one at a time.
+//! A worker that never arrives is reported after 10 s, never waited on
+//! forever.
 
 pub mod crash;
 mod mode;

@@ -5,8 +5,18 @@ use race::SyncMode;
 use race::crash::{Outcome, run_crash};
 use std::time::Duration;
 
+/// Tests in this binary fork children that call `sem_open`; glibc's
+/// `sem_open` takes a process-wide lock (`sem_mappings_lock`) that `fork`
+/// does not reset, so a fork while another test thread is inside
+/// `sem_open` leaves the child deadlocked. The tests run one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn locks_that_know_their_owner_recover_within_a_second() {
+    let _serial = serial();
     for sync in [SyncMode::Pthread, SyncMode::Futex, SyncMode::Spin] {
         let r = run_crash(sync, 3, 20_000).unwrap_or_else(|e| panic!("{sync}: {e}"));
         assert_eq!(r.outcome, Outcome::Recovered, "{sync}: {r:?}");
@@ -25,6 +35,7 @@ fn locks_that_know_their_owner_recover_within_a_second() {
 
 #[test]
 fn semaphores_wedge_and_the_dead_holder_is_named() {
+    let _serial = serial();
     for sync in [SyncMode::Sem, SyncMode::SemUnnamed] {
         let r = run_crash(sync, 3, 20_000).unwrap_or_else(|e| panic!("{sync}: {e}"));
         assert_eq!(r.outcome, Outcome::WedgedDetected, "{sync}: {r:?}");
@@ -37,6 +48,7 @@ fn semaphores_wedge_and_the_dead_holder_is_named() {
 
 #[test]
 fn crash_needs_a_lock_and_two_workers() {
+    let _serial = serial();
     assert!(run_crash(SyncMode::None, 3, 100).is_err());
     assert!(run_crash(SyncMode::Futex, 1, 100).is_err());
 }

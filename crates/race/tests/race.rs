@@ -3,6 +3,15 @@
 
 use race::{Config, Kind, RaceError, SyncMode, run_trial};
 
+/// Tests in this binary fork children that call `sem_open`; glibc's
+/// `sem_open` takes a process-wide lock (`sem_mappings_lock`) that `fork`
+/// does not reset, so a fork while another test thread is inside
+/// `sem_open` leaves the child deadlocked. The tests run one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn trial(sync: SyncMode, kind: Kind, workers: u32, iters: u64) -> race::TrialResult {
     let cfg = Config {
         sync,
@@ -41,6 +50,7 @@ fn exact(sync: SyncMode, kind: Kind, workers: u32) {
 
 #[test]
 fn every_lock_is_exact_with_2_and_4_processes() {
+    let _serial = serial();
     for sync in LOCKED_CROSS {
         exact(sync, Kind::Procs, 2);
         exact(sync, Kind::Procs, 4);
@@ -49,6 +59,7 @@ fn every_lock_is_exact_with_2_and_4_processes() {
 
 #[test]
 fn every_lock_is_exact_with_2_and_4_threads() {
+    let _serial = serial();
     for sync in LOCKED_CROSS
         .into_iter()
         .chain([SyncMode::Std, SyncMode::ParkingLot])
@@ -60,6 +71,7 @@ fn every_lock_is_exact_with_2_and_4_threads() {
 
 #[test]
 fn workers_are_separate_processes() {
+    let _serial = serial();
     let r = trial(SyncMode::Futex, Kind::Procs, 2, 1000);
     let me = std::process::id() as i32;
     assert!(r.per_worker.iter().all(|w| w.pid != me));
@@ -68,6 +80,7 @@ fn workers_are_separate_processes() {
 
 #[test]
 fn no_lock_loses_updates() {
+    let _serial = serial();
     // 2 processes x 1,000,000 increments on a multi-core machine lose
     // updates in nearly every trial; this fails only if none of 5 does.
     let lost: Vec<u64> = (0..5)
@@ -84,6 +97,7 @@ fn no_lock_loses_updates() {
 
 #[test]
 fn thread_only_modes_refuse_processes() {
+    let _serial = serial();
     for sync in [SyncMode::Std, SyncMode::ParkingLot] {
         let cfg = Config {
             sync,
@@ -99,6 +113,7 @@ fn thread_only_modes_refuse_processes() {
 
 #[test]
 fn bad_configurations_are_refused() {
+    let _serial = serial();
     let base = Config {
         sync: SyncMode::Futex,
         kind: Kind::Threads,

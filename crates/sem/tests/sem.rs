@@ -16,6 +16,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// Tests in this binary fork children that call `sem_open`; glibc's
+/// `sem_open` takes a process-wide lock (`sem_mappings_lock`) that `fork`
+/// does not reset, so a fork while another test thread is inside
+/// `sem_open` leaves the child deadlocked. The tests run one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The lock state plus the counter it guards.
 #[repr(C)]
 struct Payload<L: RawLock> {
@@ -151,31 +160,37 @@ fn try_lock_sees_it_held<L: RawLock>() {
 
 #[test]
 fn named_semaphore_four_threads_count_exactly() {
+    let _serial = serial();
     threads_count_exactly::<NamedSemaphore>();
 }
 
 #[test]
 fn unnamed_semaphore_four_threads_count_exactly() {
+    let _serial = serial();
     threads_count_exactly::<UnnamedSemaphore>();
 }
 
 #[test]
 fn named_semaphore_processes_count_exactly() {
+    let _serial = serial();
     processes_count_exactly::<NamedSemaphore>();
 }
 
 #[test]
 fn unnamed_semaphore_processes_count_exactly() {
+    let _serial = serial();
     processes_count_exactly::<UnnamedSemaphore>();
 }
 
 #[test]
 fn named_semaphore_try_lock_sees_it_held() {
+    let _serial = serial();
     try_lock_sees_it_held::<NamedSemaphore>();
 }
 
 #[test]
 fn unnamed_semaphore_try_lock_sees_it_held() {
+    let _serial = serial();
     try_lock_sees_it_held::<UnnamedSemaphore>();
 }
 
@@ -198,6 +213,7 @@ impl Drop for Umask {
 
 #[test]
 fn named_semaphore_file_has_the_region_mode_and_goes_with_it() {
+    let _serial = serial();
     // sem_open applies the umask: without the chmod, 0640 & !077 = 0600.
     let _umask = Umask::set(0o077);
     for mode in ["0640", "0600"] {
@@ -222,6 +238,7 @@ fn named_semaphore_file_has_the_region_mode_and_goes_with_it() {
 
 #[test]
 fn a_long_region_name_gets_a_semaphore_name_that_fits() {
+    let _serial = serial();
     // Two 255-byte region names that differ only in their last byte.
     let base = ShmName::unique("sem-test-long");
     let long = |last: char| {
@@ -251,6 +268,7 @@ fn a_long_region_name_gets_a_semaphore_name_that_fits() {
 
 #[test]
 fn an_existing_semaphore_fails_the_region_and_is_left_alone() {
+    let _serial = serial();
     let name = ShmName::unique("sem-test-exists");
     let theirs = NamedSem::create(&sem_name_for(&name), Mode::DEFAULT, 1).unwrap();
     let _unlink = Unlink(theirs.name().to_string());
@@ -268,6 +286,7 @@ fn an_existing_semaphore_fails_the_region_and_is_left_alone() {
 
 #[test]
 fn a_dead_holder_wedges_the_semaphore_and_is_named() {
+    let _serial = serial();
     let (name, r) = create::<NamedSemaphore>("wedge");
     let kid = child(move || {
         let r = Region::<Payload<NamedSemaphore>>::open(&name, &RegionOptions::default()).unwrap();
@@ -298,6 +317,7 @@ fn a_dead_holder_wedges_the_semaphore_and_is_named() {
 
 #[test]
 fn counting_semaphores_count() {
+    let _serial = serial();
     let name = ShmName::unique("sem-test-count").as_str().to_string();
     let s = NamedSem::create(&name, Mode::DEFAULT, 3).unwrap();
     let unlink = Unlink(name.clone());
@@ -317,6 +337,7 @@ fn counting_semaphores_count() {
 
 #[test]
 fn bad_semaphore_names_are_refused() {
+    let _serial = serial();
     for bad in ["", "noslash", "/a/b", "/", &format!("/{}", "x".repeat(252))] {
         assert!(NamedSem::create(bad, Mode::DEFAULT, 1).is_err(), "{bad:?}");
     }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 /// Race workers incrementing one shared counter, with or without a lock,
 /// and count the lost updates.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 #[command(group(ArgGroup::new("workers").args(["procs", "threads"])))]
 struct Cli {
     /// none | atomic | spin | futex | pthread | sem | sem-unnamed | std | parking_lot | all

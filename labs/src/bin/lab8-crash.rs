@@ -7,7 +7,7 @@ use std::process::ExitCode;
 /// Kill a worker with SIGKILL while it holds the lock, and show what the
 /// other workers experience, per lock.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 struct Cli {
     /// pthread | futex | spin | sem | sem-unnamed | all
     #[arg(long, default_value = "all", value_parser = parse_sync)]

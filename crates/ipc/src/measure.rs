@@ -1,0 +1,562 @@
+//! Timing IPC between two processes: round trips of a small message, and a
+//! one-way stream of many bytes.
+//!
+//! Every helper forks a child that opens its side **by name** (a FIFO's
+//! path, a ring's shared-memory name; an anonymous pipe is inherited, the
+//! only way to share one), claims it, and says "ready" on a control pipe.
+//! Only then does the parent start the clock, so process start-up is never
+//! timed. The child checks every message (round trips echo a transformed
+//! counter; streams carry a pattern stamped with a sequence number) and
+//! reports a mismatch as an error, so a broken transport fails loudly
+//! instead of looking fast. Each helper takes `iters` (or bytes) and returns
+//! the elapsed time, the shape criterion's `iter_custom` wants.
+
+use crate::fifo::Fifo;
+use crate::process::spawn;
+use crate::ring::{Receiver, Ring, Sender, Signal};
+use crate::{Error, Result};
+use shm::ShmName;
+use std::fmt;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+/// Bytes in one round-trip message (a counter).
+pub const ROUND_TRIP_BYTES: usize = 8;
+/// The stream helpers' usual message size: 64 KiB.
+pub const STREAM_MSG: usize = 64 * 1024;
+/// The largest stream message accepted.
+pub const MAX_STREAM_MSG: usize = 64 << 20;
+/// How long a side waits for the other to open a FIFO.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A way to move bytes between two processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// An anonymous pipe (`pipe(2)`) inherited across `fork`; round trips
+    /// use two, one per direction.
+    Pipe,
+    /// A named pipe (`mkfifo(3)`) opened by path in each process.
+    Fifo,
+    /// The shared-memory [`Ring`], waiting on a futex.
+    ShmFutex,
+    /// The shared-memory [`Ring`], busy-waiting.
+    ShmSpin,
+}
+
+impl Transport {
+    /// Every transport, in the order the labs print them.
+    pub const ALL: [Transport; 4] = [
+        Transport::Pipe,
+        Transport::Fifo,
+        Transport::ShmFutex,
+        Transport::ShmSpin,
+    ];
+
+    /// Short name: `pipe`, `fifo`, `shm-futex`, `shm-spin`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Pipe => "pipe",
+            Transport::Fifo => "fifo",
+            Transport::ShmFutex => "shm-futex",
+            Transport::ShmSpin => "shm-spin",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Transport {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Transport::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "unknown transport {s:?}; use pipe, fifo, shm-futex or shm-spin"
+                ))
+            })
+    }
+}
+
+/// `iters` round trips of an 8-byte message over `transport`; the time of
+/// the exchange alone.
+pub fn round_trips(transport: Transport, iters: u64) -> Result<Duration> {
+    match transport {
+        Transport::Pipe => pipe_round_trips(iters),
+        Transport::Fifo => fifo_round_trips(iters),
+        Transport::ShmFutex => shm_round_trips(iters, Signal::Futex),
+        Transport::ShmSpin => shm_round_trips(iters, Signal::Spin),
+    }
+}
+
+/// `total_bytes` streamed one way in messages of `msg` bytes over
+/// `transport`; the time from the first byte sent to the receiver's report
+/// that it has checked the last.
+pub fn stream(transport: Transport, total_bytes: u64, msg: usize) -> Result<Duration> {
+    match transport {
+        Transport::Pipe => pipe_stream(total_bytes, msg),
+        Transport::Fifo => fifo_stream(total_bytes, msg),
+        Transport::ShmFutex => shm_stream(total_bytes, msg, Signal::Futex),
+        Transport::ShmSpin => shm_stream(total_bytes, msg, Signal::Spin),
+    }
+}
+
+/// Round trips through two anonymous pipes (parent → child, child → parent).
+pub fn pipe_round_trips(iters: u64) -> Result<Duration> {
+    if iters == 0 {
+        return Ok(Duration::ZERO);
+    }
+    let (down_r, down_w) = crate::pipe()?;
+    let (up_r, up_w) = crate::pipe()?;
+    with_child(
+        "pipe",
+        (down_w, up_r),
+        move |ready| {
+            let (mut rx, mut tx) = (File::from(down_r), File::from(up_w));
+            ready.signal()?;
+            pong(&mut FdLink(&mut tx), &mut FdLink(&mut rx), iters, "pipe")
+        },
+        |(down_w, up_r), ctl| {
+            let (mut tx, mut rx) = (File::from(down_w), File::from(up_r));
+            ctl.wait_ready()?;
+            ping(&mut FdLink(&mut tx), &mut FdLink(&mut rx), iters, "pipe")
+        },
+    )
+}
+
+/// Round trips through two FIFOs in the temporary directory, each opened
+/// by path in both processes; both are removed afterwards.
+pub fn fifo_round_trips(iters: u64) -> Result<Duration> {
+    if iters == 0 {
+        return Ok(Duration::ZERO);
+    }
+    let down = Fifo::create_temp("rt-down")?;
+    let up = Fifo::create_temp("rt-up")?;
+    // Open our read end before forking: the child's open for writing then
+    // finds a reader at once. We read only after the child says it is
+    // ready, by which time it has opened its write end (a FIFO read with no
+    // writer yet would return end-of-file).
+    let up_r = Fifo::open_read_now(up.path())?;
+    let (down_path, up_path) = (down.path().to_path_buf(), up.path().to_path_buf());
+    with_child(
+        "fifo",
+        up_r,
+        move |ready| {
+            // Blocks until the parent opens the write end, so our first read
+            // cannot see a premature end-of-file.
+            let mut rx = Fifo::open_read(&down_path)?;
+            let mut tx = Fifo::open_write(&up_path, OPEN_TIMEOUT)?;
+            ready.signal()?;
+            pong(&mut FdLink(&mut tx), &mut FdLink(&mut rx), iters, "fifo")
+        },
+        |mut rx, ctl| {
+            // Succeeds once the child sits in its open for reading.
+            let mut tx = Fifo::open_write(down.path(), OPEN_TIMEOUT)?;
+            ctl.wait_ready()?;
+            ping(&mut FdLink(&mut tx), &mut FdLink(&mut rx), iters, "fifo")
+        },
+    )
+}
+
+/// Round trips through two shared-memory [`Ring`]s, waiting by `signal`.
+pub fn shm_round_trips(iters: u64, signal: Signal) -> Result<Duration> {
+    if iters == 0 {
+        return Ok(Duration::ZERO);
+    }
+    let what = shm_label(signal);
+    let down = Ring::create(&ShmName::unique("rt-down"), signal)?;
+    let up = Ring::create(&ShmName::unique("rt-up"), signal)?;
+    // Claim our ends before forking, so the child can tell if we die.
+    let mut tx = down.sender()?;
+    let mut rx = up.receiver()?;
+    let (down_name, up_name) = (down.name().clone(), up.name().clone());
+    let elapsed = with_child(
+        what,
+        (),
+        move |ready| {
+            let (down, up) = (Ring::open(&down_name)?, Ring::open(&up_name)?);
+            let (mut rx, mut tx) = (down.receiver()?, up.sender()?);
+            ready.signal()?;
+            pong(&mut tx, &mut rx, iters, what)
+        },
+        |(), ctl| {
+            ctl.wait_ready()?;
+            ping(&mut tx, &mut rx, iters, what)
+        },
+    );
+    drop((tx, rx));
+    elapsed
+}
+
+/// `total_bytes` through one anonymous pipe in `msg`-byte writes.
+pub fn pipe_stream(total_bytes: u64, msg: usize) -> Result<Duration> {
+    check_msg(msg)?;
+    if total_bytes == 0 {
+        return Ok(Duration::ZERO);
+    }
+    let (r, w) = crate::pipe()?;
+    with_child(
+        "pipe",
+        w,
+        move |ready| {
+            let mut rx = File::from(r);
+            ready.signal()?;
+            verify_stream(&mut FdLink(&mut rx), total_bytes, msg, "pipe")
+        },
+        |w, ctl| {
+            let mut tx = File::from(w);
+            ctl.wait_ready()?;
+            feed_stream(&mut FdLink(&mut tx), total_bytes, msg, ctl)
+        },
+    )
+}
+
+/// `total_bytes` through one FIFO in `msg`-byte writes.
+pub fn fifo_stream(total_bytes: u64, msg: usize) -> Result<Duration> {
+    check_msg(msg)?;
+    if total_bytes == 0 {
+        return Ok(Duration::ZERO);
+    }
+    let fifo = Fifo::create_temp("stream")?;
+    let path = fifo.path().to_path_buf();
+    with_child(
+        "fifo",
+        (),
+        move |ready| {
+            let mut rx = Fifo::open_read(&path)?;
+            ready.signal()?;
+            verify_stream(&mut FdLink(&mut rx), total_bytes, msg, "fifo")
+        },
+        |(), ctl| {
+            let mut tx = Fifo::open_write(fifo.path(), OPEN_TIMEOUT)?;
+            ctl.wait_ready()?;
+            feed_stream(&mut FdLink(&mut tx), total_bytes, msg, ctl)
+        },
+    )
+}
+
+/// `total_bytes` through one shared-memory [`Ring`] in `msg`-byte sends.
+pub fn shm_stream(total_bytes: u64, msg: usize, signal: Signal) -> Result<Duration> {
+    check_msg(msg)?;
+    if total_bytes == 0 {
+        return Ok(Duration::ZERO);
+    }
+    let what = shm_label(signal);
+    let ring = Ring::create(&ShmName::unique("stream"), signal)?;
+    let mut tx = ring.sender()?;
+    let name = ring.name().clone();
+    let elapsed = with_child(
+        what,
+        (),
+        move |ready| {
+            let ring = Ring::open(&name)?;
+            let mut rx = ring.receiver()?;
+            ready.signal()?;
+            verify_stream(&mut rx, total_bytes, msg, what)
+        },
+        |(), ctl| {
+            ctl.wait_ready()?;
+            feed_stream(&mut tx, total_bytes, msg, ctl)
+        },
+    );
+    drop(tx);
+    elapsed
+}
+
+fn shm_label(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Futex => "shm-futex",
+        Signal::Spin => "shm-spin",
+    }
+}
+
+fn check_msg(msg: usize) -> Result<()> {
+    if msg == 0 || msg > MAX_STREAM_MSG {
+        return Err(Error::Invalid(format!(
+            "message size {msg} is outside 1..={MAX_STREAM_MSG} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// One direction of a link: what the helpers need from a pipe or a ring.
+trait Tx {
+    fn send(&mut self, buf: &[u8]) -> Result<()>;
+}
+
+/// The other direction.
+trait Rx {
+    fn recv_exact(&mut self, buf: &mut [u8]) -> Result<()>;
+}
+
+/// A pipe or FIFO end as a [`Tx`]/[`Rx`].
+struct FdLink<'a>(&'a mut File);
+
+impl Tx for FdLink<'_> {
+    fn send(&mut self, buf: &[u8]) -> Result<()> {
+        self.0.write_all(buf).map_err(|e| Error::io("write", e))
+    }
+}
+
+impl Rx for FdLink<'_> {
+    fn recv_exact(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.0.read_exact(buf).map_err(|e| Error::io("read", e))
+    }
+}
+
+impl Tx for Sender<'_> {
+    fn send(&mut self, buf: &[u8]) -> Result<()> {
+        Sender::send(self, buf)
+    }
+}
+
+impl Rx for Receiver<'_> {
+    fn recv_exact(&mut self, buf: &mut [u8]) -> Result<()> {
+        Receiver::recv_exact(self, buf)
+    }
+}
+
+/// The reply to ping `i`: not an echo, so a transport that hands a
+/// message straight back (or a stale one) is caught.
+fn reply_to(i: u64) -> u64 {
+    !i ^ 0x5bd1_e995
+}
+
+/// The timed side of a round trip.
+fn ping(tx: &mut impl Tx, rx: &mut impl Rx, iters: u64, what: &str) -> Result<Duration> {
+    let mut buf = [0u8; ROUND_TRIP_BYTES];
+    let start = Instant::now();
+    for i in 0..iters {
+        tx.send(&i.to_le_bytes())?;
+        rx.recv_exact(&mut buf)?;
+        let got = u64::from_le_bytes(buf);
+        if got != reply_to(i) {
+            return Err(corrupt(
+                what,
+                format!("reply {i} was {got:#x}, expected {:#x}", reply_to(i)),
+            ));
+        }
+    }
+    Ok(start.elapsed())
+}
+
+/// The echoing side of a round trip.
+fn pong(tx: &mut impl Tx, rx: &mut impl Rx, iters: u64, what: &str) -> Result<()> {
+    let mut buf = [0u8; ROUND_TRIP_BYTES];
+    for i in 0..iters {
+        rx.recv_exact(&mut buf)?;
+        let got = u64::from_le_bytes(buf);
+        if got != i {
+            return Err(corrupt(what, format!("ping {i} arrived as {got:#x}")));
+        }
+        tx.send(&reply_to(i).to_le_bytes())?;
+    }
+    Ok(())
+}
+
+/// A fixed pseudo-random block (xorshift), so a shifted or repeated chunk
+/// does not match by accident.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Message `seq` of a stream: the pattern with the sequence number written
+/// over its first (up to) eight bytes.
+fn stamp(buf: &mut [u8], seq: u64) {
+    let n = buf.len().min(8);
+    buf[..n].copy_from_slice(&seq.to_le_bytes()[..n]);
+}
+
+/// The timed sending side of a stream; stops the clock when the child
+/// reports it has checked every byte.
+fn feed_stream(tx: &mut impl Tx, total: u64, msg: usize, done: &mut Control) -> Result<Duration> {
+    let mut buf = pattern(msg);
+    let start = Instant::now();
+    let (mut sent, mut seq) = (0u64, 0u64);
+    while sent < total {
+        let n = (total - sent).min(msg as u64) as usize;
+        stamp(&mut buf, seq);
+        tx.send(&buf[..n])?;
+        sent += n as u64;
+        seq += 1;
+    }
+    done.wait_done()?;
+    Ok(start.elapsed())
+}
+
+/// The checking receiving side of a stream.
+fn verify_stream(rx: &mut impl Rx, total: u64, msg: usize, what: &str) -> Result<()> {
+    let mut want = pattern(msg);
+    let mut got = vec![0u8; msg];
+    let (mut seen, mut seq) = (0u64, 0u64);
+    while seen < total {
+        let n = (total - seen).min(msg as u64) as usize;
+        rx.recv_exact(&mut got[..n])?;
+        stamp(&mut want, seq);
+        if got[..n] != want[..n] {
+            let at = (0..n).find(|&i| got[i] != want[i]).unwrap_or(0);
+            return Err(corrupt(
+                what,
+                format!(
+                    "byte {} of the stream (message {seq}, offset {at}) is {:#04x}, expected {:#04x}",
+                    seen + at as u64,
+                    got[at],
+                    want[at]
+                ),
+            ));
+        }
+        seen += n as u64;
+        seq += 1;
+    }
+    Ok(())
+}
+
+fn corrupt(what: &str, detail: String) -> Error {
+    Error::Corrupt {
+        transport: what.to_owned(),
+        detail,
+    }
+}
+
+/// The child's side of the control pipe.
+struct Ready {
+    ctl: File,
+}
+
+impl Ready {
+    /// "My side is open and claimed: start the clock."
+    fn signal(&mut self) -> Result<()> {
+        self.ctl
+            .write_all(b"R")
+            .map_err(|e| Error::io("write to the control pipe", e))
+    }
+}
+
+/// The parent's side of the control pipe: `R` (ready), then `D` (done) or
+/// `E` and a message.
+struct Control {
+    ctl: File,
+    pid: i32,
+    done: bool,
+}
+
+impl Control {
+    fn expect(&mut self, want: u8, stage: &str) -> Result<()> {
+        let mut b = [0u8; 1];
+        match self.ctl.read(&mut b) {
+            Ok(1) if b[0] == want => Ok(()),
+            Ok(1) if b[0] == b'E' => {
+                let mut msg = String::new();
+                let _ = self.ctl.read_to_string(&mut msg);
+                Err(Error::Child {
+                    pid: self.pid,
+                    what: format!("failed {stage}: {msg}"),
+                })
+            }
+            Ok(_) => Err(Error::Child {
+                pid: self.pid,
+                what: format!("closed its control pipe {stage} without a word (it died)"),
+            }),
+            Err(e) => Err(Error::io("read from the control pipe", e)),
+        }
+    }
+
+    /// After a failure on our side: kills the child and returns the error
+    /// it reported on the control pipe, if it reported one.
+    fn child_reason(&mut self, child: crate::Child) -> Option<Error> {
+        if !crate::wait_readable(&self.ctl, Duration::from_millis(200)).unwrap_or(false) {
+            return None;
+        }
+        let _ = child.kill();
+        let mut rest = Vec::new();
+        let _ = self.ctl.read_to_end(&mut rest);
+        let msg = rest.strip_prefix(b"E")?;
+        Some(Error::Child {
+            pid: self.pid,
+            what: format!("failed: {}", String::from_utf8_lossy(msg)),
+        })
+    }
+
+    /// Waits for the child's "ready" (its side is open): start the clock.
+    fn wait_ready(&mut self) -> Result<()> {
+        self.expect(b'R', "before it was ready")
+    }
+
+    /// Waits for the child's "done" (every byte checked).
+    fn wait_done(&mut self) -> Result<()> {
+        if !self.done {
+            self.expect(b'D', "before finishing")?;
+            self.done = true;
+        }
+        Ok(())
+    }
+}
+
+/// Forks a child running `child` (which calls `ready.signal()` once its
+/// side is open), runs `parent` with `keep` (the parent's own descriptors,
+/// closed in the child; `parent` calls `ctl.wait_ready()` once its own side
+/// is open, then times), then collects the child's verdict
+/// and exit status. Any failure kills the child: nothing is left running.
+fn with_child<K>(
+    what: &str,
+    keep: K,
+    child: impl FnOnce(&mut Ready) -> Result<()>,
+    parent: impl FnOnce(K, &mut Control) -> Result<Duration>,
+) -> Result<Duration> {
+    let (ctl_r, ctl_w) = crate::pipe()?;
+    let body = move || {
+        let mut ready = Ready {
+            ctl: File::from(ctl_w),
+        };
+        match child(&mut ready) {
+            Ok(()) => {
+                let _ = ready.ctl.write_all(b"D");
+                0
+            }
+            Err(e) => {
+                let _ = ready.ctl.write_all(format!("E{e}").as_bytes());
+                1
+            }
+        }
+    };
+    // SAFETY: `keep` holds only descriptors (the callers pass pipe and FIFO
+    // ends or `()`), never a region. The child opens objects, allocates
+    // (glibc's malloc is fork-safe), and reads and writes descriptors and
+    // shared memory; it takes no lock another thread of ours could hold.
+    let (child, keep) = unsafe { spawn((keep, ctl_r), body) }?;
+    let (keep, ctl_r) = keep;
+    let mut ctl = Control {
+        ctl: File::from(ctl_r),
+        pid: child.pid(),
+        done: false,
+    };
+    // On any error below, dropping `child` kills and reaps it.
+    let elapsed = match parent(keep, &mut ctl).and_then(|d| ctl.wait_done().map(|()| d)) {
+        Ok(d) => d,
+        // Our side failed (a closed pipe, a dead peer): if the child failed
+        // first and said why, its reason is the one worth reporting.
+        Err(e) => return Err(ctl.child_reason(child).unwrap_or(e)),
+    };
+    let exit = child.wait()?;
+    if !exit.success() {
+        return Err(Error::Child {
+            pid: ctl.pid,
+            what: format!("{exit} after a {what} run"),
+        });
+    }
+    Ok(elapsed)
+}

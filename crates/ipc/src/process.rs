@@ -1,0 +1,169 @@
+//! Child processes made with `fork(2)`, reaped with `waitpid(2)`, plus the
+//! small pipe helpers the labs need (`pipe2`, `poll` with a timeout, the
+//! SIGPIPE disposition).
+
+use crate::sys::{self, Forked};
+use crate::{Error, Result};
+use std::fmt;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+/// How a child process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// It called `exit`/`_exit` with this status.
+    Code(i32),
+    /// A signal killed it (`WIFSIGNALED`): the signal number.
+    Signal(i32),
+}
+
+impl Exit {
+    /// Exited with status 0.
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Exit::Code(c) => write!(f, "exited with status {c}"),
+            Exit::Signal(s) => match nix::sys::signal::Signal::try_from(s) {
+                Ok(sig) => write!(f, "was killed by signal {} ({s})", sig.as_str()),
+                Err(_) => write!(f, "was killed by signal {s}"),
+            },
+        }
+    }
+}
+
+/// A forked child. [`wait`](Child::wait) reaps it; dropping an unreaped
+/// child kills it (SIGKILL) and reaps it, so an error path leaves neither a
+/// zombie nor a process blocked forever on a pipe.
+#[derive(Debug)]
+#[must_use = "a child is killed when its handle is dropped; call wait()"]
+pub struct Child {
+    pid: i32,
+    reaped: bool,
+}
+
+impl Child {
+    /// Its process id.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// `waitpid(pid, &status, 0)`: blocks until it ends.
+    pub fn wait(mut self) -> Result<Exit> {
+        self.wait_inner(false)
+            .map(|e| e.expect("a blocking waitpid returns a status"))
+    }
+
+    /// `waitpid(pid, &status, WNOHANG)`: `None` while it still runs.
+    pub fn try_wait(&mut self) -> Result<Option<Exit>> {
+        self.wait_inner(true)
+    }
+
+    /// Sends SIGKILL and reaps it.
+    pub fn kill(self) -> Result<Exit> {
+        sys::kill_hard(self.pid);
+        self.wait()
+    }
+
+    fn wait_inner(&mut self, nohang: bool) -> Result<Option<Exit>> {
+        use nix::sys::wait::WaitStatus;
+        let status = sys::waitpid(self.pid, nohang)
+            .map_err(|e| Error::io(format!("waitpid({})", self.pid), e))?;
+        let exit = match status {
+            None => return Ok(None),
+            Some(WaitStatus::Exited(_, code)) => Exit::Code(code),
+            Some(WaitStatus::Signaled(_, sig, _)) => Exit::Signal(sig as i32),
+            Some(other) => {
+                return Err(Error::Child {
+                    pid: self.pid,
+                    what: format!("reported an unexpected wait status {other:?}"),
+                });
+            }
+        };
+        self.reaped = true;
+        shm::cleanup::unregister_child(self.pid);
+        Ok(Some(exit))
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if !self.reaped {
+            sys::kill_hard(self.pid);
+            let _ = self.wait_inner(false);
+        }
+    }
+}
+
+/// `fork()`s a child that runs `body` and `_exit`s with the status it
+/// returns (101 if it panics). Returns the child and, in the parent, `keep`.
+///
+/// `keep` is what only the parent must hold: the child drops it first thing
+/// (so put the parent's ends of pipes there, and the child's copies get
+/// closed); `body` is dropped unrun in the parent (so the child's ends it
+/// captured get closed there). The child resets the signal dispositions the
+/// clean-up thread relies on ([`shm::cleanup::reset_in_child`]), never runs
+/// the parent's destructors (it ends with `_exit`, so it cannot unlink the
+/// parent's objects), and flushes stdout before it exits. The parent flushes
+/// stdout before forking so the child does not print its buffer again. The
+/// child is registered with [`shm::cleanup`] so Ctrl-C kills it.
+///
+/// # Safety
+/// `keep` must not own objects whose drop has effects beyond this process
+/// (a region this process created would be unlinked by the child), and
+/// `body` must not use a [`Sender`](crate::Sender) or
+/// [`Receiver`](crate::Receiver) this process holds (the child's copy would
+/// be a second holder of that end: open the ring by name and claim instead).
+/// If other threads exist at the moment of the fork, `body` runs in a copy
+/// of the process where only this thread exists: it must not take a lock
+/// another thread might have held (e.g. stdout's, if another thread prints;
+/// glibc's `malloc` is safe, it resets its locks in the child).
+pub unsafe fn spawn<K>(keep: K, body: impl FnOnce() -> i32) -> Result<(Child, K)> {
+    let _ = std::io::stdout().flush();
+    // SAFETY: forwarded to our caller; the child ends with `exit_now`.
+    match unsafe { sys::fork() }.map_err(|e| Error::io("fork", e))? {
+        Forked::Child => {
+            shm::cleanup::reset_in_child();
+            drop(keep);
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
+            let _ = std::io::stdout().flush();
+            sys::exit_now(code)
+        }
+        Forked::Parent(pid) => {
+            shm::cleanup::register_child(pid);
+            Ok((Child { pid, reaped: false }, keep))
+        }
+    }
+}
+
+/// `pipe2(O_CLOEXEC)`: `(read end, write end)`.
+pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    sys::pipe().map_err(|e| Error::io("pipe", e))
+}
+
+/// `poll(fd, POLLIN, timeout)`: `true` if a `read` on `fd` would return at
+/// once (data is there, or every write end is closed: end-of-file), `false`
+/// if `timeout` passed first. Never blocks longer than `timeout`.
+pub fn wait_readable(fd: impl AsFd, timeout: Duration) -> Result<bool> {
+    sys::poll_readable(fd, timeout).map_err(|e| Error::io("poll", e))
+}
+
+/// What a write to a pipe without readers does to this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigPipe {
+    /// `SIG_IGN`: the write fails with `EPIPE` (Rust programs start this way).
+    Ignore,
+    /// `SIG_DFL`: the kernel kills the writer with SIGPIPE (C programs start
+    /// this way).
+    Default,
+}
+
+/// `signal(SIGPIPE, SIG_IGN | SIG_DFL)` for the whole process.
+pub fn set_sigpipe(how: SigPipe) -> Result<()> {
+    sys::set_sigpipe(how == SigPipe::Ignore).map_err(|e| Error::io("signal(SIGPIPE)", e))
+}

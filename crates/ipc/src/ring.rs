@@ -1,0 +1,582 @@
+//! A single-producer single-consumer byte ring in a shared region.
+//!
+//! Two counters only ever grow: `head`, the bytes ever written (stored by
+//! the sender alone), and `tail`, the bytes ever read (stored by the receiver
+//! alone); byte `i` of the stream lives at `data[i % CAPACITY]`. The sender
+//! copies bytes into the free part, then publishes them by storing `head`
+//! with `Release`; the receiver loads `head` with `Acquire`, so those bytes
+//! are visible to it, copies them out, then hands the space back by storing
+//! `tail` with `Release`, which the sender loads with `Acquire` before it
+//! overwrites anything. Each byte is thus owned by exactly one side at any
+//! time, and the two counters sit on separate cache lines so the sides do
+//! not fight over one line on every update.
+//!
+//! When a side finds nothing to do (ring empty, or full) it either spins
+//! ([`Signal::Spin`]) or sleeps on a futex word ([`Signal::Futex`]). The
+//! sleeper announces itself by setting its word to 1, then re-checks the
+//! counter; the other side, after publishing, checks the word and wakes only
+//! if it is set. A `SeqCst` fence on both sides between "store mine" and
+//! "load theirs" (the Dekker pattern) guarantees that at least one of them
+//! sees the other's store, so a wake-up is never lost; a side that runs
+//! steadily never makes a system call.
+//!
+//! A sleeper also wakes every [`PEER_CHECK`] to see whether the process at
+//! the other end has died, so a crashed peer is an error, not a hang.
+
+use crate::error::End;
+use crate::{Error, Result, sys};
+use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering, fence};
+use std::time::Duration;
+
+/// Bytes a ring holds: 1 MiB.
+pub const RING_CAPACITY: usize = 1 << 20;
+
+/// How often a sleeping end checks that its peer is still alive.
+pub const PEER_CHECK: Duration = Duration::from_millis(50);
+
+/// How an end waits when the ring is empty (receiver) or full (sender).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// Sleep in `futex_wait`; the other side calls `futex_wake` only when
+    /// the sleeper said it sleeps. Costs two system calls and a context
+    /// switch per wait, and no CPU while waiting.
+    Futex,
+    /// Busy-wait on the counter (yielding the CPU after a while): the
+    /// lowest latency when each side has a core of its own, a burnt core
+    /// otherwise.
+    Spin,
+}
+
+impl Signal {
+    fn to_u32(self) -> u32 {
+        match self {
+            Signal::Futex => 0,
+            Signal::Spin => 1,
+        }
+    }
+
+    fn from_u32(v: u32) -> Signal {
+        if v == 1 { Signal::Spin } else { Signal::Futex }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Signal::Futex => "futex",
+            Signal::Spin => "spin",
+        })
+    }
+}
+
+/// Who holds the ends, and whether they closed. Touched only when an end
+/// is claimed or closed, and by a waiter checking on its peer.
+#[repr(C)]
+#[derive(Debug)]
+struct Control {
+    /// [`Signal`] as a number; fixed at creation.
+    signal: AtomicU32,
+    /// Pid holding the sender end, 0 if none yet.
+    sender_pid: AtomicI32,
+    /// Pid holding the receiver end, 0 if none yet.
+    receiver_pid: AtomicI32,
+    /// 1 once the sender closed: after the bytes already in the ring the
+    /// receiver sees end-of-file.
+    sender_closed: AtomicU32,
+    /// 1 once the receiver closed: further sends fail.
+    receiver_closed: AtomicU32,
+}
+
+/// The ring's shared layout (the payload of its region).
+///
+/// | field | written by | meaning |
+/// |---|---|---|
+/// | `head` | sender | bytes ever written; `Release` publishes them |
+/// | `tail` | receiver | bytes ever read; `Release` returns the space |
+/// | `data_wait` | receiver sets 1, sender clears | futex word: "receiver sleeps, wake me on data" |
+/// | `space_wait` | sender sets 1, receiver clears | futex word: "sender sleeps, wake me on space" |
+/// | `ctl` | claims and closes | see `Control` |
+/// | `data` | the side that owns a byte (see the module docs) | the bytes |
+#[repr(C)]
+pub struct RingShared {
+    head: CachePadded<AtomicU64>,
+    tail: CachePadded<AtomicU64>,
+    data_wait: CachePadded<AtomicU32>,
+    space_wait: CachePadded<AtomicU32>,
+    ctl: CachePadded<Control>,
+    data: UnsafeCell<[u8; RING_CAPACITY]>,
+}
+
+// SAFETY: every field but `data` is atomic. A byte of `data` is written
+// only by the one sender while it lies in the free part
+// (`head..tail + CAPACITY`) and read only by the one receiver while it lies
+// in the filled part (`tail..head`); the two parts change hands only through
+// the Release/Acquire pairs on `head` and `tail`, and `Sender`/`Receiver`
+// (each claimed by at most one holder) are the only code touching `data`.
+unsafe impl Sync for RingShared {}
+
+// SAFETY: `#[repr(C)]`, no pointers; all zeroes is a valid empty ring
+// (counters 0, nobody waiting, futex signalling, no holders); the fields
+// written by several processes are atomics or the `UnsafeCell` guarded as
+// described on the `Sync` impl.
+unsafe impl Shared for RingShared {
+    type Init = Signal;
+
+    fn type_name() -> String {
+        format!("ipc/ring-{}KiB", RING_CAPACITY / 1024)
+    }
+
+    unsafe fn init_in_place(
+        this: *mut Self,
+        signal: Signal,
+        _ctx: &InitCtx<'_>,
+    ) -> std::result::Result<(), String> {
+        // SAFETY: the caller guarantees `this` is valid, aligned, zeroed and
+        // not yet shared; we only store through an atomic.
+        let ring = unsafe { &*this };
+        ring.ctl.signal.store(signal.to_u32(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RingShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingShared")
+            .field("head", &self.head.load(Ordering::Relaxed))
+            .field("tail", &self.tail.load(Ordering::Relaxed))
+            .field("data_wait", &self.data_wait.load(Ordering::Relaxed))
+            .field("space_wait", &self.space_wait.load(Ordering::Relaxed))
+            .field("ctl", &self.ctl.0)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RingShared {
+    /// Copies `src` into the ring at stream position `pos`.
+    ///
+    /// # Safety
+    /// Only the sender may call this, and only for bytes in the free part:
+    /// `tail <= pos` and `pos + src.len() <= tail + RING_CAPACITY` for a
+    /// `tail` it loaded with `Acquire`.
+    unsafe fn write_at(&self, pos: u64, src: &[u8]) {
+        let start = (pos % RING_CAPACITY as u64) as usize;
+        let first = src.len().min(RING_CAPACITY - start);
+        let base = self.data.get().cast::<u8>();
+        // SAFETY: `start + first <= CAPACITY` and `src.len() - first <=
+        // start`, so both copies stay inside `data`; the caller owns these
+        // bytes, so nobody reads or writes them concurrently; `src` is
+        // ordinary memory, so it cannot overlap the ring.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), base.add(start), first);
+            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), base, src.len() - first);
+        }
+    }
+
+    /// Copies bytes at stream position `pos` out into `dst`.
+    ///
+    /// # Safety
+    /// Only the receiver may call this, and only for bytes in the filled
+    /// part: `pos + dst.len() <= head` for a `head` it loaded with `Acquire`.
+    unsafe fn read_at(&self, pos: u64, dst: &mut [u8]) {
+        let start = (pos % RING_CAPACITY as u64) as usize;
+        let first = dst.len().min(RING_CAPACITY - start);
+        let base = self.data.get().cast::<u8>().cast_const();
+        // SAFETY: as in `write_at`, with the roles swapped: the bytes are
+        // published (Acquire on `head`) and the sender will not touch them
+        // until we store a `tail` past them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(base.add(start), dst.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(base, dst.as_mut_ptr().add(first), dst.len() - first);
+        }
+    }
+
+    /// After publishing: wake the other side if it said it sleeps on `word`.
+    #[inline]
+    fn wake_if_waiting(word: &AtomicU32) {
+        // Pairs with the waiter's fence between setting `word` and
+        // re-checking the counter we just stored.
+        fence(Ordering::SeqCst);
+        if word.load(Ordering::Relaxed) != 0 && word.swap(0, Ordering::Relaxed) != 0 {
+            sys::futex_wake_one(word);
+        }
+    }
+}
+
+/// A handle on a shared ring. The creator's handle removes the name when
+/// dropped.
+pub struct Ring {
+    region: Region<RingShared>,
+}
+
+impl fmt::Debug for Ring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.shared();
+        f.debug_struct("Ring")
+            .field("name", self.name())
+            .field("signal", &self.signal())
+            .field("head", &r.head.load(Ordering::Relaxed))
+            .field("tail", &r.tail.load(Ordering::Relaxed))
+            .field("ctl", &r.ctl.0)
+            .finish()
+    }
+}
+
+impl Ring {
+    /// Bytes the ring holds.
+    pub const CAPACITY: usize = RING_CAPACITY;
+
+    /// Creates the region `name` holding an empty ring whose ends wait by
+    /// `signal`.
+    pub fn create(name: &ShmName, signal: Signal) -> Result<Ring> {
+        let region = Region::create(name, &RegionOptions::default(), signal)?;
+        Ok(Ring { region })
+    }
+
+    /// Opens the ring another process (or thread) created.
+    pub fn open(name: &ShmName) -> Result<Ring> {
+        let region = Region::open(name, &RegionOptions::default())?;
+        Ok(Ring { region })
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &ShmName {
+        self.region.name()
+    }
+
+    /// How its ends wait.
+    pub fn signal(&self) -> Signal {
+        Signal::from_u32(self.shared().ctl.signal.load(Ordering::Relaxed))
+    }
+
+    fn shared(&self) -> &RingShared {
+        &self.region
+    }
+
+    /// Claims the sender end for this process.
+    pub fn sender(&self) -> Result<Sender<'_>> {
+        let r = self.shared();
+        if r.ctl.sender_closed.load(Ordering::Acquire) != 0 {
+            return Err(self.closed(End::Sender));
+        }
+        self.claim(&r.ctl.sender_pid, End::Sender)?;
+        Ok(Sender {
+            ring: self,
+            head: r.head.load(Ordering::Relaxed),
+            tail: r.tail.load(Ordering::Acquire),
+            spin: self.signal() == Signal::Spin,
+            sleeps: 0,
+        })
+    }
+
+    /// Claims the receiver end for this process.
+    pub fn receiver(&self) -> Result<Receiver<'_>> {
+        let r = self.shared();
+        if r.ctl.receiver_closed.load(Ordering::Acquire) != 0 {
+            return Err(self.closed(End::Receiver));
+        }
+        self.claim(&r.ctl.receiver_pid, End::Receiver)?;
+        Ok(Receiver {
+            ring: self,
+            tail: r.tail.load(Ordering::Relaxed),
+            head: r.head.load(Ordering::Acquire),
+            spin: self.signal() == Signal::Spin,
+            sleeps: 0,
+        })
+    }
+
+    /// One holder per end: take the word if it is free or its holder died.
+    fn claim(&self, word: &AtomicI32, end: End) -> Result<()> {
+        let me = std::process::id() as i32;
+        loop {
+            let cur = word.load(Ordering::Acquire);
+            let takeable = cur == 0 || (cur != me && sys::process_gone(cur));
+            if !takeable {
+                return Err(Error::Busy {
+                    ring: self.name().to_string(),
+                    end,
+                    pid: cur,
+                });
+            }
+            if word
+                .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    fn closed(&self, end: End) -> Error {
+        Error::Closed {
+            ring: self.name().to_string(),
+            end,
+        }
+    }
+
+    /// `Err(PeerDied)` if the process holding `end` has died.
+    fn check_peer(&self, end: End) -> Result<()> {
+        let ctl = &self.shared().ctl;
+        let pid = match end {
+            End::Sender => ctl.sender_pid.load(Ordering::Acquire),
+            End::Receiver => ctl.receiver_pid.load(Ordering::Acquire),
+        };
+        if pid != 0 && sys::process_gone(pid) {
+            return Err(Error::PeerDied {
+                ring: self.name().to_string(),
+                end,
+                pid,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Waits until `ready()` gives `Some` (or an error): spinning, or sleeping
+/// on `word`. `ready` must be cheap (it runs on every wake-up); the costlier
+/// `peer_alive` runs only after a futex timeout or every few thousand spins.
+fn wait_until<T>(
+    spin: bool,
+    word: &AtomicU32,
+    sleeps: &mut u64,
+    mut ready: impl FnMut() -> Result<Option<T>>,
+    mut peer_alive: impl FnMut() -> Result<()>,
+) -> Result<T> {
+    let mut rounds: u32 = 0;
+    loop {
+        if let Some(v) = ready()? {
+            return Ok(v);
+        }
+        if spin {
+            rounds = rounds.wrapping_add(1);
+            if rounds < 256 {
+                std::hint::spin_loop();
+            } else {
+                // Give the CPU to the peer if it shares ours; check on it
+                // now and then.
+                std::thread::yield_now();
+                if rounds % 4096 == 0 {
+                    peer_alive()?;
+                }
+            }
+            continue;
+        }
+        word.store(1, Ordering::Relaxed);
+        // Dekker: our "I sleep" store, then their counter; they store the
+        // counter, then read our word. See the module docs.
+        fence(Ordering::SeqCst);
+        match ready() {
+            Ok(None) => {}
+            other => {
+                word.store(0, Ordering::Relaxed);
+                if let Some(v) = other? {
+                    return Ok(v);
+                }
+            }
+        }
+        *sleeps += 1;
+        if !sys::futex_wait(word, 1, PEER_CHECK) {
+            peer_alive()?;
+        }
+    }
+}
+
+/// The sending end of a [`Ring`]; dropping it closes the ring for sending
+/// (the receiver sees end-of-file after the bytes already sent).
+pub struct Sender<'a> {
+    ring: &'a Ring,
+    /// Our copy of `head` (we are its only writer).
+    head: u64,
+    /// The last `tail` we loaded; the receiver may have moved on since.
+    tail: u64,
+    spin: bool,
+    sleeps: u64,
+}
+
+impl fmt::Debug for Sender<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("ring", self.ring.name())
+            .field("sent", &self.head)
+            .field("sleeps", &self.sleeps)
+            .finish()
+    }
+}
+
+impl Sender<'_> {
+    /// Writes all of `buf`, waiting for space as needed. Bytes are published
+    /// as each contiguous run is copied, so a message larger than the ring
+    /// streams through it.
+    pub fn send(&mut self, buf: &[u8]) -> Result<()> {
+        let r = self.ring.shared();
+        let mut off = 0;
+        while off < buf.len() {
+            let mut free = RING_CAPACITY - (self.head - self.tail) as usize;
+            if free == 0 {
+                self.tail = self.wait_for_space()?;
+                free = RING_CAPACITY - (self.head - self.tail) as usize;
+            }
+            let n = free.min(buf.len() - off);
+            // SAFETY: we are the only sender (claimed), and
+            // `head + n <= tail + CAPACITY` for a `tail` loaded with
+            // Acquire: these bytes are free.
+            unsafe { r.write_at(self.head, &buf[off..off + n]) };
+            self.head += n as u64;
+            r.head.store(self.head, Ordering::Release);
+            if !self.spin {
+                RingShared::wake_if_waiting(&r.data_wait);
+            }
+            off += n;
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn wait_for_space(&mut self) -> Result<u64> {
+        let ring = self.ring;
+        let r = ring.shared();
+        let head = self.head;
+        wait_until(
+            self.spin,
+            &r.space_wait,
+            &mut self.sleeps,
+            || {
+                if r.ctl.receiver_closed.load(Ordering::Acquire) != 0 {
+                    return Err(ring.closed(End::Receiver));
+                }
+                let tail = r.tail.load(Ordering::Acquire);
+                Ok((head - tail < RING_CAPACITY as u64).then_some(tail))
+            },
+            || ring.check_peer(End::Receiver),
+        )
+    }
+
+    /// Bytes sent through this ring so far (its stream position).
+    pub fn sent(&self) -> u64 {
+        self.head
+    }
+
+    /// How many times this end went to sleep on the futex.
+    pub fn sleeps(&self) -> u64 {
+        self.sleeps
+    }
+}
+
+impl Drop for Sender<'_> {
+    fn drop(&mut self) {
+        let r = self.ring.shared();
+        // Release: a receiver that sees "closed" also sees the last head.
+        r.ctl.sender_closed.store(1, Ordering::Release);
+        RingShared::wake_if_waiting(&r.data_wait);
+    }
+}
+
+/// The receiving end of a [`Ring`]; dropping it closes the ring for
+/// receiving (the sender's next wait for space fails).
+pub struct Receiver<'a> {
+    ring: &'a Ring,
+    /// Our copy of `tail` (we are its only writer).
+    tail: u64,
+    /// The last `head` we loaded; the sender may have published more since.
+    head: u64,
+    spin: bool,
+    sleeps: u64,
+}
+
+impl fmt::Debug for Receiver<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("ring", self.ring.name())
+            .field("received", &self.tail)
+            .field("sleeps", &self.sleeps)
+            .finish()
+    }
+}
+
+impl Receiver<'_> {
+    /// Reads up to `buf.len()` bytes, waiting until at least one is there.
+    /// Returns 0 only for an empty `buf` or at end-of-file (the sender
+    /// closed and every byte it sent has been read).
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.head == self.tail {
+            self.head = self.wait_for_data()?;
+            if self.head == self.tail {
+                return Ok(0);
+            }
+        }
+        let r = self.ring.shared();
+        let n = buf.len().min((self.head - self.tail) as usize);
+        // SAFETY: we are the only receiver (claimed), and
+        // `tail + n <= head` for a `head` loaded with Acquire: these bytes
+        // are published and the sender will not reuse them before we store
+        // the new tail below.
+        unsafe { r.read_at(self.tail, &mut buf[..n]) };
+        self.tail += n as u64;
+        r.tail.store(self.tail, Ordering::Release);
+        if !self.spin {
+            RingShared::wake_if_waiting(&r.space_wait);
+        }
+        Ok(n)
+    }
+
+    /// Fills all of `buf`; end-of-file first is [`Error::Closed`].
+    pub fn recv_exact(&mut self, buf: &mut [u8]) -> Result<()> {
+        let mut off = 0;
+        while off < buf.len() {
+            match self.recv(&mut buf[off..])? {
+                0 => return Err(self.ring.closed(End::Sender)),
+                n => off += n,
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for `head != tail`, or for the sender to close (then returns
+    /// the final head, which may equal `tail`: end-of-file).
+    #[cold]
+    fn wait_for_data(&mut self) -> Result<u64> {
+        let ring = self.ring;
+        let r = ring.shared();
+        let tail = self.tail;
+        wait_until(
+            self.spin,
+            &r.data_wait,
+            &mut self.sleeps,
+            || {
+                let head = r.head.load(Ordering::Acquire);
+                if head != tail {
+                    return Ok(Some(head));
+                }
+                // Acquire on "closed" makes the sender's last head visible.
+                if r.ctl.sender_closed.load(Ordering::Acquire) != 0 {
+                    return Ok(Some(r.head.load(Ordering::Acquire)));
+                }
+                Ok(None)
+            },
+            || ring.check_peer(End::Sender),
+        )
+    }
+
+    /// Bytes received from this ring so far (its stream position).
+    pub fn received(&self) -> u64 {
+        self.tail
+    }
+
+    /// How many times this end went to sleep on the futex.
+    pub fn sleeps(&self) -> u64 {
+        self.sleeps
+    }
+}
+
+impl Drop for Receiver<'_> {
+    fn drop(&mut self) {
+        let r = self.ring.shared();
+        r.ctl.receiver_closed.store(1, Ordering::Release);
+        RingShared::wake_if_waiting(&r.space_wait);
+    }
+}

@@ -1,0 +1,143 @@
+//! Every system call this crate makes that is not plain `read`/`write` on a
+//! `std::fs::File`: `fork`, `_exit`, `waitpid`, `kill`, `pipe2`, `mkfifo`,
+//! `fcntl`, `poll`, `signal(SIGPIPE)` and the shared futex. The only
+//! `unsafe` blocks of the crate outside the ring's byte copies are here.
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigHandler, Signal};
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
+
+/// Which side of a `fork` we are on.
+pub(crate) enum Forked {
+    Child,
+    Parent(i32),
+}
+
+/// `fork(2)`.
+///
+/// # Safety
+/// If the calling process has other threads, the child may only use what
+/// stays consistent after `fork` (see [`crate::spawn`]), and must end with
+/// [`exit_now`].
+pub(crate) unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: the caller upholds the after-fork rules stated above.
+    match unsafe { nix::unistd::fork() } {
+        Ok(ForkResult::Child) => Ok(Forked::Child),
+        Ok(ForkResult::Parent { child }) => Ok(Forked::Parent(child.as_raw())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `_exit(code)`: ends the process at once, without atexit handlers,
+/// destructors or stdio flushing, so a forked child never runs the
+/// parent's clean-up (which would unlink the parent's objects).
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` takes no pointers and never returns; skipping
+    // destructors is memory-safe (it only leaks, and the process is gone).
+    unsafe { libc::_exit(code) }
+}
+
+/// `waitpid(pid, &status, nohang ? WNOHANG : 0)`, retrying `EINTR`;
+/// `None` with `nohang` if the child is still running.
+pub(crate) fn waitpid(pid: i32, nohang: bool) -> io::Result<Option<WaitStatus>> {
+    let flags = nohang.then_some(WaitPidFlag::WNOHANG);
+    loop {
+        match nix::sys::wait::waitpid(Pid::from_raw(pid), flags) {
+            Ok(WaitStatus::StillAlive) => return Ok(None),
+            Ok(s) => return Ok(Some(s)),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// `kill(pid, SIGKILL)`; a child that is already gone is not an error.
+pub(crate) fn kill_hard(pid: i32) {
+    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+}
+
+/// Whether `pid` no longer runs: no such process, or a zombie waiting to be
+/// reaped (`kill(pid, 0)` alone would call a zombie alive, and the parent
+/// that should reap it may be the very process that is waiting on it).
+pub(crate) fn process_gone(pid: i32) -> bool {
+    if !shm::process_alive(pid) {
+        return true;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+        Err(_) => false,
+    }
+}
+
+/// `pipe2(O_CLOEXEC)`: `(read end, write end)`. Close-on-exec so that a
+/// program started with `exec` does not inherit (and hold open) our ends.
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
+}
+
+/// `mkfifo(path, mode)`.
+pub(crate) fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
+    let mode = nix::sys::stat::Mode::from_bits_truncate(mode as _);
+    Ok(nix::unistd::mkfifo(path, mode)?)
+}
+
+/// `fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)`.
+pub(crate) fn set_blocking(fd: impl AsFd) -> io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let fd = fd.as_fd();
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags & !OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+/// `poll({fd, POLLIN}, 1, timeout)`, retrying `EINTR` with the time left:
+/// `true` if a `read` would not block (data, or end-of-file: `POLLHUP`).
+pub(crate) fn poll_readable(fd: impl AsFd, timeout: Duration) -> io::Result<bool> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// `signal(SIGPIPE, ignore ? SIG_IGN : SIG_DFL)`.
+pub(crate) fn set_sigpipe(ignore: bool) -> io::Result<()> {
+    let handler = if ignore {
+        SigHandler::SigIgn
+    } else {
+        SigHandler::SigDfl
+    };
+    // SAFETY: SIG_IGN and SIG_DFL install no Rust code as a handler, so
+    // nothing can run in signal context.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, handler) }?;
+    Ok(())
+}
+
+/// Shared `FUTEX_WAIT` (see [`shm_futex::futex_wait`]): `false` only on
+/// timeout.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> bool {
+    shm_futex::futex_wait(word, expected, Some(timeout))
+}
+
+/// Shared `FUTEX_WAKE` of one waiter.
+pub(crate) fn futex_wake_one(word: &AtomicU32) {
+    shm_futex::futex_wake(word, 1);
+}
