@@ -16,7 +16,7 @@ struct Cli {
     #[arg(long, value_name = "C", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=MAX_WORKERS as i64))]
     consumers: u32,
     /// Items each producer makes
-    #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=labs::lab7::MAX_ITEMS))]
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=labs::lab7::MAX_ITEMS))]
     items: u64,
     /// Slots in the ring
     #[arg(long, value_name = "K", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=MAX_SLOTS as i64))]
