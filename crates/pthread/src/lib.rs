@@ -174,7 +174,7 @@ macro_rules! pthread_lock {
                 state: &MutexState,
                 timeout: Duration,
             ) -> Result<Option<Acquired>, PthreadError> {
-                let deadline = sys::monotonic_after(timeout);
+                let deadline = shm::time::monotonic_deadline(timeout);
                 loop {
                     match sys::clock_lock(&state.m, &deadline) {
                         0 => return Ok(Some(Acquired::Clean)),

@@ -16,7 +16,6 @@
 use libc::{c_int, clockid_t, pthread_mutex_t, pthread_mutexattr_t, timespec};
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
-use std::time::Duration;
 
 unsafe extern "C" {
     /// glibc ≥ 2.30 (not in the `libc` crate): `pthread_mutex_timedlock`
@@ -117,7 +116,7 @@ pub(crate) fn try_lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
 
 /// `pthread_mutex_clocklock(m, CLOCK_MONOTONIC, deadline)`: 0, `ETIMEDOUT`,
 /// `EOWNERDEAD` or an error number. `deadline` must be normalised
-/// ([`monotonic_after`]).
+/// ([`shm::time::monotonic_deadline`]).
 pub(crate) fn clock_lock(m: &UnsafeCell<pthread_mutex_t>, deadline: &timespec) -> c_int {
     // SAFETY: as for `lock`; `deadline` is a valid, normalised timespec that
     // outlives the call.
@@ -144,51 +143,4 @@ pub(crate) fn destroy(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
     // SAFETY: as for `lock`. glibc's destroy only checks the mutex and marks
     // it invalid; the region is unmapped right after, by its creator.
     unsafe { libc::pthread_mutex_destroy(m.get()) }
-}
-
-/// `clock_gettime(CLOCK_MONOTONIC)` + `d`, normalised (`tv_nsec < 1e9`) —
-/// the absolute deadline `pthread_mutex_clocklock` wants, because a
-/// relative timeout would restart on every retry.
-pub(crate) fn monotonic_after(d: Duration) -> timespec {
-    let mut now = timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid out-pointer; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    add(now, d)
-}
-
-/// `t + d` with the nanoseconds carried into seconds, saturating: the
-/// kernel rejects `tv_nsec >= 1e9` with `EINVAL`.
-pub(crate) fn add(t: timespec, d: Duration) -> timespec {
-    let nsec = t.tv_nsec as u64 + u64::from(d.subsec_nanos());
-    let secs = libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX);
-    timespec {
-        tv_sec: t
-            .tv_sec
-            .saturating_add(secs)
-            .saturating_add((nsec / 1_000_000_000) as libc::time_t),
-        tv_nsec: (nsec % 1_000_000_000) as libc::c_long,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deadlines_are_normalised() {
-        let t = timespec {
-            tv_sec: 5,
-            tv_nsec: 999_999_999,
-        };
-        let r = add(t, Duration::from_nanos(2));
-        assert_eq!((r.tv_sec, r.tv_nsec), (6, 1));
-        let r = add(t, Duration::from_millis(1500));
-        assert_eq!((r.tv_sec, r.tv_nsec), (7, 499_999_999));
-        let r = add(t, Duration::MAX);
-        assert_eq!(r.tv_sec, libc::time_t::MAX);
-        assert!(r.tv_nsec < 1_000_000_000);
-    }
 }

@@ -135,7 +135,7 @@ impl SemCell {
     /// timeout — monotonic, because a wall-clock deadline moves when the
     /// clock is set.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, SemError> {
-        sys::wait_until(&self.0, &sys::monotonic_after(timeout))
+        sys::wait_until(&self.0, &shm::time::monotonic_deadline(timeout))
             .map_err(|e| os("sem_clockwait", "unnamed", e))
     }
 
@@ -244,7 +244,7 @@ impl NamedSem {
     /// timeout — monotonic, because a wall-clock deadline moves when the
     /// clock is set.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, SemError> {
-        sys::wait_until(self.sem.cell(), &sys::monotonic_after(timeout))
+        sys::wait_until(self.sem.cell(), &shm::time::monotonic_deadline(timeout))
             .map_err(|e| os("sem_clockwait", &self.name, e))
     }
 

@@ -15,7 +15,6 @@ use std::cell::UnsafeCell;
 use std::ffi::CStr;
 use std::io;
 use std::ptr::NonNull;
-use std::time::Duration;
 
 unsafe extern "C" {
     /// glibc ≥ 2.30 (not in the `libc` crate): `sem_timedwait` against a
@@ -175,51 +174,4 @@ pub(crate) fn value(sem: &UnsafeCell<sem_t>) -> io::Result<i32> {
     // SAFETY: as for `wait`; `v` is a valid out-pointer.
     cvt(unsafe { libc::sem_getvalue(sem.get(), &mut v) })?;
     Ok(v)
-}
-
-/// `clock_gettime(CLOCK_MONOTONIC)` + `d`, normalised (`tv_nsec < 1e9`) —
-/// an absolute deadline, because retrying after `EINTR` must not restart a
-/// relative timeout.
-pub(crate) fn monotonic_after(d: Duration) -> libc::timespec {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid out-pointer; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    normalise(now, d)
-}
-
-/// `t + d` with the nanoseconds carried into seconds, saturating: the
-/// kernel rejects `tv_nsec >= 1e9` with `EINVAL`.
-pub(crate) fn normalise(t: libc::timespec, d: Duration) -> libc::timespec {
-    let nsec = t.tv_nsec as u64 + u64::from(d.subsec_nanos());
-    let secs = libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX);
-    libc::timespec {
-        tv_sec: t
-            .tv_sec
-            .saturating_add(secs)
-            .saturating_add((nsec / 1_000_000_000) as libc::time_t),
-        tv_nsec: (nsec % 1_000_000_000) as libc::c_long,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timespecs_are_normalised() {
-        let t = libc::timespec {
-            tv_sec: 5,
-            tv_nsec: 999_999_999,
-        };
-        let r = normalise(t, Duration::from_nanos(2));
-        assert_eq!((r.tv_sec, r.tv_nsec), (6, 1));
-        let r = normalise(t, Duration::from_millis(1500));
-        assert_eq!((r.tv_sec, r.tv_nsec), (7, 499_999_999));
-        let r = normalise(t, Duration::MAX);
-        assert_eq!(r.tv_sec, libc::time_t::MAX);
-        assert!(r.tv_nsec < 1_000_000_000);
-    }
 }

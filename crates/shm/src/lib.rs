@@ -32,6 +32,7 @@ pub mod pad;
 mod region;
 mod size;
 mod sys;
+pub mod time;
 
 pub use error::{Error, Result};
 pub use mapping::{Access, Mapping};
