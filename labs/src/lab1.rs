@@ -188,7 +188,7 @@ fn run_to(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     )?;
     writeln!(
         out,
-        "  - a new object has 0 bytes until ftruncate sizes it; mapping 0 bytes fails"
+        "  - a new object has 0 bytes until ftruncate sizes it; mmap of 0 bytes fails, and touching a mapping beyond the size raises SIGBUS"
     )?;
     writeln!(
         out,

@@ -254,7 +254,7 @@ pub fn fifo(out: &mut impl Write) -> anyhow::Result<ExitCode> {
     )?;
     writeln!(
         out,
-        "   it is not our child by fork: it inherits no pipe from us, it only knows the name"
+        "   it is a new program (fork + exec): it shares no pipe with us, it only knows the name"
     )?;
     writeln!(
         out,
@@ -286,8 +286,8 @@ pub fn fifo(out: &mut impl Write) -> anyhow::Result<ExitCode> {
     fifo.remove()?;
     writeln!(
         out,
-        "5. unlink(PATH): the name is gone (exists now: {})",
-        path.exists()
+        "5. unlink(PATH): the name is gone (present: {})",
+        if path.exists() { "yes" } else { "no" }
     )?;
     writeln!(out)?;
     writeln!(out, "What to notice:")?;

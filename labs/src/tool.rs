@@ -242,7 +242,8 @@ fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
     }
     let stale = entries.iter().filter(|e| e.stale()).count();
     writeln!(out)?;
-    write!(out, "{} entries", entries.len())?;
+    let n = entries.len();
+    write!(out, "{n} {}", if n == 1 { "entry" } else { "entries" })?;
     if stale > 0 {
         write!(
             out,

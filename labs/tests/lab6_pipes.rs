@@ -77,7 +77,11 @@ fn the_fifo_carries_greetings_between_unrelated_processes_and_is_removed() {
         "{}",
         r.out
     );
-    assert!(r.out.contains("exists now: false"), "{}", r.out);
+    assert!(
+        r.out.contains("the name is gone (present: no)"),
+        "{}",
+        r.out
+    );
     assert!(leftovers(r.pid).is_empty(), "{:?}", leftovers(r.pid));
 }
 
