@@ -337,15 +337,7 @@ fn print_notice(all: &[TrialResult]) {
 
 /// 1234567 → "1,234,567".
 pub fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::group_digits(n, ',')
 }
 
 /// Nanoseconds as ns/µs/ms/s.

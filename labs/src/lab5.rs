@@ -552,17 +552,9 @@ fn per_sec(work: u64, d: Duration) -> String {
     }
 }
 
-/// 1234567 → "1_234_567".
+/// 1234567 → "1_234_567", the way `--work` accepts it.
 fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push('_');
-        }
-        out.push(c);
-    }
-    out
+    crate::group_digits(n, '_')
 }
 
 #[cfg(test)]

@@ -11,6 +11,19 @@
 
 use std::process::ExitCode;
 
+/// `1234567` → `1,234,567` with `sep` between groups of three digits.
+pub fn group_digits(n: u64, sep: char) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(sep);
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Exit status for bad input.
 pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit status for a failed check.

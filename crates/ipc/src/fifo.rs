@@ -19,21 +19,7 @@ impl Fifo {
     /// `mkfifo(dir/shmlab-<purpose>-<pid>-<n>.fifo, 0600)` in the system's
     /// temporary directory (`$TMPDIR` or `/tmp`).
     pub fn create_temp(purpose: &str) -> Result<Fifo> {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let purpose: String = purpose
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .take(64)
-            .collect();
-        let file = format!("shmlab-{purpose}-{}-{n}.fifo", std::process::id());
+        let file = format!("{}.fifo", shm::unique_tag(purpose));
         Fifo::create(std::env::temp_dir().join(file))
     }
 

@@ -37,7 +37,7 @@ pub mod time;
 pub use error::{Error, Result};
 pub use mapping::{Access, Mapping};
 pub use mode::{Class, Mode, PermissionRow};
-pub use name::ShmName;
+pub use name::{ShmName, unique_tag};
 pub use object::{Creation, ShmObject, ShmOptions, Stat};
 pub use pad::CachePadded;
 pub use region::{

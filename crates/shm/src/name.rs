@@ -51,21 +51,7 @@ impl ShmName {
 
     /// A name unique to this process and purpose: `/shmlab-<purpose>-<pid>-<n>`.
     pub fn unique(purpose: &str) -> Self {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let purpose: String = purpose
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .take(64)
-            .collect();
-        ShmName(format!("/shmlab-{purpose}-{}-{n}", std::process::id()))
+        ShmName(format!("/{}", unique_tag(purpose)))
     }
 
     /// The name with its leading slash, as passed to `shm_open`.
@@ -82,6 +68,28 @@ impl ShmName {
     pub fn path(&self) -> std::path::PathBuf {
         std::path::Path::new(crate::SHM_DIR).join(self.file_name())
     }
+}
+
+/// `shmlab-<purpose>-<pid>-<n>`: the name shmlab gives everything it
+/// creates (objects, semaphores, FIFOs), unique per process and call, with
+/// the purpose reduced to `[A-Za-z0-9-]` and 64 characters. The pid in it
+/// is what `shmlab clean` uses to tell whether the creator is gone.
+pub fn unique_tag(purpose: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let purpose: String = purpose
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    format!("shmlab-{purpose}-{}-{n}", std::process::id())
 }
 
 impl fmt::Display for ShmName {
