@@ -7,8 +7,8 @@
 //! an update panics instead of reporting a number.
 
 use race::shared::{ByLock, RaceShared};
-use race::{Config, Kind, RaceError, SyncMode, TrialResult};
-use shm::lock::{Lock, RawLock};
+use race::{Config, Kind, LocalLock, ModeVisitor, SyncMode, TrialResult};
+use shm::lock::{Lock, RawLock, RawLockTimed};
 use shm::{Region, RegionOptions, ShmName};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,122 +50,48 @@ pub const STREAMS: [(&str, ipc::Transport); 3] = [
 /// Contender counts for the contended groups.
 pub const CONTENDERS: [u32; 3] = [2, 4, 8];
 
-/// A lock whose state lives in a shared region (all of them work across
-/// processes).
+/// A benchmark case: a sync mode of the race's registry ([`SyncMode`]),
+/// every one but `none` (which loses updates by design). The lock, its name
+/// and how it runs all come from the registry; the benches add nothing per
+/// lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LockKind {
-    /// `shm_futex::FutexLock`: three-state futex lock, shared futex ops.
-    Futex,
-    /// `shm_futex::SpinLock`: test-and-test-and-set with backoff.
-    Spin,
-    /// `shm_pthread::RobustMutex`: glibc, process-shared, robust.
-    Pthread,
-    /// `shm_pthread::PlainMutex`: glibc, process-shared, not robust.
-    PthreadPlain,
-    /// `shm_sem::NamedSemaphore`: `sem_open` used as a lock.
-    Sem,
-    /// `shm_sem::UnnamedSemaphore`: `sem_init(pshared = 1)` in the region.
-    SemUnnamed,
-}
+pub struct Case(pub SyncMode);
 
-impl LockKind {
-    /// Every lock, in table order.
-    pub const ALL: [LockKind; 6] = [
-        LockKind::Futex,
-        LockKind::Spin,
-        LockKind::Pthread,
-        LockKind::PthreadPlain,
-        LockKind::Sem,
-        LockKind::SemUnnamed,
-    ];
-
-    /// The benchmark name.
-    pub fn name(self) -> &'static str {
-        match self {
-            LockKind::Futex => "futex",
-            LockKind::Spin => "spin",
-            LockKind::Pthread => "pthread",
-            LockKind::PthreadPlain => "pthread-plain",
-            LockKind::Sem => "sem",
-            LockKind::SemUnnamed => "sem-unnamed",
-        }
-    }
-
-    /// The race's label for it (glibc's plain mutex has no sync mode of its
-    /// own; it runs through [`race::run_trial_with`] labelled `pthread`).
-    pub fn sync_mode(self) -> SyncMode {
-        match self {
-            LockKind::Futex => SyncMode::Futex,
-            LockKind::Spin => SyncMode::Spin,
-            LockKind::Pthread | LockKind::PthreadPlain => SyncMode::Pthread,
-            LockKind::Sem => SyncMode::Sem,
-            LockKind::SemUnnamed => SyncMode::SemUnnamed,
-        }
-    }
-
-    /// One race trial with this lock.
-    pub fn run_trial(self, cfg: &Config) -> Result<TrialResult, RaceError> {
-        let none = &mut |_: u64, _: u64| {};
-        match self {
-            LockKind::Futex => race::run_trial_with::<shm_futex::FutexLock>(cfg, 1, none),
-            LockKind::Spin => race::run_trial_with::<shm_futex::SpinLock>(cfg, 1, none),
-            LockKind::Pthread => race::run_trial_with::<shm_pthread::RobustMutex>(cfg, 1, none),
-            LockKind::PthreadPlain => race::run_trial_with::<shm_pthread::PlainMutex>(cfg, 1, none),
-            LockKind::Sem => race::run_trial_with::<shm_sem::NamedSemaphore>(cfg, 1, none),
-            LockKind::SemUnnamed => race::run_trial_with::<shm_sem::UnnamedSemaphore>(cfg, 1, none),
-        }
-    }
-
-    /// One lock/unlock pair around one increment, `iters` times, on one
-    /// thread, with the lock's state inside a freshly created region.
-    pub fn uncontended(self) -> anyhow::Result<Uncontended> {
-        Ok(match self {
-            LockKind::Futex => Uncontended::new::<shm_futex::FutexLock>()?,
-            LockKind::Spin => Uncontended::new::<shm_futex::SpinLock>()?,
-            LockKind::Pthread => Uncontended::new::<shm_pthread::RobustMutex>()?,
-            LockKind::PthreadPlain => Uncontended::new::<shm_pthread::PlainMutex>()?,
-            LockKind::Sem => Uncontended::new::<shm_sem::NamedSemaphore>()?,
-            LockKind::SemUnnamed => Uncontended::new::<shm_sem::UnnamedSemaphore>()?,
-        })
-    }
-}
-
-/// A benchmark case: a lock, or one of the references run in the same
-/// process and the same run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Case {
-    /// One of shmlab's locks.
-    Lock(LockKind),
-    /// A bare `fetch_add` on the shared counter: one locked instruction, the
-    /// floor under any lock.
-    FetchAdd,
-    /// `std::sync::Mutex` (threads only).
-    Std,
-    /// `parking_lot::Mutex` (threads only).
-    ParkingLot,
-}
+const N_CASES: usize = SyncMode::ALL.len() - 1;
 
 impl Case {
-    /// Every case, in table order: the locks, then the references.
-    pub const ALL: [Case; 9] = [
-        Case::Lock(LockKind::Futex),
-        Case::Lock(LockKind::Spin),
-        Case::Lock(LockKind::Pthread),
-        Case::Lock(LockKind::PthreadPlain),
-        Case::Lock(LockKind::Sem),
-        Case::Lock(LockKind::SemUnnamed),
-        Case::FetchAdd,
-        Case::Std,
-        Case::ParkingLot,
-    ];
+    /// Every case, in table order: the region locks, then the references
+    /// measured beside them (a bare `fetch_add`, the thread-only mutexes).
+    pub const ALL: [Case; N_CASES] = {
+        let mut out = [Case(SyncMode::Atomic); N_CASES];
+        let mut n = 0;
+        // Two passes over the registry: region locks first (everything but
+        // none, atomic and the thread-only locks), then the references.
+        let mut pass = 0;
+        while pass < 2 {
+            let mut i = 0;
+            while i < SyncMode::ALL.len() {
+                let m = SyncMode::ALL[i];
+                let reference =
+                    matches!(m, SyncMode::Atomic | SyncMode::Std | SyncMode::ParkingLot);
+                if !matches!(m, SyncMode::None) && reference == (pass == 1) {
+                    out[n] = Case(m);
+                    n += 1;
+                }
+                i += 1;
+            }
+            pass += 1;
+        }
+        assert!(n == N_CASES);
+        out
+    };
 
-    /// The benchmark name.
+    /// The benchmark name: the mode's name, except that `atomic` is measured
+    /// as `fetch_add` (the name of the instruction-level reference).
     pub fn name(self) -> &'static str {
-        match self {
-            Case::Lock(l) => l.name(),
-            Case::FetchAdd => "fetch_add",
-            Case::Std => "std",
-            Case::ParkingLot => "parking_lot",
+        match self.0 {
+            SyncMode::Atomic => "fetch_add",
+            m => m.name(),
         }
     }
 
@@ -176,30 +102,31 @@ impl Case {
 
     /// Whether it can run between processes.
     pub fn cross_process(self) -> bool {
-        !matches!(self, Case::Std | Case::ParkingLot)
+        self.0.cross_process()
+    }
+
+    /// Whether it is one of shmlab's locks (state in the region).
+    pub fn is_lock(self) -> bool {
+        self.0.is_region_lock()
+    }
+
+    /// The cases that are shmlab's locks, in table order.
+    pub fn locks() -> impl Iterator<Item = Case> {
+        Case::ALL.into_iter().filter(|c| c.is_lock())
     }
 
     /// One race trial: `workers` contenders of `kind`, `iters` increments
     /// each, released together by the race's start barrier. Fails if any
     /// update was lost.
     pub fn contend(self, kind: Kind, workers: u32, iters: u64) -> anyhow::Result<TrialResult> {
-        let sync = match self {
-            Case::Lock(l) => l.sync_mode(),
-            Case::FetchAdd => SyncMode::Atomic,
-            Case::Std => SyncMode::Std,
-            Case::ParkingLot => SyncMode::ParkingLot,
-        };
         let cfg = Config {
-            sync,
+            sync: self.0,
             kind,
             workers,
             iters,
         };
-        let r = match self {
-            Case::Lock(l) => l.run_trial(&cfg),
-            _ => race::run_trial(&cfg, 1, &mut |_, _| {}),
-        }
-        .map_err(|e| anyhow::anyhow!("{} with {workers} {kind}: {e}", self.name()))?;
+        let r = race::run_trial(&cfg, 1, &mut |_, _| {})
+            .map_err(|e| anyhow::anyhow!("{} with {workers} {kind}: {e}", self.name()))?;
         if r.lost != 0 || r.actual != r.expected {
             anyhow::bail!(
                 "{} with {workers} {kind} lost {} of {} updates: the lock does not exclude",
@@ -265,63 +192,69 @@ impl Uncontended {
         Ok(Uncontended { run: Box::new(run) })
     }
 
+    /// A reference case measured uncontended on one thread: `body` does
+    /// `iters` increments of the counter in a region (race layout, no lock
+    /// state), timed and checked.
+    fn reference(case: Case, body: impl Fn(&AtomicU64, u64) + 'static) -> anyhow::Result<Self> {
+        let name = ShmName::unique("bench-ref");
+        let region = Region::<RaceShared<race::shared::NoLock>>::create(
+            &name,
+            &RegionOptions::default(),
+            1,
+        )?;
+        let run = move |iters: u64| -> Duration {
+            let counter = &region.counter.0;
+            counter.store(0, Ordering::Relaxed);
+            let start = Instant::now();
+            body(counter, iters);
+            let elapsed = start.elapsed();
+            let got = counter.load(Ordering::Relaxed);
+            assert_eq!(
+                got,
+                iters,
+                "{}: counter is {got} after {iters} increments",
+                case.name()
+            );
+            elapsed
+        };
+        Ok(Uncontended { run: Box::new(run) })
+    }
+
     /// Runs `iters` lock/increment/unlock steps; returns their time.
     pub fn run(&mut self, iters: u64) -> Duration {
         (self.run)(iters)
     }
 }
 
-/// A reference case measured uncontended on one thread: `fetch_add` on a
-/// counter in a region, or a process-local `std`/`parking_lot` mutex around
-/// the same increment.
-pub fn uncontended_reference(case: Case) -> anyhow::Result<Uncontended> {
-    let name = ShmName::unique("bench-ref");
-    let region =
-        Region::<RaceShared<race::shared::NoLock>>::create(&name, &RegionOptions::default(), 1)?;
-    let std_m = std::sync::Mutex::new(());
-    let pl_m = parking_lot::Mutex::new(());
-    let run = move |iters: u64| -> Duration {
-        let counter = &region.counter.0;
-        counter.store(0, Ordering::Relaxed);
-        let start = Instant::now();
-        match case {
-            Case::FetchAdd => {
-                for _ in 0..iters {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Case::Std => {
-                for _ in 0..iters {
-                    let _g = black_box(&std_m).lock().unwrap_or_else(|e| e.into_inner());
-                    increment(counter);
-                }
-            }
-            Case::ParkingLot => {
-                for _ in 0..iters {
-                    let _g = black_box(&pl_m).lock();
-                    increment(counter);
-                }
-            }
-            Case::Lock(_) => unreachable!("locks use LockKind::uncontended"),
-        }
-        let elapsed = start.elapsed();
-        let got = counter.load(Ordering::Relaxed);
-        assert_eq!(
-            got,
-            iters,
-            "{}: counter is {got} after {iters} increments",
-            case.name()
-        );
-        elapsed
-    };
-    Ok(Uncontended { run: Box::new(run) })
+/// The uncontended workload for any case (through the registry's visit).
+pub fn uncontended(case: Case) -> anyhow::Result<Uncontended> {
+    case.0.visit(UncontendedCase(case))
 }
 
-/// The uncontended workload for any case.
-pub fn uncontended(case: Case) -> anyhow::Result<Uncontended> {
-    match case {
-        Case::Lock(l) => l.uncontended(),
-        other => uncontended_reference(other),
+struct UncontendedCase(Case);
+
+impl ModeVisitor for UncontendedCase {
+    type Output = anyhow::Result<Uncontended>;
+    fn unsynchronised(self) -> Self::Output {
+        anyhow::bail!("`none` is not a benchmark case: it loses updates")
+    }
+    fn fetch_add(self) -> Self::Output {
+        Uncontended::reference(self.0, |counter, iters| {
+            for _ in 0..iters {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    }
+    fn region_lock<L: RawLockTimed + 'static>(self) -> Self::Output {
+        Uncontended::new::<L>()
+    }
+    fn local_lock<M: LocalLock>(self) -> Self::Output {
+        let m = M::default();
+        Uncontended::reference(self.0, move |counter, iters| {
+            for _ in 0..iters {
+                black_box(&m).with(|| increment(counter));
+            }
+        })
     }
 }
 

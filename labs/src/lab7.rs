@@ -19,7 +19,7 @@
 
 use crate::lab4::{group, human_ns};
 use anyhow::{Context, bail};
-use shm::lock::{Lock, RawLock};
+use shm::lock::{Lock, LockState};
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
 use shm_futex::{FutexLock, futex_wait, futex_wake};
 use shm_sem::SemCell;
@@ -143,7 +143,7 @@ struct Buffer {
     empty: SemCell,
     full: SemCell,
     mutex: SemCell,
-    lock: CachePadded<<FutexLock as RawLock>::State>,
+    lock: CachePadded<LockState<FutexLock>>,
     slots: [CachePadded<Slot>; MAX_SLOTS as usize],
     /// Receipts: how often each (producer, seq) was consumed.
     receipts: [AtomicU8; MAX_ITEMS as usize],
@@ -169,20 +169,29 @@ unsafe impl Shared for Buffer {
             (*this).slots_n.store(slots, Ordering::Relaxed);
             (*this).total.store(total, Ordering::Relaxed);
             (*this).per.store(per, Ordering::Relaxed);
+            // Initialised in every mode: a payload hands out only
+            // initialised lock states (only `futex` takes it).
+            LockState::init(&raw mut (*this).lock.0, ctx).map_err(|e| e.to_string())?;
             match sync {
                 Sync::Sem => {
                     SemCell::init(&raw mut (*this).empty, slots).map_err(|e| e.to_string())?;
                     SemCell::init(&raw mut (*this).full, 0).map_err(|e| e.to_string())?;
                     SemCell::init(&raw mut (*this).mutex, 1).map_err(|e| e.to_string())?;
                 }
-                Sync::Futex => {
-                    FutexLock::init(&raw mut (*this).lock.0, ctx).map_err(|e| e.to_string())?;
-                }
-                Sync::None => {}
+                Sync::Futex | Sync::None => {}
             }
         }
         Ok(())
     }
+}
+
+/// Forks a producer or consumer process ([`shm::process::fork_child`]).
+fn spawn_worker(body: impl FnOnce() -> i32) -> std::io::Result<nix::unistd::Pid> {
+    // SAFETY: a worker opens the buffer by name and works on it with atomics,
+    // its semaphores or its futex lock; the lab's only other thread is the
+    // signal thread, which holds no lock across the fork, and the body uses
+    // nothing the parent owns.
+    unsafe { shm::process::fork_child(body) }.map(nix::unistd::Pid::from_raw)
 }
 
 /// The outcome of one run.
@@ -226,16 +235,14 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
     let result = (|| -> anyhow::Result<Report> {
         for p in 0..cfg.producers {
             let name = name.clone();
-            let pid = crate::sys::spawn_child(move || worker(&name, Role::Producer(p), *cfg))
+            let pid = spawn_worker(move || worker(&name, Role::Producer(p), *cfg))
                 .with_context(|| format!("starting producer {p}; use fewer workers"))?;
-            shm::cleanup::register_child(pid.as_raw());
             kids.push(pid);
         }
         for c in 0..cfg.consumers {
             let name = name.clone();
-            let pid = crate::sys::spawn_child(move || worker(&name, Role::Consumer, *cfg))
+            let pid = spawn_worker(move || worker(&name, Role::Consumer, *cfg))
                 .with_context(|| format!("starting consumer {c}; use fewer workers"))?;
-            shm::cleanup::register_child(pid.as_raw());
             kids.push(pid);
         }
         let n = cfg.producers + cfg.consumers;

@@ -3,7 +3,7 @@
 
 use crate::lab4::{group, human_ns};
 use race::SyncMode;
-use race::crash::{CRASH_MODES, CrashReport, Outcome};
+use race::crash::{CrashReport, Outcome, crash_modes};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -37,7 +37,7 @@ pub fn run(modes: &[SyncMode], workers: u32, iters: u64, json: bool) -> anyhow::
 
 /// The modes for `--sync all`.
 pub fn all_modes() -> Vec<SyncMode> {
-    CRASH_MODES.to_vec()
+    crash_modes()
 }
 
 fn outcome_text(r: &CrashReport) -> String {

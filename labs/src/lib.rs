@@ -72,7 +72,12 @@ pub fn main_with(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
         eprintln!("error: cannot install the signal handler that removes objects on Ctrl-C: {e}");
         return ExitCode::from(EXIT_BAD_INPUT);
     }
-    match body() {
+    let outcome = body();
+    // Interrupted meanwhile: the clean-up thread is killing the workers and
+    // will end the process with the signal; an error it caused (a worker
+    // "died") is not the run's outcome.
+    shm::cleanup::wait_if_interrupted();
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             let msg = format!("{e:#}").replace('\n', " ");
@@ -91,5 +96,4 @@ pub mod lab5;
 pub mod lab6;
 pub mod lab7;
 pub mod lab8;
-pub mod sys;
 pub mod tool;

@@ -154,11 +154,7 @@ fn header_summary(h: &HeaderInfo) -> String {
     let state = h
         .init_state()
         .map_or_else(|| format!("state {}?", h.state), |s| s.to_string());
-    let alive = if h.creator_alive() {
-        "alive"
-    } else {
-        "gone: STALE"
-    };
+    let alive = creator_words(h, "STALE");
     let version = if h.version == VERSION {
         String::new()
     } else {
@@ -168,6 +164,19 @@ fn header_summary(h: &HeaderInfo) -> String {
         "{}{version} {state}, creator pid {} {alive}",
         h.type_name, h.creator_pid
     )
+}
+
+/// The creator's liveness in words: `alive`, `unknown (...)`, or
+/// `gone: <stale>` / `zombie: <stale>` — a zombie is dead too.
+fn creator_words(h: &HeaderInfo, stale: &str) -> String {
+    use shm::process::Liveness;
+    match h.creator_liveness() {
+        Liveness::Running => "alive".into(),
+        Liveness::Unknown => {
+            "unknown (its /proc entry is hidden: treated as alive, never cleaned)".into()
+        }
+        dead => format!("{dead}: {stale}"),
+    }
 }
 
 fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
@@ -379,7 +388,6 @@ fn region(
     let state = h
         .init_state()
         .map_or_else(|| format!("unknown ({})", h.state), |s| s.to_string());
-    let alive = h.creator_alive();
     writeln!(
         out,
         "  shmlab    region (header at offset 0, {HEADER_SIZE} bytes)"
@@ -401,11 +409,7 @@ fn region(
         "  creator   pid {} (uid {}), {}",
         h.creator_pid,
         h.creator_uid,
-        if alive {
-            "alive"
-        } else {
-            "gone: this region is STALE (`shmlab clean` removes it)"
-        }
+        creator_words(h, "this region is STALE (`shmlab clean` removes it)")
     )?;
     let created_s = i64::try_from(h.created_unix_ns / 1_000_000_000).unwrap_or(0);
     writeln!(out, "  created   {} UTC", fmt_time(created_s))?;
@@ -490,7 +494,7 @@ fn clean_one(out: &mut impl Write, name: &ShmName, dry_run: bool) -> anyhow::Res
 fn describe(name: &ShmName) -> String {
     match shm::probe_header(name) {
         Ok(Some(h)) => {
-            let note = if h.creator_alive() {
+            let note = if h.creator_liveness().may_be_alive() {
                 "; its creator is still running and keeps its mapping"
             } else {
                 ""
@@ -543,7 +547,7 @@ fn clean_stale(out: &mut impl Write, dry_run: bool) -> anyhow::Result<ExitCode> 
     };
     for e in &entries {
         let stale_sem_pid = if e.is_shmlab_semaphore() {
-            pid_in_name(&e.file_name).filter(|&p| !shm::process_alive(p))
+            pid_in_name(&e.file_name).filter(|&p| shm::process::liveness(p, 0).is_dead())
         } else {
             None
         };
@@ -560,8 +564,10 @@ fn clean_stale(out: &mut impl Write, dry_run: bool) -> anyhow::Result<ExitCode> 
                 out,
                 e,
                 format!(
-                    "shmlab region {}, creator pid {} gone",
-                    h.type_name, h.creator_pid
+                    "shmlab region {}, creator pid {} {}",
+                    h.type_name,
+                    h.creator_pid,
+                    h.creator_liveness()
                 ),
             )?;
         } else if let Some(pid) = stale_sem_pid {
@@ -569,7 +575,8 @@ fn clean_stale(out: &mut impl Write, dry_run: bool) -> anyhow::Result<ExitCode> 
             if live_regions.iter().any(|r| sem_of.starts_with(r)) {
                 continue;
             }
-            remove(out, e, format!("shmlab semaphore, creator pid {pid} gone"))?;
+            let how = shm::process::liveness(pid, 0);
+            remove(out, e, format!("shmlab semaphore, creator pid {pid} {how}"))?;
         }
     }
     if removed == 0 {
@@ -596,9 +603,10 @@ fn repair_sem(out: &mut impl Write, name: &str, holder: i32) -> anyhow::Result<E
         None if name.starts_with('/') => name.to_string(),
         None => format!("/{name}"),
     };
-    if shm::process_alive(holder) {
+    let how = shm::process::liveness(holder, 0);
+    if how.may_be_alive() {
         anyhow::bail!(
-            "process {holder} is alive: it may be inside the critical section, so posting {name} would let a second process in; repair only after it has died"
+            "process {holder} is {how}: it may be inside the critical section, so posting {name} would let a second process in; repair only after it has died"
         );
     }
     let sem = shm_sem::NamedSem::open(&name)?;

@@ -12,6 +12,13 @@ fn entries_with(tag: &str) -> Vec<String> {
         .collect()
 }
 
+/// The tests that run `shmlab clean` (which removes every stale object of
+/// this user, another test's included) run one at a time.
+fn cleaning() -> std::sync::MutexGuard<'static, ()> {
+    static CLEAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    CLEAN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn shmlab(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_shmlab"))
         .args(args)
@@ -21,6 +28,7 @@ fn shmlab(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn a_coordinator_killed_with_sigkill_leaves_objects_that_clean_removes() {
+    let _one = cleaning();
     let mut child = Command::new(env!("CARGO_BIN_EXE_lab4-race"))
         .args(["--sync", "sem", "--procs", "2", "--iters", "300000"])
         .stdout(std::process::Stdio::null())
@@ -64,6 +72,69 @@ fn a_coordinator_killed_with_sigkill_leaves_objects_that_clean_removes() {
         .map(|n| std::fs::remove_file(format!("/dev/shm/{n}")))
         .count();
     assert!(after.is_empty(), "clean left {after:?}");
+}
+
+/// A killed coordinator whose parent has not reaped it yet is a zombie: dead
+/// for every purpose but its pid. `kill(pid, 0)` still succeeds on it, which
+/// is why liveness reads its state from `/proc`.
+#[test]
+fn a_killed_coordinator_not_yet_reaped_is_stale_and_cleaned() {
+    let _one = cleaning();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lab4-race"))
+        .args(["--sync", "sem", "--procs", "2", "--iters", "300000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let tag = format!("-{pid}-");
+    let start = Instant::now();
+    while entries_with(&tag).len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "objects never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL, and deliberately no wait() yet
+    let start = Instant::now();
+    while shm::process::stat(pid).map(|s| s.state).ok() != Some(b'Z') {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the killed coordinator never became a zombie"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        shm::process::liveness(pid, 0),
+        shm::process::Liveness::Zombie
+    );
+    // Its orphaned workers finish their increments and exit by themselves.
+    std::thread::sleep(Duration::from_millis(300));
+    let ls = String::from_utf8(shmlab(&["ls"]).stdout).unwrap();
+    let row = ls
+        .lines()
+        .find(|l| l.contains(&tag) && !l.contains("sem."))
+        .unwrap_or_default();
+    assert!(
+        row.contains("zombie: STALE"),
+        "ls does not mark a zombie's region stale: {ls}"
+    );
+    let clean = shmlab(&["clean"]);
+    let cleaned = String::from_utf8_lossy(&clean.stdout).into_owned();
+    let after = entries_with(&tag);
+    // Whatever the assertions say, leave nothing behind and reap the zombie.
+    for n in &after {
+        let _ = std::fs::remove_file(format!("/dev/shm/{n}"));
+    }
+    child.wait().unwrap();
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    assert!(after.is_empty(), "clean left {after:?}: {cleaned}");
+    assert!(cleaned.contains("zombie"), "{cleaned}");
 }
 
 #[test]

@@ -22,10 +22,10 @@ fn every_lock_either_recovers_or_is_detected_wedged() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(rows.len(), 5, "{text}");
+    assert_eq!(rows.len(), 6, "{text}");
     for r in rows {
         let want = match r["sync"].as_str().unwrap() {
-            "sem" | "sem-unnamed" => "wedged_detected",
+            "sem" | "sem-unnamed" | "pthread-plain" => "wedged_detected",
             _ => "recovered",
         };
         assert_eq!(r["outcome"], want, "{r}");

@@ -19,7 +19,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use race::Kind;
-use shmlab_benches::{CONTENDERS, Case, LockKind, ROUND_TRIPS, STREAMS, group};
+use shmlab_benches::{CONTENDERS, Case, ROUND_TRIPS, STREAMS, group};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -246,10 +246,10 @@ fn median(mut xs: Vec<f64>) -> f64 {
 /// Increments per worker that make one trial of `lock` with `procs`
 /// processes last about `target`: a share means little if the first worker
 /// finishes inside one scheduler time slice, before the others ran at all.
-fn calibrate(lock: LockKind, procs: u32, start: u64, target: Duration) -> Result<u64> {
+fn calibrate(lock: Case, procs: u32, start: u64, target: Duration) -> Result<u64> {
     let mut iters = start;
     for _ in 0..4 {
-        let r = Case::Lock(lock).contend(Kind::Procs, procs, iters)?;
+        let r = lock.contend(Kind::Procs, procs, iters)?;
         let took = Duration::from_nanos(r.elapsed_ns);
         if took >= target / 2 {
             break;
@@ -262,13 +262,13 @@ fn calibrate(lock: LockKind, procs: u32, start: u64, target: Duration) -> Result
 
 fn fairness(trials: u32, start_iters: u64, target: Duration) -> Result<Vec<Fairness>> {
     let mut out = Vec::new();
-    for lock in LockKind::ALL {
+    for lock in Case::locks() {
         for procs in [2u32, 4] {
             let iters = calibrate(lock, procs, start_iters, target)?;
             let mut jains = Vec::new();
             let mut shares = Vec::new();
             for _ in 0..trials {
-                let r = Case::Lock(lock).contend(Kind::Procs, procs, iters)?;
+                let r = lock.contend(Kind::Procs, procs, iters)?;
                 jains.push(r.fairness);
                 shares.extend(r.per_worker.iter().map(|w| w.share));
             }

@@ -5,7 +5,7 @@ use crate::owner::{self, Holder, Me};
 use crate::sync::{self, AtomicU32, AtomicU64, Instant, Ordering::*};
 use crate::{FutexError, OWNER_CHECK_INTERVAL};
 use shm::InitCtx;
-use shm::lock::{Acquired, RawLock};
+use shm::lock::{Acquired, RawLock, RawLockTimed};
 use std::fmt;
 use std::time::Duration;
 
@@ -299,7 +299,7 @@ unsafe impl RawLock for FutexLock {
         Ok(())
     }
 
-    fn attach(_state: &FutexState) -> Result<Self, FutexError> {
+    unsafe fn attach(_state: &FutexState) -> Result<Self, FutexError> {
         Ok(FutexLock::new())
     }
 
@@ -334,16 +334,18 @@ unsafe impl RawLock for FutexLock {
         }
     }
 
+    fn last_holder(&self, state: &FutexState) -> Option<i32> {
+        state.holder()
+    }
+}
+
+impl RawLockTimed for FutexLock {
     fn lock_timeout(
         &self,
         state: &FutexState,
         timeout: Duration,
     ) -> Result<Option<Acquired>, FutexError> {
         FutexLock::lock_timeout(self, state, timeout)
-    }
-
-    fn last_holder(&self, state: &FutexState) -> Option<i32> {
-        state.holder()
     }
 }
 

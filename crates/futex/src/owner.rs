@@ -78,7 +78,7 @@ fn me_slow() -> Me {
     static FORK_HANDLER: OnceLock<bool> = OnceLock::new();
     let can_cache = *FORK_HANDLER.get_or_init(|| crate::sys::on_fork_child(forget_me).is_ok());
     let tid = shm::gettid() as u32;
-    let start = thread_stat(tid).map_or(0, |s| s.start as u32);
+    let start = start_time(tid) as u32;
     let me = Me((u64::from(start) << 32) | u64::from(tid));
     if can_cache {
         ME.set(me.0);
@@ -141,7 +141,11 @@ fn live_holder(_tid: u32, _record: u64) -> Holder {
     Holder::Alive
 }
 
-/// [`check`] for a tid that is not the caller's: ask `/proc`, then `kill`.
+/// [`check`] for a tid that is not the caller's, through
+/// [`shm::process::liveness_matching`] (`/proc/TID/stat` exists for every
+/// thread id): a zombie or a tid now naming another thread is dead; a tid
+/// whose liveness cannot be known is treated as alive, so a lock is never
+/// taken from a holder that may still run.
 #[cfg(not(loom))]
 fn live_holder(tid: u32, record: u64) -> Holder {
     let recorded_start = if record as u32 == tid {
@@ -149,42 +153,18 @@ fn live_holder(tid: u32, record: u64) -> Holder {
     } else {
         0
     };
-    match thread_stat(tid) {
-        Some(s) if matches!(s.state, b'Z' | b'X' | b'x') => Holder::Dead,
-        Some(s) if recorded_start != 0 && s.start as u32 != recorded_start => Holder::Dead,
-        Some(_) => Holder::Alive,
-        // No /proc entry (or not allowed to read it: `hidepid`): ask the
-        // kernel directly. kill(tid, 0) finds any live thread by its tid.
-        None => {
-            if shm::process_alive(tid as i32) {
-                Holder::Alive
-            } else {
-                Holder::Dead
-            }
-        }
+    let same = |start: u64| recorded_start == 0 || start as u32 == recorded_start;
+    if shm::process::liveness_matching(tid as i32, same).is_dead() {
+        Holder::Dead
+    } else {
+        Holder::Alive
     }
 }
 
-/// The fields of `/proc/TID/stat` a liveness check needs.
+/// This thread's start time, clock ticks since boot (0 if unknown).
 #[cfg(not(loom))]
-struct ThreadStat {
-    /// `R`, `S`, `D`, `T`, `Z` (zombie), `X` (dead), ...
-    state: u8,
-    /// Start time, clock ticks since boot.
-    start: u64,
-}
-
-/// Reads `/proc/TID/stat`. `/proc/TID` exists for every thread id, not only
-/// for process ids, and reports that thread's own state and start time.
-#[cfg(not(loom))]
-fn thread_stat(tid: u32) -> Option<ThreadStat> {
-    let stat = std::fs::read_to_string(format!("/proc/{tid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold anything.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let mut fields = rest.split_ascii_whitespace();
-    let state = *fields.next()?.as_bytes().first()?;
-    let start = fields.nth(18)?.parse().ok()?;
-    Some(ThreadStat { state, start })
+fn start_time(tid: u32) -> u64 {
+    shm::process::start_time(tid as i32).unwrap_or(0)
 }
 
 #[cfg(all(test, not(loom)))]
@@ -204,8 +184,8 @@ mod tests {
     #[test]
     fn start_time_matches_proc() {
         let m = me();
-        let s = thread_stat(m.tid()).expect("/proc/self readable");
-        assert_eq!(s.start as u32, (m.0 >> 32) as u32);
+        let s = shm::process::stat(m.tid() as i32).expect("/proc/self readable");
+        assert_eq!(s.start_time as u32, (m.0 >> 32) as u32);
         assert_eq!(s.state, b'R');
     }
 

@@ -5,7 +5,7 @@ use crate::owner::{self, Holder, Me};
 use crate::sync::{self, AtomicU32, AtomicU64, Instant, Ordering::*};
 use crate::{FutexError, OWNER_CHECK_INTERVAL};
 use shm::InitCtx;
-use shm::lock::{Acquired, RawLock};
+use shm::lock::{Acquired, RawLock, RawLockTimed};
 use std::fmt;
 use std::time::Duration;
 
@@ -240,7 +240,7 @@ unsafe impl RawLock for SpinLock {
         Ok(())
     }
 
-    fn attach(_state: &SpinState) -> Result<Self, FutexError> {
+    unsafe fn attach(_state: &SpinState) -> Result<Self, FutexError> {
         Ok(SpinLock::new())
     }
 
@@ -272,16 +272,18 @@ unsafe impl RawLock for SpinLock {
         );
     }
 
+    fn last_holder(&self, state: &SpinState) -> Option<i32> {
+        state.holder()
+    }
+}
+
+impl RawLockTimed for SpinLock {
     fn lock_timeout(
         &self,
         state: &SpinState,
         timeout: Duration,
     ) -> Result<Option<Acquired>, FutexError> {
         SpinLock::lock_timeout(self, state, timeout)
-    }
-
-    fn last_holder(&self, state: &SpinState) -> Option<i32> {
-        state.holder()
     }
 }
 

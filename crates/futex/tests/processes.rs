@@ -1,24 +1,22 @@
 //! Both locks and the futex calls across forked processes that open the
 //! region by name. Its own test binary, and every test here holds
-//! `common::serial()`, so forks never copy another test mid-flight.
+//! `testkit::serial()`, so forks never copy another test mid-flight.
 
 // These use real threads and processes; under `cfg(loom)` see `loom.rs`.
 #![cfg(not(loom))]
 
-mod common;
-
-use common::{create, expect_exit_ok, fork_child, increment, open, serial, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitStatus, waitpid};
-use shm::lock::{Acquired, Lock, RawLock};
+use shm::lock::{Acquired, Lock, RawLockTimed};
 use shm_futex::{FutexLock, SpinLock, futex_wait, futex_wake};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use testkit::{create, expect_exit_ok, fork_child, increment, open, serial, wait_until};
 
 const ITERS: u64 = 200_000;
 const PATIENCE: Duration = Duration::from_secs(10);
 
-fn counter_procs<L: RawLock + 'static>(procs: u64) {
+fn counter_procs<L: RawLockTimed + 'static>(procs: u64) {
     let _serial = serial();
     let (name, region) = create::<L>("procs");
     let kids: Vec<_> = (0..procs)
@@ -77,7 +75,7 @@ fn spin_4_processes() {
 
 /// The tid cache is reset in a forked child: the child's lock word holds
 /// the child's tid, not the (cached) tid of the thread that forked it.
-fn child_uses_own_tid<L: RawLock + 'static>() {
+fn child_uses_own_tid<L: RawLockTimed + 'static>() {
     let _serial = serial();
     let (_name, region) = create::<L>("forktid");
     let lock = Lock::<L>::attach(&region.lock).unwrap();
@@ -124,7 +122,7 @@ enum Death {
 /// A child takes the lock and dies holding it; the parent's next lock
 /// reports the child's tid as a dead previous owner, within a second, and
 /// the lock works normally afterwards.
-fn owner_death<L: RawLock + 'static>(how: Death) {
+fn owner_death<L: RawLockTimed + 'static>(how: Death) {
     let _serial = serial();
     let (name, region) = create::<L>("death");
     let kid = fork_child(|| {
@@ -250,12 +248,6 @@ fn lock_timeout_takes_over() {
     );
 }
 
-/// One-letter state of a process, from `/proc/PID/stat`.
-fn proc_state(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].chars().next()
-}
-
 /// futex_wait times out with `false`; a futex_wake from *another process*
 /// wakes a sleeper on the same word of a shared mapping: the operations are
 /// shared, not private.
@@ -290,7 +282,7 @@ fn futex_wake_crosses_processes() {
     });
     // Sleeping ('S') after `arrived` means sleeping in FUTEX_WAIT.
     wait_until(PATIENCE, "the child to sleep", || {
-        proc_state(kid.as_raw()) == Some('S')
+        shm::process::stat(kid.as_raw()).is_ok_and(|s| s.state == b'S')
     });
     region.word.store(1, Ordering::Release);
     let woke = futex_wake(&region.word, 1);

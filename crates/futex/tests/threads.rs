@@ -3,17 +3,15 @@
 // These use real threads and processes; under `cfg(loom)` see `loom.rs`.
 #![cfg(not(loom))]
 
-mod common;
-
-use common::{Payload, create, increment};
-use shm::lock::{Acquired, Lock, RawLock};
+use shm::lock::{Acquired, Lock, RawLockTimed};
 use shm_futex::{FutexLock, SpinLock};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use testkit::{Payload, create, increment};
 
 const ITERS: u64 = 200_000;
 
-fn counter_threads<L: RawLock + 'static>(threads: u64) {
+fn counter_threads<L: RawLockTimed + 'static>(threads: u64) {
     let (name, region) = create::<L>("threads");
     let payload: &Payload<L> = &region;
     std::thread::scope(|s| {
@@ -124,7 +122,7 @@ fn futex_waiter_sleeps() {
 /// trait method (what `Lock::lock_timeout` calls) is the native one.
 #[test]
 fn lock_timeout_gives_up_on_live_holder() {
-    fn check<L: RawLock + 'static>() {
+    fn check<L: RawLockTimed + 'static>() {
         let (_name, region) = create::<L>("timeout");
         let payload: &Payload<L> = &region;
         let lock = Lock::<L>::attach(&payload.lock).unwrap();

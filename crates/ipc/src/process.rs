@@ -2,10 +2,9 @@
 //! small pipe helpers the labs need (`pipe2`, `poll` with a timeout, the
 //! SIGPIPE disposition).
 
-use crate::sys::{self, Forked};
+use crate::sys;
 use crate::{Error, Result};
 use std::fmt;
-use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
@@ -124,21 +123,19 @@ impl Drop for Child {
 /// another thread might have held (e.g. stdout's, if another thread prints;
 /// glibc's `malloc` is safe, it resets its locks in the child).
 pub unsafe fn spawn<K>(keep: K, body: impl FnOnce() -> i32) -> Result<(Child, K)> {
-    let _ = std::io::stdout().flush();
-    // SAFETY: forwarded to our caller; the child ends with `exit_now`.
-    match unsafe { sys::fork() }.map_err(|e| Error::io("fork", e))? {
-        Forked::Child => {
-            shm::cleanup::reset_in_child();
-            drop(keep);
-            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
-            let _ = std::io::stdout().flush();
-            sys::exit_now(code)
-        }
-        Forked::Parent(pid) => {
-            shm::cleanup::register_child(pid);
-            Ok((Child { pid, reaped: false }, keep))
-        }
-    }
+    // `keep` moves into the child's closure, which drops it first thing; in
+    // the parent the closure is never run, so it is handed back below.
+    let keep = std::cell::Cell::new(Some(keep));
+    let child_body = || {
+        drop(keep.take());
+        body()
+    };
+    // SAFETY: forwarded to our caller (see # Safety); shm's helper does the
+    // rest of what the docs above promise (flushes, signal reset, `_exit`,
+    // Ctrl-C registration).
+    let pid = unsafe { shm::process::fork_child(child_body) }.map_err(|e| Error::io("fork", e))?;
+    let keep = keep.take().expect("the parent never runs the child's body");
+    Ok((Child { pid, reaped: false }, keep))
 }
 
 /// `pipe2(O_CLOEXEC)`: `(read end, write end)`.

@@ -1,47 +1,18 @@
 //! Every system call this crate makes that is not plain `read`/`write` on a
-//! `std::fs::File`: `fork`, `_exit`, `waitpid`, `kill`, `pipe2`, `mkfifo`,
-//! `fcntl`, `poll`, `signal(SIGPIPE)` and the shared futex. The only
+//! `std::fs::File`: `waitpid`, `kill`, `pipe2`, `mkfifo`, `fcntl`, `poll`,
+//! `signal(SIGPIPE)` and the shared futex (forking and liveness are
+//! `shm::process`'s). The only
 //! `unsafe` blocks of the crate outside the ring's byte copies are here.
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
-use nix::unistd::{ForkResult, Pid};
+use nix::unistd::Pid;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
-
-/// Which side of a `fork` we are on.
-pub(crate) enum Forked {
-    Child,
-    Parent(i32),
-}
-
-/// `fork(2)`.
-///
-/// # Safety
-/// If the calling process has other threads, the child may only use what
-/// stays consistent after `fork` (see [`crate::spawn`]), and must end with
-/// [`exit_now`].
-pub(crate) unsafe fn fork() -> io::Result<Forked> {
-    // SAFETY: the caller upholds the after-fork rules stated above.
-    match unsafe { nix::unistd::fork() } {
-        Ok(ForkResult::Child) => Ok(Forked::Child),
-        Ok(ForkResult::Parent { child }) => Ok(Forked::Parent(child.as_raw())),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// `_exit(code)`: ends the process at once, without atexit handlers,
-/// destructors or stdio flushing, so a forked child never runs the
-/// parent's clean-up (which would unlink the parent's objects).
-pub(crate) fn exit_now(code: i32) -> ! {
-    // SAFETY: `_exit` takes no pointers and never returns; skipping
-    // destructors is memory-safe (it only leaks, and the process is gone).
-    unsafe { libc::_exit(code) }
-}
 
 /// `waitpid(pid, &status, nohang ? WNOHANG : 0)`, retrying `EINTR`;
 /// `None` with `nohang` if the child is still running.
@@ -62,21 +33,11 @@ pub(crate) fn kill_hard(pid: i32) {
     let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
 }
 
-/// Whether `pid` no longer runs: no such process, or a zombie waiting to be
-/// reaped (`kill(pid, 0)` alone would call a zombie alive, and the parent
-/// that should reap it may be the very process that is waiting on it).
+/// Whether `pid` no longer runs: gone or a zombie waiting to be reaped
+/// (the parent that should reap it may be the very process waiting on it).
+/// A pid whose liveness cannot be known counts as running.
 pub(crate) fn process_gone(pid: i32) -> bool {
-    if !shm::process_alive(pid) {
-        return true;
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name, which is in parentheses.
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next())
-            .is_some_and(|state| state == "Z" || state == "X"),
-        Err(_) => false,
-    }
+    shm::process::liveness(pid, 0).is_dead()
 }
 
 /// `pipe2(O_CLOEXEC)`: `(read end, write end)`. Close-on-exec so that a

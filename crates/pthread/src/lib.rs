@@ -22,7 +22,7 @@
 mod sys;
 
 use shm::InitCtx;
-use shm::lock::{Acquired, RawLock};
+use shm::lock::{Acquired, RawLock, RawLockTimed};
 use std::cell::UnsafeCell;
 use std::time::Duration;
 
@@ -138,7 +138,7 @@ macro_rules! pthread_lock {
 
             /// Nothing to open — the mutex is entirely inside the region,
             /// so the handle is empty.
-            fn attach(_state: &MutexState) -> Result<Self, PthreadError> {
+            unsafe fn attach(_state: &MutexState) -> Result<Self, PthreadError> {
                 Ok($ty)
             }
 
@@ -166,6 +166,33 @@ macro_rules! pthread_lock {
                 }
             }
 
+            /// `pthread_mutex_unlock(m)` — by the locking thread, which the
+            /// `!Send` guard ensures, because glibc tracks the owner.
+            #[inline]
+            unsafe fn unlock(&self, state: &MutexState) {
+                let rc = sys::unlock(&state.m);
+                debug_assert_eq!(rc, 0, "pthread_mutex_unlock failed");
+            }
+
+            /// `pthread_mutex_destroy(m)` — by the creator, after every
+            /// other user is done, because glibc may refuse (`EBUSY`) a
+            /// mutex still held, which is then simply unmapped.
+            unsafe fn destroy(state: &MutexState, _ctx: &InitCtx<'_>) {
+                // SAFETY: our caller guarantees (RawLock::destroy) that
+                // nobody uses the mutex again.
+                let _ = unsafe { sys::destroy(&state.m) };
+            }
+
+            /// glibc's owner field (`__data.__owner`): the tid of the
+            /// current holder, or of a holder that died with it (a plain
+            /// mutex stays held by the dead tid; a robust one is marked
+            /// for recovery). `None` when free.
+            fn last_holder(&self, state: &MutexState) -> Option<i32> {
+                Some(sys::owner_tid(&state.m)).filter(|&t| t > 0)
+            }
+        }
+
+        impl RawLockTimed for $ty {
             /// `pthread_mutex_clocklock(m, CLOCK_MONOTONIC, deadline)`;
             /// `ETIMEDOUT` → `None` — monotonic, because a wall-clock
             /// deadline moves when the clock is set.
@@ -185,21 +212,6 @@ macro_rules! pthread_lock {
                         rc => return Err(PthreadError::from_rc("pthread_mutex_clocklock", rc)),
                     }
                 }
-            }
-
-            /// `pthread_mutex_unlock(m)` — by the locking thread, which the
-            /// `!Send` guard ensures, because glibc tracks the owner.
-            #[inline]
-            unsafe fn unlock(&self, state: &MutexState) {
-                let rc = sys::unlock(&state.m);
-                debug_assert_eq!(rc, 0, "pthread_mutex_unlock failed");
-            }
-
-            /// `pthread_mutex_destroy(m)` — by the creator, after every
-            /// other user is done, because glibc may refuse (`EBUSY`) a
-            /// mutex still held, which is then simply unmapped.
-            fn destroy(state: &MutexState, _ctx: &InitCtx<'_>) {
-                let _ = sys::destroy(&state.m);
             }
         }
     };

@@ -1,5 +1,6 @@
 //! The crate's only unsafe calls: glibc's `pthread_mutex_*` and
-//! `pthread_mutexattr_*`, and `clock_gettime`.
+//! `pthread_mutexattr_*` (the monotonic deadline for the timed lock comes
+//! from `shm::time`), and the read of the mutex's owner field.
 //!
 //! pthread functions *return* their error number (0 is success; `errno` is
 //! not used), so the wrappers hand that number back as-is and [`check`]
@@ -10,8 +11,9 @@
 //! what allows glibc to write through a shared reference. glibc treats an
 //! all-zero `pthread_mutex_t` as `PTHREAD_MUTEX_INITIALIZER`, so even a
 //! region whose payload was never initialised cannot make these calls read
-//! garbage; the lock contract (`RawLock::init` before any `attach`) makes
-//! sure it was initialised with the process-shared attribute.
+//! garbage; the lock contract (a `LockState` is reachable only after
+//! `RawLock::init`) makes sure it was initialised with the process-shared
+//! attribute.
 
 use libc::{c_int, clockid_t, pthread_mutex_t, pthread_mutexattr_t, timespec};
 use std::cell::UnsafeCell;
@@ -139,8 +141,33 @@ pub(crate) fn consistent(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
 }
 
 /// `pthread_mutex_destroy(m)`: 0 or `EBUSY` if it is still locked.
-pub(crate) fn destroy(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
-    // SAFETY: as for `lock`. glibc's destroy only checks the mutex and marks
-    // it invalid; the region is unmapped right after, by its creator.
+///
+/// # Safety
+/// No thread of any process uses the mutex afterwards (POSIX leaves using a
+/// destroyed mutex undefined) and none waits on it now.
+pub(crate) unsafe fn destroy(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+    // SAFETY: the caller guarantees nobody uses it again; the pointer is
+    // live and aligned for the call (the borrow).
     unsafe { libc::pthread_mutex_destroy(m.get()) }
+}
+
+/// The owner field of glibc's mutex (`__data.__owner`, the holder's kernel
+/// thread id, 0 when free), read with a relaxed atomic load. glibc's
+/// `struct __pthread_mutex_s` starts `int __lock; unsigned __count; int
+/// __owner;` on every 64-bit Linux target, so the field is at byte 8; glibc
+/// itself writes it with plain stores under the lock, and it is only a hint
+/// (the tid of whoever held it last), used to tell a wedged mutex from a
+/// busy one.
+pub(crate) fn owner_tid(m: &UnsafeCell<pthread_mutex_t>) -> i32 {
+    const _: () = assert!(std::mem::size_of::<pthread_mutex_t>() >= 12);
+    // SAFETY: byte 8 lies inside the 40-byte mutex, is 4-aligned (the mutex
+    // is 8-aligned) and is an int in glibc's layout; an atomic view of it
+    // reads without tearing, and we only load.
+    let owner = unsafe {
+        &*(m.get()
+            .cast::<u8>()
+            .add(8)
+            .cast::<std::sync::atomic::AtomicI32>())
+    };
+    owner.load(std::sync::atomic::Ordering::Relaxed)
 }

@@ -11,14 +11,21 @@
 //! - a lock that knows its owner (robust pthread mutex, futex and spin locks
 //!   with the owner's TID in the word) hands the next locker
 //!   [`Acquired::PreviousOwnerDied`]: **recovered**;
-//! - a semaphore cannot know who holds it: the wait times out, the survivor
-//!   reads the last holder's pid from the region, finds it dead and reports
-//!   the lock **wedged** (detected), instead of hanging.
+//! - a semaphore cannot know who holds it, and glibc's plain (non-robust)
+//!   mutex knows but does nothing about it: the wait times out, the survivor
+//!   reads the last holder (the pid the region recorded, or the mutex's
+//!   owner field), finds it dead and reports the lock **wedged** (detected),
+//!   instead of hanging.
+//!
+//! Every region lock of the registry ([`SyncMode::region_locks`]) can run
+//! it; the dispatch is [`SyncMode::visit`].
 
+use crate::coordinator::{abort, fork_worker, reap_by, release};
+use crate::mode::{LocalLock, ModeVisitor};
 use crate::shared::{ByLock, RaceShared};
-use crate::sys;
+use crate::worker::ChildExit;
 use crate::{RaceError, SyncMode};
-use shm::lock::{Acquired, Lock, RawLock};
+use shm::lock::{Acquired, Lock, RawLockTimed};
 use shm::{Region, RegionOptions, ShmName};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -28,18 +35,30 @@ pub const WAIT_SLICE: Duration = Duration::from_millis(200);
 /// How long the coordinator lets survivors run after the kill.
 const SURVIVOR_DEADLINE: Duration = Duration::from_secs(20);
 
-/// What the survivors experienced.
+/// What the survivors experienced; stored in the region's
+/// `CrashControl::outcome` word by the first survivor to notice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[repr(u32)]
 pub enum Outcome {
-    /// The lock told the next locker its owner died and carried on.
-    Recovered,
-    /// The lock stayed held by a dead process; a survivor detected it from
-    /// the recorded holder pid and stopped instead of hanging.
-    WedgedDetected,
     /// Nobody noticed within the deadline: without the bounded wait, the
-    /// survivors would have waited forever.
-    Hung,
+    /// survivors would have waited forever. (Also the word's initial 0.)
+    Hung = 0,
+    /// The lock told the next locker its owner died and carried on.
+    Recovered = 1,
+    /// The lock stayed held by a dead process; a survivor detected it from
+    /// the recorded holder and stopped instead of hanging.
+    WedgedDetected = 2,
+}
+
+impl Outcome {
+    fn from_u32(v: u32) -> Self {
+        match v {
+            1 => Outcome::Recovered,
+            2 => Outcome::WedgedDetected,
+            _ => Outcome::Hung,
+        }
+    }
 }
 
 /// One crash experiment's result.
@@ -80,15 +99,11 @@ impl CrashReport {
     }
 }
 
-/// Modes the crash lab can run (locks only: without a lock there is nothing
-/// to die holding).
-pub const CRASH_MODES: [SyncMode; 5] = [
-    SyncMode::Pthread,
-    SyncMode::Futex,
-    SyncMode::Spin,
-    SyncMode::Sem,
-    SyncMode::SemUnnamed,
-];
+/// Modes the crash lab can run: the region locks (without a lock there is
+/// nothing to die holding), in table order.
+pub fn crash_modes() -> Vec<SyncMode> {
+    SyncMode::region_locks().collect()
+}
 
 /// Runs the crash experiment for `sync` with `workers` processes (one of
 /// them the victim) of `iters` increments each.
@@ -105,25 +120,54 @@ pub fn run_crash(sync: SyncMode, workers: u32, iters: u64) -> Result<CrashReport
         iters,
     }
     .validate()?;
-    match sync {
-        SyncMode::Pthread => crash::<shm_pthread::RobustMutex>(sync, workers, iters),
-        SyncMode::Futex => crash::<shm_futex::FutexLock>(sync, workers, iters),
-        SyncMode::Spin => crash::<shm_futex::SpinLock>(sync, workers, iters),
-        SyncMode::Sem => crash::<shm_sem::NamedSemaphore>(sync, workers, iters),
-        SyncMode::SemUnnamed => crash::<shm_sem::UnnamedSemaphore>(sync, workers, iters),
-        other => Err(RaceError::Config(format!(
-            "--sync {other} has no lock to die holding; choose pthread, futex, spin, sem, sem-unnamed or all"
-        ))),
+    sync.visit(Crash {
+        sync,
+        workers,
+        iters,
+    })
+}
+
+/// [`run_crash`]'s visit: region locks run, the rest are refused.
+struct Crash {
+    sync: SyncMode,
+    workers: u32,
+    iters: u64,
+}
+
+impl Crash {
+    fn no_lock(self) -> Result<CrashReport, RaceError> {
+        let names: Vec<&str> = crash_modes().into_iter().map(SyncMode::name).collect();
+        Err(RaceError::Config(format!(
+            "--sync {} has no lock in the region to die holding; choose {} or all",
+            self.sync,
+            names.join(", ")
+        )))
     }
 }
 
-fn crash<L: RawLock + 'static>(
+impl ModeVisitor for Crash {
+    type Output = Result<CrashReport, RaceError>;
+    fn unsynchronised(self) -> Self::Output {
+        self.no_lock()
+    }
+    fn fetch_add(self) -> Self::Output {
+        self.no_lock()
+    }
+    fn region_lock<L: RawLockTimed + 'static>(self) -> Self::Output {
+        crash::<L>(self.sync, self.workers, self.iters)
+    }
+    fn local_lock<M: LocalLock>(self) -> Self::Output {
+        self.no_lock()
+    }
+}
+
+fn crash<L: RawLockTimed + 'static>(
     sync: SyncMode,
     workers: u32,
     iters: u64,
 ) -> Result<CrashReport, RaceError> {
     use nix::sys::signal::{Signal, kill};
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    use nix::sys::wait::WaitStatus;
     let name = ShmName::unique(&format!("crash-{sync}"));
     let region = Region::<RaceShared<ByLock<L>>>::create(&name, &RegionOptions::default(), iters)?;
     let ctl = &region.control.0;
@@ -131,19 +175,7 @@ fn crash<L: RawLock + 'static>(
     let mut pids = Vec::new();
     let result = (|| {
         for index in 0..workers {
-            let pid = match sys::fork().map_err(|e| RaceError::Spawn {
-                index,
-                source: e.into(),
-            })? {
-                Some(pid) => pid,
-                None => {
-                    shm::cleanup::reset_in_child();
-                    let code = std::panic::catch_unwind(|| child::<L>(&name, index)).unwrap_or(101);
-                    sys::exit_now(code)
-                }
-            };
-            shm::cleanup::register_child(pid.as_raw());
-            pids.push(pid);
+            pids.push(fork_worker(index, || child::<L>(&name, index).code())?);
         }
         let start = Instant::now();
         while ctl.arrived.load(Ordering::Acquire) < workers {
@@ -155,9 +187,7 @@ fn crash<L: RawLock + 'static>(
             }
             std::thread::sleep(Duration::from_micros(200));
         }
-        ctl.go_ns.store(sys::now_ns(), Ordering::Relaxed);
-        ctl.go.store(1, Ordering::Release);
-        shm_futex::futex_wake(&ctl.go, i32::MAX);
+        release(ctl);
         // Wait for the victim to sit in its critical section, then kill it.
         let start = Instant::now();
         while cc.victim_in_cs.load(Ordering::Acquire) == 0 {
@@ -170,52 +200,33 @@ fn crash<L: RawLock + 'static>(
             }
             std::thread::sleep(Duration::from_micros(100));
         }
-        cc.kill_ns.store(sys::now_ns(), Ordering::Release);
+        cc.kill_ns
+            .store(shm::time::monotonic_ns(), Ordering::Release);
         let _ = kill(pids[0], Signal::SIGKILL);
-        let _ = waitpid(pids[0], None);
-        shm::cleanup::unregister_child(pids[0].as_raw());
-        // Survivors: finished (0), stopped at a detected wedge (5), or still
-        // waiting at the deadline (killed: hung).
+        reap_by(pids[0], Instant::now());
+        // Survivors: finished, stopped at a detected wedge, or still waiting
+        // at the deadline (killed: hung).
         let deadline = Instant::now() + SURVIVOR_DEADLINE;
-        let mut finished = 0;
-        for &pid in &pids[1..] {
-            loop {
-                match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::StillAlive) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Ok(WaitStatus::StillAlive) => {
-                        let _ = kill(pid, Signal::SIGKILL);
-                        let _ = waitpid(pid, None);
-                        break;
-                    }
-                    Ok(WaitStatus::Exited(_, 0)) => {
-                        finished += 1;
-                        break;
-                    }
-                    _ => break,
-                }
-            }
-            shm::cleanup::unregister_child(pid.as_raw());
-        }
+        let finished = pids[1..]
+            .iter()
+            .filter(|&&pid| {
+                matches!(reap_by(pid, deadline), Some(WaitStatus::Exited(_, code))
+                    if code == ChildExit::Finished.code())
+            })
+            .count() as u32;
         Ok(finished)
     })();
     if result.is_err() {
-        ctl.abort.store(1, Ordering::Release);
+        abort(ctl);
         for &pid in &pids {
             let _ = kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-            shm::cleanup::unregister_child(pid.as_raw());
+            reap_by(pid, Instant::now());
         }
     }
     let survivors_finished = result?;
     let kill_ns = cc.kill_ns.load(Ordering::Acquire);
     let detect = cc.detect_ns.load(Ordering::Acquire);
-    let outcome = match cc.outcome.load(Ordering::Acquire) {
-        1 => Outcome::Recovered,
-        2 => Outcome::WedgedDetected,
-        _ => Outcome::Hung,
-    };
+    let outcome = Outcome::from_u32(cc.outcome.load(Ordering::Acquire));
     let victim_done = cc.victim_done.load(Ordering::Acquire);
     let survivors_done: u64 = region.workers[1..workers as usize]
         .iter()
@@ -239,17 +250,15 @@ fn crash<L: RawLock + 'static>(
 }
 
 /// A worker process: opens the region by name, then plays its part.
-/// Exit codes: 0 finished, 3 could not open, 4 lock error, 5 stopped at a
-/// detected wedge.
-fn child<L: RawLock + 'static>(name: &ShmName, index: u32) -> i32 {
+fn child<L: RawLockTimed + 'static>(name: &ShmName, index: u32) -> ChildExit {
     let Ok(region) = Region::<RaceShared<ByLock<L>>>::open(name, &RegionOptions::default()) else {
-        return 3;
+        return ChildExit::OpenFailed;
     };
     let shared: &RaceShared<ByLock<L>> = &region;
     let slot = &shared.workers[index as usize].0;
     slot.id.store(shm::pid(), Ordering::Relaxed);
     let Ok(lock) = Lock::<L>::attach(&shared.lock.0) else {
-        return 4;
+        return ChildExit::LockFailed;
     };
     let ctl = &shared.control.0;
     let cc = &shared.crash.0;
@@ -263,12 +272,16 @@ fn child<L: RawLock + 'static>(name: &ShmName, index: u32) -> i32 {
         // The victim.
         let half = iters / 2;
         for _ in 0..half {
-            let Ok(_g) = lock.lock() else { return 4 };
+            let Ok(_g) = lock.lock() else {
+                return ChildExit::LockFailed;
+            };
             let v = counter.load(Ordering::Relaxed);
             counter.store(v + 1, Ordering::Relaxed);
         }
         cc.victim_done.store(half, Ordering::Release);
-        let Ok(g) = lock.lock() else { return 4 };
+        let Ok(g) = lock.lock() else {
+            return ChildExit::LockFailed;
+        };
         let v = counter.load(Ordering::Relaxed);
         cc.in_flight.store(v, Ordering::Relaxed);
         cc.victim_in_cs.store(1, Ordering::Release);
@@ -277,7 +290,7 @@ fn child<L: RawLock + 'static>(name: &ShmName, index: u32) -> i32 {
             std::thread::sleep(Duration::from_secs(1));
             if ctl.abort.load(Ordering::Relaxed) != 0 {
                 drop(g);
-                return 0;
+                return ChildExit::Finished;
             }
         }
     }
@@ -288,59 +301,61 @@ fn child<L: RawLock + 'static>(name: &ShmName, index: u32) -> i32 {
         let after_kill = cc.kill_ns.load(Ordering::Acquire) != 0;
         if done == iters && after_kill {
             match take(&lock, cc) {
-                Ok(true) => {
-                    // SAFETY: `take` returned true: this thread holds it.
-                    unsafe { lock.raw().unlock(lock.state()) };
-                    return 0;
+                Ok(Some(g)) => {
+                    g.unlock();
+                    return ChildExit::Finished;
                 }
-                Ok(false) => return 5,
-                Err(()) => return 4,
+                Ok(None) => return ChildExit::WedgeDetected,
+                Err(()) => return ChildExit::LockFailed,
             }
         }
         if done == iters {
             std::thread::sleep(Duration::from_millis(1));
         } else {
-            match take(&lock, cc) {
-                Ok(true) => {}
-                Ok(false) => return 5,
-                Err(()) => return 4,
-            }
-            // `take` left the lock held: do the increment, then release.
+            let g = match take(&lock, cc) {
+                Ok(Some(g)) => g,
+                Ok(None) => return ChildExit::WedgeDetected,
+                Err(()) => return ChildExit::LockFailed,
+            };
             let v = counter.load(Ordering::Relaxed);
             counter.store(v + 1, Ordering::Relaxed);
-            // SAFETY: `take` returned true, so this thread holds the lock.
-            unsafe { lock.raw().unlock(lock.state()) };
+            g.unlock();
             done += 1;
             slot.done.store(done, Ordering::Relaxed);
         }
         if ctl.abort.load(Ordering::Relaxed) != 0 {
-            return 6;
+            return ChildExit::Aborted;
         }
     }
 }
 
-/// Takes the lock with bounded waits. `Ok(true)`: held (the caller
-/// unlocks);
-/// `Ok(false)`: the holder is dead and the lock wedged (recorded).
-fn take<L: RawLock>(lock: &Lock<'_, L>, cc: &crate::shared::CrashControl) -> Result<bool, ()> {
+/// Takes the lock with bounded waits. `Ok(Some(guard))`: held;
+/// `Ok(None)`: the holder is dead and the lock wedged (recorded).
+fn take<'g, 'a, L: RawLockTimed>(
+    lock: &'g Lock<'a, L>,
+    cc: &crate::shared::CrashControl,
+) -> Result<Option<shm::lock::Guard<'g, 'a, L>>, ()> {
     loop {
-        match lock.raw().lock_timeout(lock.state(), WAIT_SLICE) {
-            Ok(Some(how)) => {
-                if let Acquired::PreviousOwnerDied { owner } = how {
-                    notice(cc, 1, owner.unwrap_or(0));
+        match lock.lock_timeout(WAIT_SLICE) {
+            Ok(Some(g)) => {
+                if let Acquired::PreviousOwnerDied { owner } = g.acquired() {
+                    notice(cc, Outcome::Recovered, owner.unwrap_or(0));
                 }
-                return Ok(true);
+                return Ok(Some(g));
             }
             Ok(None) => {
-                if cc.outcome.load(Ordering::Acquire) == 2 {
-                    return Ok(false);
+                if Outcome::from_u32(cc.outcome.load(Ordering::Acquire)) == Outcome::WedgedDetected
+                {
+                    return Ok(None);
                 }
+                // The holder is a single-threaded worker process: its tid
+                // is its pid. A zombie holder is dead too.
                 if let Some(h) = lock.raw().last_holder(lock.state())
                     && cc.kill_ns.load(Ordering::Acquire) != 0
-                    && !shm::process_alive(h)
+                    && shm::process::liveness(h, 0).is_dead()
                 {
-                    notice(cc, 2, h);
-                    return Ok(false);
+                    notice(cc, Outcome::WedgedDetected, h);
+                    return Ok(None);
                 }
             }
             Err(_) => return Err(()),
@@ -349,13 +364,14 @@ fn take<L: RawLock>(lock: &Lock<'_, L>, cc: &crate::shared::CrashControl) -> Res
 }
 
 /// Records the first survivor's discovery.
-fn notice(cc: &crate::shared::CrashControl, outcome: u32, holder: i32) {
+fn notice(cc: &crate::shared::CrashControl, outcome: Outcome, holder: i32) {
     if cc
         .outcome
-        .compare_exchange(0, outcome, Ordering::AcqRel, Ordering::Acquire)
+        .compare_exchange(0, outcome as u32, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
     {
         cc.holder.store(holder, Ordering::Relaxed);
-        cc.detect_ns.store(sys::now_ns(), Ordering::Release);
+        cc.detect_ns
+            .store(shm::time::monotonic_ns(), Ordering::Release);
     }
 }

@@ -1,9 +1,10 @@
 //! What the race keeps in its shared region.
 
-use shm::lock::RawLock;
+use crate::worker::WorkerState;
+use shm::lock::{LockState, RawLock};
 use shm::{CachePadded, InitCtx, Shared};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Most workers one race can have (the region holds one slot each).
 pub const MAX_WORKERS: u32 = 128;
@@ -24,26 +25,30 @@ pub unsafe trait LockSlot: Send + Sync + 'static {
     /// As [`RawLock::init`].
     unsafe fn init(state: *mut Self::State, ctx: &InitCtx<'_>) -> Result<(), String>;
     /// Release what `init` made.
-    fn destroy(state: &Self::State, ctx: &InitCtx<'_>);
+    ///
+    /// # Safety
+    /// As [`RawLock::destroy`].
+    unsafe fn destroy(state: &Self::State, ctx: &InitCtx<'_>);
 }
 
 /// A region lock state for a [`RawLock`].
 #[derive(Debug)]
 pub struct ByLock<L>(PhantomData<L>);
 
-// SAFETY: `RawLock::State` is specified to be #[repr(C)], valid when zeroed
-// and interior-mutable.
+// SAFETY: `LockState<L>` is `RawLock::State` (repr(transparent)), which the
+// RawLock contract makes #[repr(C)], valid when zeroed and interior-mutable.
 unsafe impl<L: RawLock + 'static> LockSlot for ByLock<L> {
-    type State = L::State;
+    type State = LockState<L>;
     fn name() -> &'static str {
         L::NAME
     }
     unsafe fn init(state: *mut Self::State, ctx: &InitCtx<'_>) -> Result<(), String> {
         // SAFETY: forwarded from our caller's contract.
-        unsafe { L::init(state, ctx) }.map_err(|e| e.to_string())
+        unsafe { LockState::init(state, ctx) }.map_err(|e| e.to_string())
     }
-    fn destroy(state: &Self::State, ctx: &InitCtx<'_>) {
-        L::destroy(state, ctx);
+    unsafe fn destroy(state: &Self::State, ctx: &InitCtx<'_>) {
+        // SAFETY: forwarded from our caller's contract.
+        unsafe { state.destroy(ctx) };
     }
 }
 
@@ -61,7 +66,7 @@ unsafe impl LockSlot for NoLock {
     unsafe fn init(_: *mut Self::State, _: &InitCtx<'_>) -> Result<(), String> {
         Ok(())
     }
-    fn destroy(_: &Self::State, _: &InitCtx<'_>) {}
+    unsafe fn destroy(_: &Self::State, _: &InitCtx<'_>) {}
 }
 
 /// The start barrier and run control, on one line that is read-mostly once
@@ -89,7 +94,8 @@ pub struct Control {
 pub struct WorkerSlot {
     /// pid (processes) or tid (threads).
     pub id: AtomicI32,
-    /// 0 = not started, 1 = arrived, 2 = done, 3 = failed.
+    /// A [`WorkerState`]; use [`state`](Self::state) and
+    /// [`set_state`](Self::set_state).
     pub state: AtomicU32,
     /// Increments done so far (published every [`crate::PUBLISH_EVERY`]).
     pub done: AtomicU64,
@@ -101,6 +107,19 @@ pub struct WorkerSlot {
     /// first finisher fills this in for every slot (its share of the lock
     /// while all were competing).
     pub done_at_first_finish: AtomicU64,
+}
+
+impl WorkerSlot {
+    /// The worker's state (`Acquire`: what the worker wrote before it is
+    /// visible).
+    pub fn state(&self) -> WorkerState {
+        WorkerState::from_u32(self.state.load(Ordering::Acquire))
+    }
+
+    /// Publishes the worker's state (`Release`).
+    pub fn set_state(&self, s: WorkerState) {
+        self.state.store(s as u32, Ordering::Release);
+    }
 }
 
 /// The race's region payload: control, counter, lock state, worker slots,
@@ -139,8 +158,9 @@ unsafe impl<K: LockSlot> Shared for RaceShared<K> {
         }
     }
 
-    fn destroy(&self, ctx: &InitCtx<'_>) {
-        K::destroy(&self.lock.0, ctx);
+    unsafe fn destroy(&self, ctx: &InitCtx<'_>) {
+        // SAFETY: forwarded from our caller's contract (Shared::destroy).
+        unsafe { K::destroy(&self.lock.0, ctx) };
     }
 }
 
@@ -162,8 +182,8 @@ pub struct CrashControl {
     pub kill_ns: AtomicU64,
     /// `CLOCK_MONOTONIC` ns when a survivor first noticed (0: not yet).
     pub detect_ns: AtomicU64,
-    /// 0 none yet, 1 recovered (lock took over from the dead owner),
-    /// 2 wedged and detected (holder recorded and found dead).
+    /// A [`crate::crash::Outcome`]: 0 nothing noticed yet, then what the
+    /// first survivor to notice found.
     pub outcome: AtomicU32,
     /// The dead holder's pid as a survivor saw it.
     pub holder: AtomicI32,

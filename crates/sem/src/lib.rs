@@ -27,7 +27,7 @@
 mod sys;
 
 use shm::InitCtx;
-use shm::lock::{Acquired, RawLock};
+use shm::lock::{Acquired, RawLock, RawLockTimed};
 use std::cell::UnsafeCell;
 use std::ffi::CString;
 use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, Ordering};
@@ -385,7 +385,7 @@ unsafe impl RawLock for NamedSemaphore {
 
     /// `sem_open(name, 0)` of the name stored in the region — each process
     /// needs its own `sem_t *`; the handle `sem_close`s it on drop.
-    fn attach(state: &NamedState) -> Result<Self, SemError> {
+    unsafe fn attach(state: &NamedState) -> Result<Self, SemError> {
         NamedSem::open(&state.name()).map(NamedSemaphore)
     }
 
@@ -402,23 +402,6 @@ unsafe impl RawLock for NamedSemaphore {
     /// answer, not an error.
     fn try_lock(&self, state: &NamedState) -> Result<Option<Acquired>, SemError> {
         if self.0.try_wait()? {
-            record_holder(&state.last_holder);
-            Ok(Some(Acquired::Clean))
-        } else {
-            Ok(None)
-        }
-    }
-
-    /// `sem_clockwait(sem, CLOCK_MONOTONIC, deadline)`, the deadline
-    /// normalised and kept across `EINTR` retries; `ETIMEDOUT` → `None` —
-    /// because a semaphore whose holder died stays at 0 forever, and the
-    /// caller should be able to notice rather than hang.
-    fn lock_timeout(
-        &self,
-        state: &NamedState,
-        timeout: Duration,
-    ) -> Result<Option<Acquired>, SemError> {
-        if self.0.wait_timeout(timeout)? {
             record_holder(&state.last_holder);
             Ok(Some(Acquired::Clean))
         } else {
@@ -443,8 +426,27 @@ unsafe impl RawLock for NamedSemaphore {
     /// `sem_unlink(name)` and unregisters `/dev/shm/sem.NAME` from
     /// [`shm::cleanup`] — the name goes with the region; handles still open
     /// elsewhere keep working until closed.
-    fn destroy(state: &NamedState, _ctx: &InitCtx<'_>) {
+    unsafe fn destroy(state: &NamedState, _ctx: &InitCtx<'_>) {
         let _ = NamedSem::unlink(&state.name());
+    }
+}
+
+impl RawLockTimed for NamedSemaphore {
+    /// `sem_clockwait(sem, CLOCK_MONOTONIC, deadline)`, the deadline
+    /// normalised and kept across `EINTR` retries; `ETIMEDOUT` → `None` —
+    /// because a semaphore whose holder died stays at 0 forever, and the
+    /// caller should be able to notice rather than hang.
+    fn lock_timeout(
+        &self,
+        state: &NamedState,
+        timeout: Duration,
+    ) -> Result<Option<Acquired>, SemError> {
+        if self.0.wait_timeout(timeout)? {
+            record_holder(&state.last_holder);
+            Ok(Some(Acquired::Clean))
+        } else {
+            Ok(None)
+        }
     }
 }
 
@@ -497,7 +499,7 @@ unsafe impl RawLock for UnnamedSemaphore {
 
     /// Nothing to open — the semaphore is inside the region, so the handle
     /// is empty.
-    fn attach(_state: &UnnamedState) -> Result<Self, SemError> {
+    unsafe fn attach(_state: &UnnamedState) -> Result<Self, SemError> {
         Ok(UnnamedSemaphore)
     }
 
@@ -521,22 +523,6 @@ unsafe impl RawLock for UnnamedSemaphore {
         }
     }
 
-    /// `sem_clockwait(sem, CLOCK_MONOTONIC, deadline)`, the deadline
-    /// normalised and kept across `EINTR` retries; `ETIMEDOUT` → `None` —
-    /// because a dead holder leaves the semaphore at 0 forever.
-    fn lock_timeout(
-        &self,
-        state: &UnnamedState,
-        timeout: Duration,
-    ) -> Result<Option<Acquired>, SemError> {
-        if state.sem.wait_timeout(timeout)? {
-            record_holder(&state.last_holder);
-            Ok(Some(Acquired::Clean))
-        } else {
-            Ok(None)
-        }
-    }
-
     /// `sem_post(sem)` — any process may post a semaphore, so nothing
     /// checks that the caller holds it; the guard does.
     #[inline]
@@ -553,12 +539,30 @@ unsafe impl RawLock for UnnamedSemaphore {
 
     /// `sem_destroy(sem)` — by the creator, as the region goes, because
     /// POSIX lets a semaphore hold resources until destroyed.
-    fn destroy(state: &UnnamedState, _ctx: &InitCtx<'_>) {
-        // SAFETY: `RawLock::destroy` is called once, by the creator, only
-        // for a state whose `init` (sem_init) succeeded (a Region whose init
-        // failed is never built, so never destroys), after every other user
-        // is done; the region is unmapped right after. (glibc's sem_destroy
-        // touches nothing in any case.)
+    unsafe fn destroy(state: &UnnamedState, _ctx: &InitCtx<'_>) {
+        // SAFETY: our caller guarantees (RawLock::destroy) one call, after
+        // every other user is done, for a state whose `init` (sem_init)
+        // succeeded (a Region whose init failed is never built, so never
+        // destroys); the region is unmapped right after. (glibc's
+        // sem_destroy touches nothing in any case.)
         unsafe { state.sem.destroy() }
+    }
+}
+
+impl RawLockTimed for UnnamedSemaphore {
+    /// `sem_clockwait(sem, CLOCK_MONOTONIC, deadline)`, the deadline
+    /// normalised and kept across `EINTR` retries; `ETIMEDOUT` → `None` —
+    /// because a dead holder leaves the semaphore at 0 forever.
+    fn lock_timeout(
+        &self,
+        state: &UnnamedState,
+        timeout: Duration,
+    ) -> Result<Option<Acquired>, SemError> {
+        if state.sem.wait_timeout(timeout)? {
+            record_holder(&state.last_holder);
+            Ok(Some(Acquired::Clean))
+        } else {
+            Ok(None)
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The crate's only unsafe calls: `sem_open(3)`, `sem_close(3)`,
 //! `sem_unlink(3)`, `sem_init(3)`, `sem_destroy(3)`, `sem_wait(3)`,
-//! `sem_trywait(3)`, `sem_clockwait(3)`, `sem_post(3)`, `sem_getvalue(3)`
-//! and `clock_gettime(2)`. They follow the `-1` + errno convention; [`cvt`]
+//! `sem_trywait(3)`, `sem_clockwait(3)`, `sem_post(3)` and
+//! `sem_getvalue(3)` (the monotonic deadline comes from `shm::time`). They follow the `-1` + errno convention; [`cvt`]
 //! turns that into `io::Result`.
 //!
 //! The operations take `&UnsafeCell<sem_t>`: the borrow guarantees live,

@@ -7,87 +7,18 @@
 //! `_exit`; every object is created by the test and removed by a guard
 //! (the region's drop, or [`Unlink`]), also when an assertion fails.
 
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
-use shm::lock::{Acquired, Lock, RawLock};
-use shm::{InitCtx, Mode, Region, RegionOptions, Shared, ShmName};
+use shm::lock::{Acquired, Lock, RawLock, RawLockTimed};
+use shm::{Mode, Region, RegionOptions, ShmName};
 use shm_sem::{NamedSem, NamedSemaphore, UnnamedSemaphore, sem_name_for, sem_path};
 use std::os::unix::fs::PermissionsExt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use testkit::{Payload, bump, child, create, reap, serial};
 
-/// Tests in this binary fork children that call `sem_open`; glibc's
-/// `sem_open` takes a process-wide lock (`sem_mappings_lock`) that `fork`
-/// does not reset, so a fork while another test thread is inside
-/// `sem_open` leaves the child deadlocked. The tests run one at a time.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The lock state plus the counter it guards.
-#[repr(C)]
-struct Payload<L: RawLock> {
-    lock: L::State,
-    counter: AtomicU64,
-}
-
-// SAFETY: repr(C), no pointers; the lock state follows RawLock's rules
-// (valid zeroed, interior-mutable) and the counter is atomic.
-unsafe impl<L: RawLock> Shared for Payload<L> {
-    type Init = ();
-    fn type_name() -> String {
-        format!("test/{}", L::NAME)
-    }
-    unsafe fn init_in_place(this: *mut Self, _: (), ctx: &InitCtx<'_>) -> Result<(), String> {
-        // SAFETY: forwarded from the caller (zeroed, aligned, unshared).
-        unsafe { L::init(&raw mut (*this).lock, ctx) }.map_err(|e| e.to_string())
-    }
-    fn destroy(&self, ctx: &InitCtx<'_>) {
-        L::destroy(&self.lock, ctx);
-    }
-}
-
-fn create<L: RawLock>(purpose: &str) -> (ShmName, Region<Payload<L>>) {
-    let name = ShmName::unique(&format!("sem-test-{purpose}-{}", L::NAME));
-    let r = Region::<Payload<L>>::create(&name, &RegionOptions::default(), ()).unwrap();
-    (name, r)
-}
-
-/// `n` increments as C's `counter++`: a separate load and store, so only
-/// the lock keeps them from being lost.
-fn bump<L: RawLock>(p: &Payload<L>, n: u64) {
-    let lock = Lock::<L>::attach(&p.lock).unwrap();
-    for _ in 0..n {
-        let _g = lock.lock().unwrap();
-        let v = p.counter.load(Ordering::Relaxed);
-        p.counter.store(v + 1, Ordering::Relaxed);
-    }
-}
-
-/// Forks a child that runs `body` and `_exit`s: 0 if it returned, 1 if it
-/// panicked.
-fn child(body: impl FnOnce()) -> Pid {
-    // SAFETY: the child only runs `body` (which opens existing objects by
-    // name and never creates any) and then `_exit`s, so it runs none of the
-    // parent's destructors and never returns into the test harness.
-    match unsafe { fork() }.unwrap() {
-        ForkResult::Child => {
-            let code =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).map_or(1, |_| 0);
-            // SAFETY: ends the child at once, without atexit handlers or
-            // the parent's destructors.
-            unsafe { libc::_exit(code) }
-        }
-        ForkResult::Parent { child } => child,
-    }
-}
-
-fn reap(kids: Vec<Pid>) {
-    for k in kids {
-        assert_eq!(waitpid(k, None).unwrap(), WaitStatus::Exited(k, 0));
-    }
-}
+// Tests in this binary fork children that call `sem_open`; glibc's
+// `sem_open` takes a process-wide lock (`sem_mappings_lock`) that `fork`
+// does not reset, so a fork while another test thread is inside `sem_open`
+// leaves the child deadlocked: the tests run one at a time (`serial()`).
 
 /// Unlinks a named semaphore the test made by hand, however the test ends.
 struct Unlink(String);
@@ -98,7 +29,7 @@ impl Drop for Unlink {
     }
 }
 
-fn threads_count_exactly<L: RawLock>() {
+fn threads_count_exactly<L: RawLockTimed + 'static>() {
     let (_, r) = create::<L>("threads");
     std::thread::scope(|s| {
         for _ in 0..4 {
@@ -108,7 +39,7 @@ fn threads_count_exactly<L: RawLock>() {
     assert_eq!(r.counter.load(Ordering::Relaxed), 400_000);
 }
 
-fn processes_count_exactly<L: RawLock + 'static>() {
+fn processes_count_exactly<L: RawLockTimed + 'static>() {
     for procs in [2u64, 4] {
         let (name, r) = create::<L>("procs");
         let kids = (0..procs)
@@ -125,13 +56,13 @@ fn processes_count_exactly<L: RawLock + 'static>() {
     }
 }
 
-fn try_lock_sees_it_held<L: RawLock>() {
+fn try_lock_sees_it_held<L: RawLockTimed + 'static>() {
     let (_, r) = create::<L>("try");
-    let lock = Lock::<L>::attach(&r.lock).unwrap();
+    let lock = Lock::<L>::attach(&r.lock.0).unwrap();
     let g = lock.lock().unwrap();
     std::thread::scope(|s| {
         s.spawn(|| {
-            let other = Lock::<L>::attach(&r.lock).unwrap();
+            let other = Lock::<L>::attach(&r.lock.0).unwrap();
             assert!(other.try_lock().unwrap().is_none());
             let t0 = Instant::now();
             assert!(
@@ -146,7 +77,7 @@ fn try_lock_sees_it_held<L: RawLock>() {
     drop(g);
     std::thread::scope(|s| {
         s.spawn(|| {
-            let other = Lock::<L>::attach(&r.lock).unwrap();
+            let other = Lock::<L>::attach(&r.lock.0).unwrap();
             let g = other.try_lock().unwrap().expect("free after unlock");
             assert_eq!(g.acquired(), Acquired::Clean);
             drop(g);
@@ -155,7 +86,7 @@ fn try_lock_sees_it_held<L: RawLock>() {
         });
     });
     // The pid recorded after each acquisition is this process's.
-    assert_eq!(lock.raw().last_holder(&r.lock), Some(shm::pid()));
+    assert_eq!(lock.raw().last_holder(lock.state()), Some(shm::pid()));
 }
 
 #[test]
@@ -227,8 +158,8 @@ fn named_semaphore_file_has_the_region_mode_and_goes_with_it() {
             let r = Region::<Payload<NamedSemaphore>>::create(&name, &opts, ()).unwrap();
             let md = std::fs::metadata(&path).expect("sem.NAME exists while the region lives");
             assert_eq!(md.permissions().mode() & 0o777, opts.mode.bits(), "{mode}");
-            assert_eq!(r.lock.name(), name.as_str());
-            let lock = Lock::<NamedSemaphore>::attach(&r.lock).unwrap();
+            assert_eq!(r.lock.0.raw().name(), name.as_str());
+            let lock = Lock::<NamedSemaphore>::attach(&r.lock.0).unwrap();
             assert_eq!(lock.raw().name(), name.as_str());
         }
         assert!(!path.exists(), "{} left behind", path.display());
@@ -259,7 +190,7 @@ fn a_long_region_name_gets_a_semaphore_name_that_fits() {
     {
         let r = Region::<Payload<NamedSemaphore>>::create(&long, &RegionOptions::default(), ())
             .unwrap();
-        assert_eq!(r.lock.name(), sem);
+        assert_eq!(r.lock.0.raw().name(), sem);
         assert!(path.exists());
         bump::<NamedSemaphore>(&r, 10);
     }
@@ -290,11 +221,11 @@ fn a_dead_holder_wedges_the_semaphore_and_is_named() {
     let (name, r) = create::<NamedSemaphore>("wedge");
     let kid = child(move || {
         let r = Region::<Payload<NamedSemaphore>>::open(&name, &RegionOptions::default()).unwrap();
-        let lock = Lock::<NamedSemaphore>::attach(&r.lock).unwrap();
+        let lock = Lock::<NamedSemaphore>::attach(&r.lock.0).unwrap();
         std::mem::forget(lock.lock().unwrap()); // die holding it
     });
     reap(vec![kid]);
-    let lock = Lock::<NamedSemaphore>::attach(&r.lock).unwrap();
+    let lock = Lock::<NamedSemaphore>::attach(&r.lock.0).unwrap();
     // A semaphore cannot know its holder died: the timed wait gives up...
     assert!(
         lock.lock_timeout(Duration::from_millis(100))
@@ -302,9 +233,9 @@ fn a_dead_holder_wedges_the_semaphore_and_is_named() {
             .is_none()
     );
     // ...and the region names the holder, which is gone.
-    let holder = lock.raw().last_holder(&r.lock).unwrap();
+    let holder = lock.raw().last_holder(lock.state()).unwrap();
     assert_eq!(holder, kid.as_raw());
-    assert!(!shm::process_alive(holder));
+    assert!(shm::process::liveness(holder, 0).is_dead());
     assert_eq!(lock.raw().value().unwrap(), 0);
     // The deliberate repair.
     lock.raw().repair().unwrap();

@@ -83,6 +83,26 @@ pub fn run_now() {
     }
 }
 
+/// Set by the signal thread the moment a signal arrives, before it kills
+/// the children: from then on the process is going to die of that signal.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a signal has arrived and the clean-up thread is ending the
+/// process. A main thread that sees its workers die (killed by that very
+/// clean-up) must not report them as failures and exit first: it should
+/// wait for the signal to end the process ([`wait_if_interrupted`]).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// If [`interrupted`], blocks forever: the clean-up thread is removing the
+/// objects and will end the process with the signal's own status.
+pub fn wait_if_interrupted() {
+    while interrupted() {
+        std::thread::park();
+    }
+}
+
 /// Starts the signal thread (once per process; later calls do nothing).
 pub fn install() -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -96,6 +116,7 @@ pub fn install() -> std::io::Result<()> {
         .name("shmlab-cleanup".into())
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
+                INTERRUPTED.store(true, std::sync::atomic::Ordering::Release);
                 run_now();
                 eprintln!(
                     "\ninterrupted by {}: removed this run's objects",

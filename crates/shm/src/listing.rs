@@ -54,9 +54,13 @@ impl Entry {
         ShmName::parse(&self.file_name).ok()
     }
 
-    /// A shmlab region whose creator has exited (pid gone or reused).
+    /// A shmlab region whose creator is dead for certain: gone, its pid
+    /// reused, or a zombie its parent has not reaped. A creator whose
+    /// liveness cannot be known ([`Liveness::Unknown`](crate::process::Liveness::Unknown)) is *not* dead.
     pub fn stale(&self) -> bool {
-        self.header.as_ref().is_some_and(|h| !h.creator_alive())
+        self.header
+            .as_ref()
+            .is_some_and(|h| h.creator_liveness().is_dead())
     }
 
     /// For a semaphore `sem.X`: whether a shmlab region `X` or `X-…` refers
@@ -105,16 +109,10 @@ pub fn list() -> std::io::Result<Vec<Entry>> {
 }
 
 fn read_header(path: &std::path::Path) -> (Option<HeaderInfo>, bool) {
-    use std::io::Read;
-    let Ok(f) = std::fs::File::open(path) else {
-        return (None, false);
-    };
-    let mut buf = Vec::new();
-    let ok = f
-        .take(crate::HEADER_SIZE as u64)
-        .read_to_end(&mut buf)
-        .is_ok();
-    (HeaderInfo::from_bytes(&buf), ok)
+    match crate::region::read_header_file(path) {
+        Ok(h) => (h, true),
+        Err(_) => (None, false),
+    }
 }
 
 /// The user name for `uid` (from the passwd database), or the number.

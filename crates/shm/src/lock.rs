@@ -9,9 +9,43 @@
 //!   region is mapped: for most locks it is empty, for a named semaphore it
 //!   is the `sem_t *` that `sem_open` returned in this process.
 //!
-//! The race workload, the labs and the benches are generic over
-//! [`RawLock`]; they take the lock through [`Lock::lock`], which returns a
-//! [`Guard`] that unlocks on drop.
+//! The split follows `lock_api`: an `unsafe trait` [`RawLock`] for the raw
+//! operations, a separate [`RawLockTimed`] for locks with a native bounded
+//! wait, and one [`Lock`]/[`Guard`] pair written once over them. The race
+//! workload, the labs and the benches are generic over [`RawLock`]; they
+//! take the lock through [`Lock::lock`], which returns a [`Guard`] that
+//! unlocks on drop.
+//!
+//! **No attaching before init.** An all-zero `pthread_mutex_t` or `sem_t` is
+//! a valid *process-private* object: attaching to one across processes
+//! would use private futex operations and lose wake-ups. So payloads hold a
+//! lock's state as a [`LockState<L>`], which has no public constructor: safe
+//! code can only reach one through a [`Region`](crate::Region), which hands
+//! out its payload only after the creator initialised it and published
+//! "ready" (or to the creator itself, after `init`). [`Lock::attach`] takes
+//! a `&LockState<L>` and is therefore safe; [`RawLock::attach`], which takes
+//! the bare state, is `unsafe`.
+//!
+//! ```compile_fail
+//! // A bare state cannot be attached to through the safe API...
+//! fn attach<L: shm::lock::RawLock>(state: &L::State) {
+//!     let _ = shm::lock::Lock::<L>::attach(state);
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! // ...the raw attach is `unsafe`...
+//! fn attach<L: shm::lock::RawLock>(state: &L::State) {
+//!     let _ = L::attach(state);
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! // ...and so is destroying a state others may still use.
+//! fn destroy<L: shm::lock::RawLock>(state: &L::State, ctx: &shm::InitCtx<'_>) {
+//!     L::destroy(state, ctx);
+//! }
+//! ```
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -35,22 +69,27 @@ pub enum Acquired {
 /// # Safety
 /// Implementations must provide mutual exclusion across every thread of
 /// every process that attached to the same `State`: between a successful
-/// `lock`/`try_lock` and the matching `unlock`, no other caller's
-/// `lock`/`try_lock` may succeed, and `unlock` must release with at least
-/// `Release` ordering and `lock` acquire with `Acquire`, so that writes made
-/// under the lock are visible to the next holder.
+/// `lock`/`try_lock` (or [`RawLockTimed::lock_timeout`]) and the matching
+/// `unlock`, no other caller's acquisition may succeed, and `unlock` must
+/// release with at least `Release` ordering and every acquisition acquire
+/// with `Acquire`, so that writes made under the lock are visible to the
+/// next holder.
+///
+/// `State` must be laid out for sharing: `#[repr(C)]` (the same layout in
+/// every process mapping it), free of pointers into one process's memory,
+/// interior-mutable (atomics, `UnsafeCell`, or C objects made to be shared,
+/// such as a process-shared `pthread_mutex_t`), valid when all zeroes (a
+/// region is zero-filled before `init`) and after `init` returned `Ok`, and
+/// usable where it lies: it is never moved or copied.
 pub unsafe trait RawLock: Sized + Send + Sync {
-    /// What the lock keeps inside the region. `#[repr(C)]`, valid when
-    /// zeroed (before `init`), interior-mutable.
+    /// What the lock keeps inside the region (see the trait's `# Safety`).
     type State: Sync;
     /// What `lock` and friends report.
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// The sync mode's name, e.g. `futex`.
+    /// The sync mode's name, e.g. `futex`: the one place a lock's name is
+    /// written (the race registry, tables and JSON take it from here).
     const NAME: &'static str;
-    /// Whether the lock works across processes (a thread-only baseline such
-    /// as `std::sync::Mutex` says `false`).
-    const CROSS_PROCESS: bool = true;
 
     /// Initialises the state in place. Only the region's creator calls this,
     /// once, before publishing the region.
@@ -61,8 +100,13 @@ pub unsafe trait RawLock: Sized + Send + Sync {
     unsafe fn init(state: *mut Self::State, ctx: &crate::InitCtx<'_>) -> Result<(), Self::Error>;
 
     /// Makes this process's handle to an initialised state (e.g. `sem_open`
-    /// of the name stored in the state).
-    fn attach(state: &Self::State) -> Result<Self, Self::Error>;
+    /// of the name stored in the state). Safe code calls [`Lock::attach`].
+    ///
+    /// # Safety
+    /// `init` has returned `Ok` for `state`, and that is visible to this
+    /// thread (the region's "ready" was observed with `Acquire`, or this
+    /// thread ran `init`); `destroy` has not been called.
+    unsafe fn attach(state: &Self::State) -> Result<Self, Self::Error>;
 
     /// Blocks until the lock is held.
     fn lock(&self, state: &Self::State) -> Result<Acquired, Self::Error>;
@@ -77,28 +121,6 @@ pub unsafe trait RawLock: Sized + Send + Sync {
     /// this thread for locks that track their owner).
     unsafe fn unlock(&self, state: &Self::State);
 
-    /// Like [`lock`](Self::lock), but gives up after `timeout` and returns
-    /// `Ok(None)`: how a caller avoids hanging forever on a lock whose
-    /// holder died (a semaphore cannot know that). The default polls
-    /// `try_lock` with a short sleep; locks with a native timed wait
-    /// override it.
-    fn lock_timeout(
-        &self,
-        state: &Self::State,
-        timeout: std::time::Duration,
-    ) -> Result<Option<Acquired>, Self::Error> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(how) = self.try_lock(state)? {
-                return Ok(Some(how));
-            }
-            if std::time::Instant::now() >= deadline {
-                return Ok(None);
-            }
-            std::thread::sleep(std::time::Duration::from_micros(200));
-        }
-    }
-
     /// The pid (or tid) of the current or last holder, where the lock
     /// records one; used to tell a wedged lock from a busy one.
     fn last_holder(&self, _state: &Self::State) -> Option<i32> {
@@ -106,9 +128,71 @@ pub unsafe trait RawLock: Sized + Send + Sync {
     }
 
     /// Releases what `init` made (destroy a mutex, unlink a semaphore's
-    /// name). Called once by the creator when the region is removed, after
-    /// every other user is done.
-    fn destroy(_state: &Self::State, _ctx: &crate::InitCtx<'_>) {}
+    /// name). Default: nothing.
+    ///
+    /// # Safety
+    /// Called at most once, by the creator, when the region is removed, after
+    /// every other user — every thread and process that attached — is done
+    /// with the state and none holds the lock: a destroyed mutex or
+    /// semaphore is undefined to use.
+    unsafe fn destroy(_state: &Self::State, _ctx: &crate::InitCtx<'_>) {}
+}
+
+/// A lock with a native bounded wait: how a caller avoids hanging forever on
+/// a lock whose holder died (a semaphore cannot know that). A separate trait,
+/// as in `lock_api`'s `RawMutexTimed`, so that no lock gets a polling
+/// imitation by default.
+pub trait RawLockTimed: RawLock {
+    /// Like [`RawLock::lock`], but gives up after `timeout` (measured on the
+    /// monotonic clock) and returns `Ok(None)`.
+    fn lock_timeout(
+        &self,
+        state: &Self::State,
+        timeout: std::time::Duration,
+    ) -> Result<Option<Acquired>, Self::Error>;
+}
+
+/// A lock's state as a payload holds it: [`RawLock::State`] that can only
+/// be reached once initialised (see the module docs). `#[repr(transparent)]`,
+/// so it has exactly the state's layout; no public constructor, no `Default`,
+/// no `Clone`.
+#[repr(transparent)]
+pub struct LockState<L: RawLock>(L::State);
+
+impl<L: RawLock> LockState<L> {
+    /// Initialises the state in place ([`RawLock::init`]), from a payload's
+    /// [`Shared::init_in_place`](crate::Shared::init_in_place).
+    ///
+    /// # Safety
+    /// As [`RawLock::init`]: `this` points to zeroed, aligned memory inside a
+    /// shared mapping that no other thread or process uses yet, and that will
+    /// not move.
+    pub unsafe fn init(this: *mut Self, ctx: &crate::InitCtx<'_>) -> Result<(), L::Error> {
+        // SAFETY: repr(transparent): `this` addresses the state itself; the
+        // caller upholds RawLock::init's contract.
+        unsafe { L::init(this.cast::<L::State>(), ctx) }
+    }
+
+    /// The raw state, for reading what the lock exposes about itself.
+    pub fn raw(&self) -> &L::State {
+        &self.0
+    }
+
+    /// Releases what `init` made ([`RawLock::destroy`]), from a payload's
+    /// [`Shared::destroy`](crate::Shared::destroy).
+    ///
+    /// # Safety
+    /// As [`RawLock::destroy`].
+    pub unsafe fn destroy(&self, ctx: &crate::InitCtx<'_>) {
+        // SAFETY: forwarded to our caller.
+        unsafe { L::destroy(&self.0, ctx) }
+    }
+}
+
+impl<L: RawLock> fmt::Debug for LockState<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockState").field("kind", &L::NAME).finish()
+    }
 }
 
 /// A lock's state together with this process's handle: the thing workloads
@@ -119,11 +203,16 @@ pub struct Lock<'a, L: RawLock> {
 }
 
 impl<'a, L: RawLock> Lock<'a, L> {
-    /// Attaches to an initialised state in a mapped region.
-    pub fn attach(state: &'a L::State) -> Result<Self, L::Error> {
+    /// Attaches to a lock state in a mapped region. Safe: a
+    /// [`LockState`] is only reachable once initialised.
+    pub fn attach(state: &'a LockState<L>) -> Result<Self, L::Error> {
+        // SAFETY: a `&LockState` exists only inside a payload that its
+        // region handed out after init (see the module docs), and `destroy`
+        // runs only when the region is dropped, after this borrow ends.
+        let raw = unsafe { L::attach(&state.0) }?;
         Ok(Lock {
-            raw: L::attach(state)?,
-            state,
+            raw,
+            state: &state.0,
         })
     }
 
@@ -152,7 +241,10 @@ impl<'a, L: RawLock> Lock<'a, L> {
     pub fn lock_timeout(
         &self,
         timeout: std::time::Duration,
-    ) -> Result<Option<Guard<'_, 'a, L>>, L::Error> {
+    ) -> Result<Option<Guard<'_, 'a, L>>, L::Error>
+    where
+        L: RawLockTimed,
+    {
         Ok(self
             .raw
             .lock_timeout(self.state, timeout)?
@@ -193,6 +285,12 @@ impl<L: RawLock> Guard<'_, '_, L> {
     /// How the lock was acquired (did the previous owner die?).
     pub fn acquired(&self) -> Acquired {
         self.how
+    }
+
+    /// Releases the lock without running `Drop` twice: the same as dropping
+    /// the guard, spelled out where the release is the point.
+    pub fn unlock(self) {
+        drop(self);
     }
 }
 

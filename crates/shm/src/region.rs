@@ -186,9 +186,11 @@ impl HeaderInfo {
         InitState::from_u32(self.state)
     }
 
-    /// Whether the creating process is still running (pid and start time).
-    pub fn creator_alive(&self) -> bool {
-        crate::same_process_alive(self.creator_pid, self.creator_start)
+    /// Whether the creating process is still running (pid and start time;
+    /// see [`crate::process::liveness`]). `Unknown` must be read as "may be
+    /// alive".
+    pub fn creator_liveness(&self) -> crate::process::Liveness {
+        crate::process::liveness(self.creator_pid, self.creator_start)
     }
 
     /// Payload offset plus size: how long the object must be.
@@ -201,27 +203,32 @@ impl HeaderInfo {
 /// mapping, so a truncated object cannot SIGBUS us). `Ok(None)`: a plain
 /// object without a shmlab header.
 pub fn probe_header(name: &ShmName) -> Result<Option<HeaderInfo>> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(name.path()).map_err(|e| match e.kind() {
+    read_header_file(&name.path()).map_err(|(op, e)| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound { name: name.clone() },
         std::io::ErrorKind::PermissionDenied => {
             Error::from_open(name, nix::errno::Errno::EACCES, "open")
         }
         _ => Error::Sys {
-            op: "open",
+            op,
             name: name.to_string(),
             source: e,
         },
-    })?;
+    })
+}
+
+/// The one reader of a region header from a file: `open(2)` and `read(2)`
+/// of the first [`HEADER_SIZE`] bytes of `path` (no mapping, so a truncated
+/// object cannot SIGBUS the reader). `Ok(None)`: no shmlab header. The error
+/// names the call that failed (`open` or `read`).
+pub fn read_header_file(
+    path: &std::path::Path,
+) -> std::result::Result<Option<HeaderInfo>, (&'static str, std::io::Error)> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| ("open", e))?;
     let mut buf = Vec::with_capacity(HEADER_SIZE);
-    (&mut f)
-        .take(HEADER_SIZE as u64)
+    f.take(HEADER_SIZE as u64)
         .read_to_end(&mut buf)
-        .map_err(|e| Error::Sys {
-            op: "read",
-            name: name.to_string(),
-            source: e,
-        })?;
+        .map_err(|e| ("read", e))?;
     Ok(HeaderInfo::from_bytes(&buf))
 }
 
@@ -241,8 +248,10 @@ pub struct InitCtx<'a> {
 /// valid when their memory is all zeroes *or* after [`init_in_place`]
 /// returned `Ok`, and keep every field that more than one process may write
 /// interior-mutable (atomics, `UnsafeCell`, or C objects designed to be
-/// shared such as a process-shared `pthread_mutex_t`). The region never moves
-/// the payload.
+/// shared such as a process-shared `pthread_mutex_t`). `init_in_place`
+/// must initialise every [`LockState`](crate::lock::LockState) the payload
+/// holds before returning `Ok`: the region hands the payload out as
+/// initialised from then on. The region never moves the payload.
 ///
 /// [`init_in_place`]: Shared::init_in_place
 pub unsafe trait Shared: Sync + Sized {
@@ -268,7 +277,11 @@ pub unsafe trait Shared: Sync + Sized {
     /// Called by the creator just before it unlinks the region: release what
     /// the payload made outside it (a named semaphore) or inside it (a
     /// pthread mutex). Default: nothing.
-    fn destroy(&self, _ctx: &InitCtx<'_>) {}
+    ///
+    /// # Safety
+    /// Called once, when every other user of the payload (threads and
+    /// processes) is done with it; nothing uses it afterwards.
+    unsafe fn destroy(&self, _ctx: &InitCtx<'_>) {}
 }
 
 /// How to create or open a [`Region`].
@@ -339,7 +352,7 @@ impl<T: Shared> Region<T> {
         h.creator_uid
             .store(nix::unistd::getuid().as_raw(), Ordering::Relaxed);
         h.creator_start.store(
-            crate::process_start_time(me).unwrap_or(0),
+            crate::process::start_time(me).unwrap_or(0),
             Ordering::Relaxed,
         );
         let now = std::time::SystemTime::now()
@@ -349,9 +362,11 @@ impl<T: Shared> Region<T> {
         for (slot, b) in h.type_name.iter().zip(tag.bytes()) {
             slot.store(b, Ordering::Relaxed);
         }
-        h.magic.store(MAGIC, Ordering::Relaxed);
         h.state
-            .store(InitState::Initialising as u32, Ordering::Release);
+            .store(InitState::Initialising as u32, Ordering::Relaxed);
+        // Release: an opener that sees the magic (Acquire) sees every field
+        // above, the version included.
+        h.magic.store(MAGIC, Ordering::Release);
         let ctx = InitCtx {
             name,
             mode: opts.mode,
@@ -411,9 +426,11 @@ impl<T: Shared> Region<T> {
         }
         let head = obj.map(Access::ReadWrite, HEADER_SIZE)?;
         let h = header_at(&head);
-        // 2. Magic, then version, then Ready.
+        // 2. Magic, then Ready, then the rest of the header. Nothing but the
+        // magic is read before the Acquire load that observes Ready (or
+        // Failed): until then the creator may still be writing the fields.
         loop {
-            let magic = h.magic.load(Ordering::Relaxed);
+            let magic = h.magic.load(Ordering::Acquire);
             if magic == MAGIC {
                 break;
             }
@@ -434,18 +451,27 @@ impl<T: Shared> Region<T> {
             }
             pause();
         }
-        let version = h.version.load(Ordering::Relaxed);
-        if version != VERSION {
-            return Err(Error::VersionMismatch {
+        let version_mismatch = || {
+            let found = h.version.load(Ordering::Relaxed);
+            (found != VERSION).then(|| Error::VersionMismatch {
                 name: name.clone(),
-                found: version,
+                found,
                 expected: VERSION,
-            });
-        }
+            })
+        };
         loop {
             let state = h.state.load(Ordering::Acquire);
             match InitState::from_u32(state) {
-                Some(InitState::Ready) => break,
+                Some(InitState::Ready) => {
+                    if let Some(e) = version_mismatch() {
+                        return Err(e);
+                    }
+                    break;
+                }
+                // Another format version may not use our state values.
+                _ if Instant::now() >= deadline && version_mismatch().is_some() => {
+                    return Err(version_mismatch().expect("checked above"));
+                }
                 Some(InitState::Failed) => {
                     return Err(Error::NotReady {
                         name: name.clone(),
@@ -455,11 +481,7 @@ impl<T: Shared> Region<T> {
                 }
                 _ if Instant::now() >= deadline => {
                     let info = h.info();
-                    let alive = if info.creator_alive() {
-                        "alive"
-                    } else {
-                        "gone"
-                    };
+                    let alive = info.creator_liveness();
                     return Err(Error::NotReady {
                         name: name.clone(),
                         waited_ms: started.elapsed().as_millis(),
@@ -565,7 +587,10 @@ impl<T: Shared> Drop for Region<T> {
                 name: self.obj.name(),
                 mode: self.mode,
             };
-            T::destroy(self, &ctx);
+            // SAFETY: the creator's handle is being dropped: the region's
+            // users are done (the creator outlives its workers by design) and
+            // the name is unlinked right after, so nothing attaches again.
+            unsafe { T::destroy(self, &ctx) };
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The only place in this crate that calls into libc unsafely: `mmap(2)`
-//! and `munmap(2)`. Everything else goes through `nix`'s safe wrappers.
+//! The only place in this crate that calls into libc unsafely: `mmap(2)`,
+//! `munmap(2)`, `fork(2)`, `_exit(2)`, `signal(2)` and `pthread_atfork(3)`.
+//! Everything else goes through `nix`'s safe wrappers.
 
 use nix::errno::Errno;
 use nix::sys::mman::{MapFlags, ProtFlags};
@@ -38,16 +39,34 @@ pub(crate) unsafe fn unmap(ptr: NonNull<u8>, len: usize) -> nix::Result<()> {
     unsafe { nix::sys::mman::munmap(ptr.cast(), len) }
 }
 
-/// `kill(pid, 0)`: probes for existence without sending anything.
-pub(crate) fn process_alive(pid: i32) -> bool {
-    if pid <= 0 {
-        return false;
-    }
+/// `kill(pid, 0)`: probes for existence without sending anything. `EPERM`
+/// means the process is there but belongs to someone else.
+pub(crate) fn pid_exists(pid: i32) -> bool {
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(Errno::EPERM) => true,
+        Ok(()) | Err(Errno::EPERM) => true,
         Err(_) => false,
     }
+}
+
+/// `fork(2)`: `Ok(None)` in the child, `Ok(Some(pid))` in the parent.
+///
+/// # Safety
+/// As [`crate::process::fork_child`], the only caller, states.
+pub(crate) unsafe fn fork() -> std::io::Result<Option<i32>> {
+    use nix::unistd::ForkResult;
+    // SAFETY: the caller upholds the after-fork rules of `fork_child`.
+    match unsafe { nix::unistd::fork() } {
+        Ok(ForkResult::Child) => Ok(None),
+        Ok(ForkResult::Parent { child }) => Ok(Some(child.as_raw())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `_exit(code)`.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` takes no pointers, is async-signal-safe and never
+    // returns; skipping destructors only leaks, and the process is gone.
+    unsafe { libc::_exit(code) }
 }
 
 /// The process's umask, read from `/proc/self/status` (Linux 4.7+) so that

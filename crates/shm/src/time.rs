@@ -32,6 +32,15 @@ pub fn timespec_add(t: libc::timespec, d: Duration) -> libc::timespec {
     }
 }
 
+/// `clock_gettime(CLOCK_MONOTONIC)` in nanoseconds: one clock for every
+/// process on the machine, so timestamps taken by workers in different
+/// processes compare with each other and with their coordinator's.
+pub fn monotonic_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always available on Linux");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

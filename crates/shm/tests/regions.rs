@@ -190,6 +190,39 @@ fn another_format_version_is_a_version_mismatch() {
     assert_eq!(h.version, 99);
 }
 
+/// The header publish race: an opener that sees the magic while the creator
+/// is still writing the header (version still 0, state "initialising") must
+/// wait for "ready" and only then read the version and layout, not fail with
+/// a spurious version mismatch.
+#[test]
+fn a_header_seen_half_written_is_waited_for_not_a_version_mismatch() {
+    let (_guard, name) = Unlink::new("region-halfwritten");
+    // What a creator's header looks like once complete.
+    let (_g2, model) = Unlink::new("region-model");
+    let complete = {
+        let r = Region::<Eight>::create(&model, &RegionOptions::default(), ()).unwrap();
+        let mut b = std::fs::read(model.path()).unwrap();
+        b.truncate(HEADER_SIZE);
+        drop(r);
+        b
+    };
+    let len = Region::<Eight>::total_len();
+    // Half-written: magic present, version 0, state "initialising".
+    plain_object(&name, len as u64, &fake_header(0, 1));
+    let n = name.clone();
+    let opener = std::thread::spawn(move || Region::<Eight>::open(&n, &opts(5000)).map(|_| ()));
+    std::thread::sleep(Duration::from_millis(100));
+    // The creator finishes: every field, then the state last.
+    let obj = shm::ShmOptions::new().open(&name).unwrap();
+    let map = obj.map(shm::Access::ReadWrite, len).unwrap();
+    map.write(8, &complete[8..12]).unwrap();
+    map.write(16, &complete[16..]).unwrap();
+    std::sync::atomic::fence(Ordering::SeqCst);
+    map.write(12, &complete[12..16]).unwrap();
+    let res = opener.join().unwrap();
+    assert!(res.is_ok(), "open failed: {}", res.unwrap_err());
+}
+
 #[test]
 fn plain_objects_are_not_regions() {
     let (_g1, text) = Unlink::new("region-text");
@@ -263,7 +296,7 @@ fn probe_header_reads_a_live_region_without_mapping() {
     assert_eq!(h.type_name, "test/eight");
     assert_eq!(h.init_state(), Some(shm::InitState::Ready));
     assert_eq!(h.creator_pid, std::process::id() as i32);
-    assert!(h.creator_alive());
+    assert_eq!(h.creator_liveness(), shm::process::Liveness::Running);
     assert_eq!(h.payload_size, 64);
     assert_eq!(h, made.header().info());
     let bytes = std::fs::read(name.path()).unwrap();

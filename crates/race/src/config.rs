@@ -1,0 +1,93 @@
+//! A race's configuration, its validation, and what can go wrong.
+
+use crate::coordinator::ARRIVAL_TIMEOUT;
+use crate::{Kind, MAX_WORKERS, SyncMode};
+
+/// One race's configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// How increments are protected.
+    pub sync: SyncMode,
+    /// Processes or threads.
+    pub kind: Kind,
+    /// Number of workers.
+    pub workers: u32,
+    /// Increments per worker.
+    pub iters: u64,
+}
+
+/// What is wrong with a configuration, or what went wrong running it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RaceError {
+    /// A bad configuration (exit 2 territory).
+    #[error("{0}")]
+    Config(String),
+    /// Creating or opening the region.
+    #[error(transparent)]
+    Shm(#[from] shm::Error),
+    /// A worker could not be started.
+    #[error("could not start worker {index}: {source}; use fewer workers")]
+    Spawn {
+        /// Its index.
+        index: u32,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A worker never reached the start barrier.
+    #[error("worker {index} (pid {pid}) never reached the start barrier within {}s", ARRIVAL_TIMEOUT.as_secs())]
+    NeverArrived {
+        /// Its index.
+        index: u32,
+        /// Its pid or tid.
+        pid: i32,
+    },
+    /// A worker died or failed.
+    #[error(
+        "worker {index} (pid {pid}) {how}; the other workers were stopped and the run's objects removed"
+    )]
+    WorkerFailed {
+        /// Its index.
+        index: u32,
+        /// Its pid or tid.
+        pid: i32,
+        /// What happened (exit status, signal, error).
+        how: String,
+    },
+}
+
+impl Config {
+    /// Checks the configuration: at least one worker, at most
+    /// [`MAX_WORKERS`], at least one increment, a total that fits in a u64,
+    /// and a mode that can run with this kind of worker.
+    pub fn validate(&self) -> Result<u64, RaceError> {
+        let bad = |s: String| Err(RaceError::Config(s));
+        if self.workers == 0 {
+            return bad("0 workers cannot race; use --procs N or --threads N with N >= 1".into());
+        }
+        if self.workers > MAX_WORKERS {
+            return bad(format!(
+                "{} workers is more than the region has slots for ({MAX_WORKERS}); use fewer",
+                self.workers
+            ));
+        }
+        if self.iters == 0 {
+            return bad("0 increments per worker shows nothing; use --iters M with M >= 1".into());
+        }
+        let Some(total) = self.iters.checked_mul(self.workers as u64) else {
+            return bad(format!(
+                "{} workers x {} increments overflows a 64-bit counter; use fewer --iters",
+                self.workers, self.iters
+            ));
+        };
+        if self.kind == Kind::Procs
+            && let Some(why) = self.sync.why_not_cross_process()
+        {
+            return bad(format!(
+                "--sync {} cannot run with --procs: {why}",
+                self.sync
+            ));
+        }
+        Ok(total)
+    }
+}

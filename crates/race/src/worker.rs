@@ -1,0 +1,247 @@
+//! What a worker runs: the increment for each kind of mode, the start
+//! barrier and the loop, and the states and exit codes that a worker and its
+//! coordinator agree on.
+
+use crate::mode::LocalLock;
+use crate::shared::{ByLock, LockSlot, NoLock, RaceShared};
+use shm::lock::{Acquired, Lock, RawLock};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Workers publish their progress (and look at the abort flag) every this
+/// many increments: often enough for a progress bar and fairness shares,
+/// rare enough to stay off the hot path.
+pub const PUBLISH_EVERY: u64 = 1024;
+
+/// A worker's state in its slot (`WorkerSlot::state`), written by the
+/// worker, read by the coordinator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum WorkerState {
+    /// Not started (the zeroed slot).
+    NotStarted = 0,
+    /// Attached and waiting at the start barrier.
+    Arrived = 1,
+    /// Finished every increment.
+    Done = 2,
+    /// Stopped on an error.
+    Failed = 3,
+}
+
+impl WorkerState {
+    /// From the slot's word; an unknown value reads as `Failed`.
+    pub fn from_u32(v: u32) -> Self {
+        match v {
+            0 => Self::NotStarted,
+            1 => Self::Arrived,
+            2 => Self::Done,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// How a forked worker process ends: its exit status, which the
+/// coordinator turns back into words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum ChildExit {
+    /// Finished.
+    Finished = 0,
+    /// Could not open the region by name.
+    OpenFailed = 3,
+    /// Taking (or attaching to) the lock failed.
+    LockFailed = 4,
+    /// Crash experiment: stopped at a lock it found wedged by a dead holder.
+    WedgeDetected = 5,
+    /// Stopped because the coordinator set the abort flag.
+    Aborted = 6,
+}
+
+impl ChildExit {
+    /// The exit status.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// The variant for an exit status, if it is one of ours.
+    pub fn from_code(code: i32) -> Option<Self> {
+        [
+            Self::Finished,
+            Self::OpenFailed,
+            Self::LockFailed,
+            Self::WedgeDetected,
+            Self::Aborted,
+        ]
+        .into_iter()
+        .find(|c| c.code() == code)
+    }
+
+    /// What the status means, for the coordinator's report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Finished => "finished",
+            Self::OpenFailed => "could not open the region by name",
+            Self::LockFailed => "failed taking the lock",
+            Self::WedgeDetected => "stopped at a wedged lock",
+            Self::Aborted => "stopped by the coordinator's abort",
+        }
+    }
+}
+
+/// C's `counter++`: a separate load and store. Relaxed atomics make it a
+/// real race without undefined behaviour.
+#[inline(always)]
+pub(crate) fn increment(counter: &AtomicU64) {
+    let v = counter.load(Ordering::Relaxed);
+    counter.store(v.wrapping_add(1), Ordering::Relaxed);
+}
+
+/// How a worker makes one increment under a mode. `attach` runs once per
+/// worker (in its own process, for processes) and returns the step the hot
+/// loop calls; it is generic, so each mode's loop is compiled and inlined on
+/// its own.
+pub(crate) trait Stepper: Sync {
+    /// What the region holds for this mode's lock.
+    type Slot: LockSlot;
+    /// Builds this worker's step; the step says whether the lock came from a
+    /// dead owner.
+    fn attach<'r>(
+        &'r self,
+        shared: &'r RaceShared<Self::Slot>,
+    ) -> Result<impl FnMut() -> Result<Acquired, String> + 'r, String>;
+}
+
+/// `none`: the unprotected `counter++`.
+pub(crate) struct Unsync;
+impl Stepper for Unsync {
+    type Slot = NoLock;
+    fn attach<'r>(
+        &'r self,
+        shared: &'r RaceShared<NoLock>,
+    ) -> Result<impl FnMut() -> Result<Acquired, String> + 'r, String> {
+        let counter = &shared.counter.0;
+        Ok(move || {
+            increment(counter);
+            Ok(Acquired::Clean)
+        })
+    }
+}
+
+/// `atomic`: one `fetch_add`.
+pub(crate) struct FetchAdd;
+impl Stepper for FetchAdd {
+    type Slot = NoLock;
+    fn attach<'r>(
+        &'r self,
+        shared: &'r RaceShared<NoLock>,
+    ) -> Result<impl FnMut() -> Result<Acquired, String> + 'r, String> {
+        let counter = &shared.counter.0;
+        Ok(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            Ok(Acquired::Clean)
+        })
+    }
+}
+
+/// A [`RawLock`] whose state lives in the region.
+pub(crate) struct InRegion<L>(PhantomData<fn() -> L>);
+impl<L> InRegion<L> {
+    pub(crate) fn new() -> Self {
+        InRegion(PhantomData)
+    }
+}
+impl<L: RawLock + 'static> Stepper for InRegion<L> {
+    type Slot = ByLock<L>;
+    fn attach<'r>(
+        &'r self,
+        shared: &'r RaceShared<ByLock<L>>,
+    ) -> Result<impl FnMut() -> Result<Acquired, String> + 'r, String> {
+        let lock = Lock::<L>::attach(&shared.lock.0).map_err(|e| e.to_string())?;
+        let counter = &shared.counter.0;
+        Ok(move || {
+            let g = lock.lock().map_err(|e| e.to_string())?;
+            increment(counter);
+            Ok(g.acquired())
+        })
+    }
+}
+
+/// A [`LocalLock`] in the coordinator's memory (threads only).
+pub(crate) struct Local<M>(pub(crate) M);
+impl<M: LocalLock> Stepper for Local<M> {
+    type Slot = NoLock;
+    fn attach<'r>(
+        &'r self,
+        shared: &'r RaceShared<NoLock>,
+    ) -> Result<impl FnMut() -> Result<Acquired, String> + 'r, String> {
+        let counter = &shared.counter.0;
+        Ok(move || {
+            self.0.with(|| increment(counter));
+            Ok(Acquired::Clean)
+        })
+    }
+}
+
+/// Waits at the start barrier: spins briefly, then sleeps on the `go` futex
+/// with a timeout, so an aborted run never leaves a worker asleep.
+pub(crate) fn wait_for_go<K: LockSlot>(shared: &RaceShared<K>) -> Result<(), String> {
+    let ctl = &shared.control.0;
+    let mut spins = 0u32;
+    while ctl.go.load(Ordering::Acquire) == 0 {
+        if ctl.abort.load(Ordering::Relaxed) != 0 {
+            return Err("aborted before the start".into());
+        }
+        if spins < 1000 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            shm_futex::futex_wait(&ctl.go, 0, Some(Duration::from_millis(50)));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the worker loop: the stepper builds this worker's increment (it may
+/// attach to the lock), then the loop runs `iters` steps.
+pub(crate) fn worker_body<S: Stepper>(
+    shared: &RaceShared<S::Slot>,
+    index: u32,
+    stepper: &S,
+) -> Result<(), String> {
+    let slot = &shared.workers[index as usize].0;
+    let ctl = &shared.control.0;
+    let iters = ctl.iters.load(Ordering::Relaxed);
+    let mut step = stepper.attach(shared)?;
+    slot.set_state(WorkerState::Arrived);
+    ctl.arrived.fetch_add(1, Ordering::AcqRel);
+    wait_for_go(shared)?;
+    let mut deaths = 0u64;
+    let mut done = 0u64;
+    while done < iters {
+        let chunk = (iters - done).min(PUBLISH_EVERY);
+        for _ in 0..chunk {
+            if let Acquired::PreviousOwnerDied { .. } = step()? {
+                deaths += 1;
+            }
+        }
+        done += chunk;
+        slot.done.store(done, Ordering::Relaxed);
+        if ctl.abort.load(Ordering::Relaxed) != 0 {
+            return Err("aborted".into());
+        }
+    }
+    slot.finish_ns
+        .store(shm::time::monotonic_ns(), Ordering::Relaxed);
+    slot.owner_deaths.store(deaths, Ordering::Relaxed);
+    // The first to finish records everyone's progress: their shares of the
+    // lock while all were competing.
+    if ctl.finished.fetch_add(1, Ordering::AcqRel) == 0 {
+        for w in &shared.workers {
+            w.0.done_at_first_finish
+                .store(w.0.done.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+    slot.set_state(WorkerState::Done);
+    Ok(())
+}

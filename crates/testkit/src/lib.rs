@@ -1,0 +1,157 @@
+//! What the lock crates' integration tests share (a dev-dependency only):
+//! a region payload holding a lock and a counter, a fork helper whose child
+//! never returns into the test harness, reaping that asserts a clean exit,
+//! and a guard that keeps forking tests from running at the same time.
+//!
+//! Children never create objects: they open the region by name and end
+//! with `_exit` ([`shm::process::fork_child`]); every region is created by
+//! the test and unlinked when its `Region` drops, also when an assertion
+//! fails.
+
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+use shm::lock::{Lock, LockState, RawLock};
+use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The test region's payload: the lock on its own line, the counter on its
+/// own line, then a few control words.
+#[repr(C)]
+pub struct Payload<L: RawLock> {
+    /// The lock under test.
+    pub lock: CachePadded<LockState<L>>,
+    /// Incremented under the lock as a separate load and store.
+    pub counter: CachePadded<AtomicU64>,
+    /// Workers that are ready.
+    pub arrived: AtomicU32,
+    /// 0 until the parent releases the workers; a futex word.
+    pub go: AtomicU32,
+    /// A child's tid, reported to the parent.
+    pub tid: AtomicI32,
+    /// A spare futex word.
+    pub word: AtomicU32,
+}
+
+// SAFETY: #[repr(C)], no pointers; every field is an atomic or a lock state,
+// which `RawLock` requires to be #[repr(C)], valid when zeroed and
+// interior-mutable; `init_in_place` initialises the lock state.
+unsafe impl<L: RawLock + 'static> Shared for Payload<L> {
+    type Init = ();
+
+    fn type_name() -> String {
+        format!("testkit/{}", L::NAME)
+    }
+
+    unsafe fn init_in_place(this: *mut Self, _: (), ctx: &InitCtx<'_>) -> Result<(), String> {
+        // SAFETY: `this` is aligned, zeroed and not yet shared (our caller's
+        // promise), so its `lock` field is too.
+        unsafe { LockState::init(&raw mut (*this).lock.0, ctx) }.map_err(|e| e.to_string())
+    }
+
+    unsafe fn destroy(&self, ctx: &InitCtx<'_>) {
+        // SAFETY: forwarded from our caller (Shared::destroy).
+        unsafe { self.lock.0.destroy(ctx) };
+    }
+}
+
+impl<L: RawLock> std::fmt::Debug for Payload<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payload")
+            .field("lock", &L::NAME)
+            .field("counter", &self.counter.0)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates a fresh region for lock `L`, named for `purpose` and the lock.
+pub fn create<L: RawLock + 'static>(purpose: &str) -> (ShmName, Region<Payload<L>>) {
+    let name = ShmName::unique(&format!("test-{purpose}-{}", L::NAME));
+    let region = Region::create(&name, &RegionOptions::default(), ()).expect("create region");
+    (name, region)
+}
+
+/// Opens an existing region by name (what a child does).
+pub fn open<L: RawLock + 'static>(name: &ShmName) -> Option<Region<Payload<L>>> {
+    Region::open(name, &RegionOptions::default()).ok()
+}
+
+/// The C `counter++`: a separate load and store, so only the lock keeps
+/// updates from being lost.
+#[inline]
+pub fn increment(counter: &AtomicU64) {
+    let v = counter.load(Ordering::Relaxed);
+    counter.store(v + 1, Ordering::Relaxed);
+}
+
+/// `n` locked increments of the payload's counter.
+pub fn bump<L: RawLock + 'static>(p: &Payload<L>, n: u64) {
+    let lock = Lock::<L>::attach(&p.lock.0).expect("attach");
+    for _ in 0..n {
+        let _g = lock.lock().expect("lock");
+        increment(&p.counter.0);
+    }
+}
+
+/// One forking test at a time in a test binary: a fork while another test
+/// thread holds an allocator, `Once` or glibc `sem_open` lock would copy it
+/// locked into the child.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static FORK: Mutex<()> = Mutex::new(());
+    FORK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Forks; the child runs `body` and `_exit`s with its return value (101 if
+/// it panicked), never returning into the test harness.
+pub fn fork_child(body: impl FnOnce() -> i32) -> Pid {
+    // SAFETY: test children only open the region by name and use the lock
+    // and atomics; forking tests hold `serial()`, so no other test thread is
+    // inside a lock the child would need.
+    let pid = unsafe { shm::process::fork_child(body) }.expect("fork");
+    Pid::from_raw(pid)
+}
+
+/// [`fork_child`] for a body that reports failure by panicking: status 0
+/// if it returned.
+pub fn child(body: impl FnOnce()) -> Pid {
+    fork_child(|| {
+        body();
+        0
+    })
+}
+
+/// Waits for `pid` and asserts it exited with status 0.
+pub fn expect_exit_ok(pid: Pid) {
+    let status = waitpid(pid, None).expect("waitpid");
+    shm::cleanup::unregister_child(pid.as_raw());
+    match status {
+        WaitStatus::Exited(_, 0) => {}
+        other => panic!("child {pid} ended with {other:?}"),
+    }
+}
+
+/// [`expect_exit_ok`] for each.
+pub fn reap(kids: Vec<Pid>) {
+    kids.into_iter().for_each(expect_exit_ok);
+}
+
+/// In a child: takes the lock and `_exit`s at once, still holding it and
+/// still mapping the region, as a crash inside the critical section would.
+pub fn die_holding<L: RawLock + 'static>(p: &Payload<L>) -> ! {
+    let lock = Lock::<L>::attach(&p.lock.0).expect("attach");
+    std::mem::forget(lock.lock().expect("lock"));
+    shm::process::exit_now(0)
+}
+
+/// Polls `cond` every millisecond for up to `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < limit,
+            "gave up waiting for {what} after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
