@@ -11,6 +11,7 @@
 //! - `--pitfall epipe`: a writer whose reader has gone: `EPIPE` with SIGPIPE
 //!   ignored, death by SIGPIPE with the default action.
 
+use crate::fmt;
 use anyhow::Context;
 use ipc::{Exit, Fifo, SigPipe, Transport};
 use std::fs::File;
@@ -596,7 +597,7 @@ pub fn compare(iters: u64, bytes: u64, out: &mut impl Write) -> anyhow::Result<C
             out,
             "{:<22} {:>14} {:>16} {:>14}",
             label(t),
-            fmt_latency(per),
+            fmt::latency(per),
             format!("{:.0}", 1.0 / per),
             vs(base, d)
         )?;
@@ -629,7 +630,7 @@ pub fn compare(iters: u64, bytes: u64, out: &mut impl Write) -> anyhow::Result<C
             out,
             "{:<22} {:>14} {:>16} {:>14}",
             label(t),
-            format!("{:.3} s", d.as_secs_f64()),
+            fmt::secs(d),
             format!(
                 "{}/s",
                 fmt_bytes((bytes as f64 / d.as_secs_f64().max(1e-9)) as u64)
@@ -673,23 +674,13 @@ fn label(t: Transport) -> &'static str {
 
 /// "1.00×", "3.2× faster", "1.5× slower" for `d` against `base`.
 fn vs(base: Duration, d: Duration) -> String {
-    let r = base.as_secs_f64() / d.as_secs_f64().max(1e-12);
+    let r = fmt::ratio(base, d);
     if (r - 1.0).abs() < 0.005 {
         "1.00×".into()
     } else if r > 1.0 {
         format!("{r:.2}× faster")
     } else {
         format!("{:.2}× slower", 1.0 / r)
-    }
-}
-
-fn fmt_latency(secs: f64) -> String {
-    if secs >= 1e-3 {
-        format!("{:.2} ms", secs * 1e3)
-    } else if secs >= 1e-6 {
-        format!("{:.2} µs", secs * 1e6)
-    } else {
-        format!("{:.0} ns", secs * 1e9)
     }
 }
 

@@ -17,7 +17,7 @@
 //! end the lab proves every item was consumed exactly once and intact, or
 //! counts the lost, duplicated and torn ones.
 
-use crate::lab4::{group, human_ns};
+use crate::fmt::{duration_ns, group};
 use anyhow::{Context, bail};
 use shm::lock::{Lock, RawLock};
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
@@ -511,7 +511,7 @@ pub fn main(cfg: &Config, check: bool, json: bool) -> anyhow::Result<ExitCode> {
             "torn          {:>12}   (checksum did not match: a mix of two items)",
             group(r.torn)
         );
-        println!("elapsed       {:>12}", human_ns(r.elapsed_ns));
+        println!("elapsed       {:>12}", duration_ns(r.elapsed_ns));
         println!(
             "\nverdict: {}",
             if r.correct() {
