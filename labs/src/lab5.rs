@@ -197,7 +197,7 @@ pub fn run_once(strategy: Strategy, threads: usize, work: u64) -> Trial {
                 let (barrier, shared_mutex, shared_atomic) =
                     (&barrier, &shared_mutex, &shared_atomic);
                 let own_line: &AtomicU64 = &sharded[t];
-                let packed_slot: &AtomicU64 = &packed[t / 16].0[t % 16];
+                let packed_counter: &AtomicU64 = &packed[t / 16].0[t % 16];
                 s.spawn(move || {
                     barrier.wait();
                     // Each worker times itself: the main thread may not get a
@@ -226,7 +226,7 @@ pub fn run_once(strategy: Strategy, threads: usize, work: u64) -> Trial {
                             sum
                         }
                         Strategy::Sharded => add_into(own_line, range),
-                        Strategy::FalseSharing => add_into(packed_slot, range),
+                        Strategy::FalseSharing => add_into(packed_counter, range),
                         Strategy::All => unreachable!("run_once takes one strategy"),
                     };
                     (value, began, Instant::now())

@@ -17,7 +17,9 @@
 //!   digit grouping, one set of time units), and how `--wait` seconds are
 //!   read;
 //! - [`payloads`]: the region payloads the tool decodes;
-//! - [`sys`]: `fork` and `_exit` for the labs' worker processes.
+//! - [`sys`]: `fork` and `_exit` for the labs' worker processes;
+//! - `codes` (crate-private): the `code_enum!` macro for the numbers a
+//!   parent and its forked children share (exit statuses, flag words).
 
 use std::process::ExitCode;
 
@@ -79,6 +81,7 @@ pub fn main_with(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
+mod codes;
 pub mod fmt;
 pub mod lab1;
 pub mod lab2;

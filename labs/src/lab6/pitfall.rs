@@ -8,6 +8,29 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 
+crate::codes::code_enum! {
+    /// How the `--pitfall eof` child (the writer) exits.
+    enum WriterExit: i32 {
+        /// It wrote its message.
+        Wrote = 0,
+        /// The write failed.
+        WriteFailed = 1,
+    }
+}
+
+crate::codes::code_enum! {
+    /// How the `--pitfall epipe` child with SIGPIPE at its default action
+    /// exits when it is *not* killed by SIGPIPE (which is what should happen).
+    enum SigpipeChildExit: i32 {
+        /// The write into a pipe without a reader succeeded.
+        WroteAnyway = 2,
+        /// The write failed with an error instead of a signal.
+        WriteFailed = 3,
+        /// It could not put SIGPIPE back to its default action.
+        CannotResetSigpipe = 4,
+    }
+}
+
 /// What `--pitfall eof` saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EofReport {
@@ -41,7 +64,10 @@ pub fn pitfall_eof(out: &mut impl Write) -> anyhow::Result<EofReport> {
     let (child, r) = unsafe {
         ipc::spawn(r, move || {
             let mut f = File::from(child_w);
-            i32::from(f.write_all(GREETING_FROM_CHILD.as_bytes()).is_err())
+            match f.write_all(GREETING_FROM_CHILD.as_bytes()) {
+                Ok(()) => WriterExit::Wrote.into(),
+                Err(_) => WriterExit::WriteFailed.into(),
+            }
         })
     }?;
     writeln!(
@@ -193,12 +219,12 @@ pub fn pitfall_epipe(out: &mut impl Write) -> anyhow::Result<EpipeReport> {
     let (child, ()) = unsafe {
         ipc::spawn((), move || {
             if ipc::set_sigpipe(SigPipe::Default).is_err() {
-                return 4;
+                return SigpipeChildExit::CannotResetSigpipe.into();
             }
             let mut f = File::from(w2);
             match f.write_all(b"anyone there?") {
-                Ok(()) => 2,
-                Err(_) => 3,
+                Ok(()) => SigpipeChildExit::WroteAnyway.into(),
+                Err(_) => SigpipeChildExit::WriteFailed.into(),
             }
         })
     }?;

@@ -3,10 +3,23 @@
 
 use super::{GREETING, check};
 use anyhow::Context;
+use ipc::Exit;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
+
+crate::codes::code_enum! {
+    /// How the textbook's child exits; the parent's `wait()` reports it.
+    enum ReaderExit: i32 {
+        /// It read exactly [`GREETING`].
+        Greeted = 0,
+        /// It read something else.
+        WrongMessage = 1,
+        /// A `read` failed.
+        ReadFailed = 2,
+    }
+}
 
 /// The textbook program: the parent writes [`GREETING`] into a pipe, the
 /// child reads and prints it. Exit 1 if the child read something else.
@@ -61,16 +74,17 @@ pub fn textbook(out: &mut impl Write) -> anyhow::Result<ExitCode> {
                     }
                     Err(e) => {
                         let _ = writeln!(o, "   child  (pid {me}): read failed: {e}");
-                        return 2;
+                        return ReaderExit::ReadFailed.into();
                     }
                 }
             }
-            let _ = writeln!(
-                o,
-                "   child  (pid {me}): close(fd[0]); exit({})",
-                i32::from(got != GREETING.as_bytes())
-            );
-            i32::from(got != GREETING.as_bytes())
+            let code = i32::from(if got == GREETING.as_bytes() {
+                ReaderExit::Greeted
+            } else {
+                ReaderExit::WrongMessage
+            });
+            let _ = writeln!(o, "   child  (pid {me}): close(fd[0]); exit({code})");
+            code
         })
     }?;
     let pid = child.pid();
@@ -105,5 +119,5 @@ pub fn textbook(out: &mut impl Write) -> anyhow::Result<ExitCode> {
     ] {
         writeln!(out, "  {line}")?;
     }
-    Ok(check(exit.success()))
+    Ok(check(exit == Exit::Code(ReaderExit::Greeted.into())))
 }
