@@ -7,7 +7,7 @@
 //! to force the requested mode if the umask took bits away, and finally
 //! `shm_unlink` (unless `--keep`).
 
-use crate::tool::fmt_mode;
+use crate::fmt;
 use shm::{Mode, ShmName, ShmOptions};
 use std::io::Write;
 use std::process::ExitCode;
@@ -93,7 +93,7 @@ fn run_to(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
 
     let c = *obj.creation().expect("we created the object");
     writeln!(out, "3. permissions")?;
-    writeln!(out, "   requested    {}", fmt_mode(c.requested))?;
+    writeln!(out, "   requested    {}", fmt::mode(c.requested))?;
     writeln!(out)?;
     writeln!(out, "     class   digit  symbol  meaning")?;
     for row in c.requested.rows() {
@@ -110,12 +110,12 @@ fn run_to(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     writeln!(
         out,
         "   umask        {}   (bits the kernel removes from every new file)",
-        fmt_mode(c.umask)
+        fmt::mode(c.umask)
     )?;
     writeln!(
         out,
         "   kernel gave  {}   (requested & ~umask, read back with fstat)",
-        fmt_mode(c.given)
+        fmt::mode(c.given)
     )?;
     let removed = Mode::from_bits_truncate(c.requested.bits() & !c.given.bits());
     if c.forced {
@@ -140,7 +140,7 @@ fn run_to(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         )?;
     }
     let now = obj.stat()?.mode;
-    writeln!(out, "   mode now     {}", fmt_mode(now))?;
+    writeln!(out, "   mode now     {}", fmt::mode(now))?;
     if now.world_writable() {
         writeln!(
             out,

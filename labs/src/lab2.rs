@@ -7,7 +7,7 @@
 //! place*; the consumer opens it by name, waits (bounded) for a late
 //! producer, prints the message and `shm_unlink`s the name.
 
-use crate::tool::{fmt_mode, parse_seconds};
+use crate::fmt;
 use anyhow::{Context, bail};
 use shm::{Access, Mode, ShmName, ShmObject, ShmOptions};
 use std::io::Write;
@@ -54,7 +54,7 @@ pub struct ConsumerCli {
     #[arg(long, default_value = "OS")]
     pub name: ShmName,
     /// Seconds to wait for the producer (0: do not wait)
-    #[arg(long, default_value = "10", value_parser = parse_seconds, allow_hyphen_values = true)]
+    #[arg(long, default_value = "10", value_parser = fmt::parse_seconds, allow_hyphen_values = true)]
     pub wait: Duration,
     /// Leave the object in /dev/shm instead of unlinking it
     #[arg(long)]
@@ -104,7 +104,7 @@ pub fn run_producer(cli: &ProducerCli) -> anyhow::Result<ExitCode> {
         out,
         "ftruncate to {} bytes; mode {}",
         cli.size,
-        fmt_mode(obj.stat()?.mode)
+        fmt::mode(obj.stat()?.mode)
     )?;
     let map = obj.map(Access::ReadWrite, len)?;
     writeln!(out, "mmap({len} bytes, PROT_READ | PROT_WRITE, MAP_SHARED)")?;
@@ -207,7 +207,7 @@ pub fn run_consumer(cli: &ConsumerCli) -> anyhow::Result<ExitCode> {
     writeln!(
         out,
         "opened {name} read-only: {size} bytes, mode {}, owner {}",
-        fmt_mode(st.mode),
+        fmt::mode(st.mode),
         shm::listing::user_name(st.uid)
     )?;
     let len = usize::try_from(size).context("the object is larger than the address space")?;

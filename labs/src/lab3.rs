@@ -7,57 +7,12 @@
 //! gone. `--leak` skips the unlink and leaves a shmlab region behind, which
 //! `shmlab ls` then shows as stale and `shmlab clean` removes.
 
+use crate::payloads::{LAB3_CHECKPOINTS, LAB3_TYPE, Lab3Payload};
 use anyhow::Context;
-use shm::{Access, InitCtx, Mapping, Region, RegionOptions, Shared, ShmName, ShmOptions};
+use shm::{Access, Mapping, Region, RegionOptions, ShmName, ShmOptions};
 use std::io::{BufRead, Write};
 use std::mem::offset_of;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU32, AtomicU64};
-
-/// The payload lab 3 keeps in its region: a counter the lab writes at each
-/// checkpoint, the last writer's pid, and how many checkpoints passed.
-#[repr(C)]
-#[derive(Debug)]
-pub struct Lab3Payload {
-    /// Bumped at each checkpoint.
-    pub counter: AtomicU64,
-    /// Pid of the process that wrote last.
-    pub last_pid: AtomicU32,
-    /// Checkpoints completed so far.
-    pub steps: AtomicU32,
-}
-
-/// The type tag in lab 3's region header.
-pub const LAB3_TYPE: &str = "lab3/destroy";
-
-// SAFETY: `#[repr(C)]`, atomics only (no pointers), valid when zeroed, and
-// every field is interior-mutable.
-unsafe impl Shared for Lab3Payload {
-    type Init = ();
-
-    fn type_name() -> String {
-        LAB3_TYPE.into()
-    }
-
-    unsafe fn init_in_place(_this: *mut Self, _init: (), _ctx: &InitCtx<'_>) -> Result<(), String> {
-        // All zeroes is the initial state: nothing to do.
-        Ok(())
-    }
-}
-
-impl Lab3Payload {
-    /// Decodes the payload from raw bytes read from the file (for
-    /// `shmlab inspect`): counter, last pid, steps.
-    pub fn decode(bytes: &[u8]) -> Option<(u64, u32, u32)> {
-        let u64_at = |o: usize| Some(u64::from_le_bytes(bytes.get(o..o + 8)?.try_into().ok()?));
-        let u32_at = |o: usize| Some(u32::from_le_bytes(bytes.get(o..o + 4)?.try_into().ok()?));
-        Some((
-            u64_at(offset_of!(Lab3Payload, counter))?,
-            u32_at(offset_of!(Lab3Payload, last_pid))?,
-            u32_at(offset_of!(Lab3Payload, steps))?,
-        ))
-    }
-}
 
 /// Flags of `lab3-destroy`.
 #[derive(Debug, clap::Parser)]
@@ -289,7 +244,7 @@ fn walk(cli: &Cli, out: &mut impl Write) -> anyhow::Result<Result<(), CheckFaile
     pause(out)?;
 
     // 5. Unmapped.
-    let final_value = bump(&map, 5)?;
+    let final_value = bump(&map, LAB3_CHECKPOINTS)?;
     drop(map);
     writeln!(out, "[5/5] unmapped  munmap({total} bytes)")?;
     check!(

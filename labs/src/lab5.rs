@@ -19,6 +19,7 @@
 //! `local` and `sharded` share nothing on the hot path and scale with the
 //! cores.
 
+use crate::fmt::{self, group, ratio, secs};
 use shm::CachePadded;
 use std::hint::black_box;
 use std::io::Write;
@@ -196,7 +197,7 @@ pub fn run_once(strategy: Strategy, threads: usize, work: u64) -> Trial {
                 let (barrier, shared_mutex, shared_atomic) =
                     (&barrier, &shared_mutex, &shared_atomic);
                 let own_line: &AtomicU64 = &sharded[t];
-                let packed_slot: &AtomicU64 = &packed[t / 16].0[t % 16];
+                let packed_counter: &AtomicU64 = &packed[t / 16].0[t % 16];
                 s.spawn(move || {
                     barrier.wait();
                     // Each worker times itself: the main thread may not get a
@@ -225,7 +226,7 @@ pub fn run_once(strategy: Strategy, threads: usize, work: u64) -> Trial {
                             sum
                         }
                         Strategy::Sharded => add_into(own_line, range),
-                        Strategy::FalseSharing => add_into(packed_slot, range),
+                        Strategy::FalseSharing => add_into(packed_counter, range),
                         Strategy::All => unreachable!("run_once takes one strategy"),
                     };
                     (value, began, Instant::now())
@@ -378,8 +379,8 @@ fn run_to(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     {
         writeln!(
             out,
-            "warning: other programs are keeping the CPUs {:.0}% busy; the timings will be noisy",
-            busy * 100.0
+            "warning: other programs are keeping the CPUs {} busy; the timings will be noisy",
+            fmt::percent(busy * 100.0, 0)
         )?;
     }
     let mut all_right = true;
@@ -403,7 +404,7 @@ fn run_to(cli: &Cli, out: &mut impl Write) -> anyhow::Result<ExitCode> {
                 "{threads:>7}  {:>10}  {:>8.2}×  {:>12}  {}",
                 secs(trial.elapsed),
                 ratio(base, trial.elapsed),
-                per_sec(cli.work, trial.elapsed),
+                fmt::per_sec(cli.work, trial.elapsed),
                 if trial.right() {
                     "right".to_owned()
                 } else {
@@ -532,31 +533,6 @@ const SUMMARY: [&str; 6] = [
     "  counters sit on one cache line, and the hardware moves whole lines. False sharing is sharing too.",
 ];
 
-fn secs(d: Duration) -> String {
-    format!("{:.3} s", d.as_secs_f64())
-}
-
-/// `a / b` as a float (guarding a zero `b`).
-fn ratio(a: Duration, b: Duration) -> f64 {
-    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
-}
-
-fn per_sec(work: u64, d: Duration) -> String {
-    let r = work as f64 / d.as_secs_f64().max(1e-9);
-    if r >= 1e9 {
-        format!("{:.2} G/s", r / 1e9)
-    } else if r >= 1e6 {
-        format!("{:.1} M/s", r / 1e6)
-    } else {
-        format!("{:.0} k/s", r / 1e3)
-    }
-}
-
-/// 1234567 → "1_234_567", the way `--work` accepts it.
-fn group(n: u64) -> String {
-    crate::group_digits(n, '_')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,6 +541,7 @@ mod tests {
     fn work_parses_and_refuses() {
         assert_eq!(parse_work("100M"), Ok(100_000_000));
         assert_eq!(parse_work("1_000"), Ok(1000));
+        assert_eq!(parse_work("1_000_000"), Ok(1_000_000));
         assert_eq!(parse_work("4G"), Ok(MAX_WORK));
         for bad in ["0", "", "x", "5G", "-1", "1.5M", "99999999999999999999"] {
             assert!(parse_work(bad).is_err(), "{bad:?}");
@@ -589,6 +566,5 @@ mod tests {
         assert_eq!(expected(1), 0);
         assert_eq!(expected(5), 10);
         assert_eq!(expected(MAX_WORK), 7_999_999_998_000_000_000);
-        assert_eq!(group(1_234_567), "1_234_567");
     }
 }

@@ -17,14 +17,14 @@
 //! end the lab proves every item was consumed exactly once and intact, or
 //! counts the lost, duplicated and torn ones.
 
-use crate::lab4::{group, human_ns};
+use crate::fmt::{duration_ns, group};
 use anyhow::{Context, bail};
 use shm::lock::{Lock, LockState};
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
 use shm_futex::{FutexLock, futex_wait, futex_wake};
 use shm_sem::SemCell;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Most slots a ring can have.
@@ -37,7 +37,7 @@ pub const MAX_WORKERS: u32 = 64;
 /// How the ring is synchronised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Sync {
+pub enum BufferSync {
     /// Nothing: see it break.
     None,
     /// Two counting semaphores and a mutex semaphore.
@@ -58,7 +58,7 @@ pub struct Config {
     /// Slots in the ring.
     pub slots: u32,
     /// Synchronisation.
-    pub sync: Sync,
+    pub sync: BufferSync,
 }
 
 impl Config {
@@ -122,12 +122,37 @@ fn payload_for(producer: u32, seq: u64) -> [u64; 4] {
     ]
 }
 
+crate::codes::code_enum! {
+    /// The start gate in [`Buffer::go`], a futex word: the workers wait while
+    /// it is closed and the parent opens it once all of them have arrived.
+    enum Gate: u32 {
+        /// Not yet: wait.
+        Closed = 0,
+        /// Go.
+        Open = 1,
+    }
+}
+
+crate::codes::code_enum! {
+    /// How a worker process exits; the parent reads it with `waitpid`.
+    enum WorkerExit: i32 {
+        /// It did all its work.
+        Done = 0,
+        /// It could not open the region by name.
+        NoRegion = 3,
+        /// It could not attach to, take or release the synchronisation.
+        SyncFailed = 4,
+    }
+}
+
 /// The region's payload.
 #[repr(C)]
 struct Buffer {
+    /// Workers at the start gate.
     arrived: CachePadded<AtomicU32>,
+    /// The start gate: a [`Gate`].
     go: CachePadded<AtomicU32>,
-    /// Next slot to write / to read (monotonic; index = value % slots).
+    /// Next slot to write / to read (monotonic; index = value % capacity).
     head: CachePadded<AtomicU64>,
     tail: CachePadded<AtomicU64>,
     /// Filled slots (futex mode's futex word) and how many sleep on it.
@@ -135,8 +160,10 @@ struct Buffer {
     waiters: CachePadded<AtomicU32>,
     /// Consumption tickets handed out (stops consumers at the total).
     claimed: CachePadded<AtomicU64>,
-    producers_done: CachePadded<AtomicU32>,
-    slots_n: AtomicU32,
+    /// Every producer has exited (none mode's consumers stop on it).
+    producers_done: CachePadded<AtomicBool>,
+    /// Slots in use in `ring` (the `--slots` asked for).
+    capacity: AtomicU32,
     total: AtomicU64,
     per: AtomicU64,
     torn: AtomicU64,
@@ -144,7 +171,8 @@ struct Buffer {
     full: SemCell,
     mutex: SemCell,
     lock: CachePadded<LockState<FutexLock>>,
-    slots: [CachePadded<Slot>; MAX_SLOTS as usize],
+    /// The ring; only its first `capacity` slots are used.
+    ring: [CachePadded<Slot>; MAX_SLOTS as usize],
     /// Receipts: how often each (producer, seq) was consumed.
     receipts: [AtomicU8; MAX_ITEMS as usize],
 }
@@ -152,7 +180,7 @@ struct Buffer {
 // SAFETY: repr(C); atomics, process-shared semaphores and a futex lock
 // state, all valid zeroed and interior-mutable.
 unsafe impl Shared for Buffer {
-    type Init = (Sync, u32, u64, u64);
+    type Init = (BufferSync, u32, u64, u64);
 
     fn type_name() -> String {
         "lab7/bounded-buffer".into()
@@ -166,19 +194,19 @@ unsafe impl Shared for Buffer {
         // SAFETY: `this` is zeroed, aligned and ours alone (trait contract);
         // fields are reached through raw pointers before any reference.
         unsafe {
-            (*this).slots_n.store(slots, Ordering::Relaxed);
+            (*this).capacity.store(slots, Ordering::Relaxed);
             (*this).total.store(total, Ordering::Relaxed);
             (*this).per.store(per, Ordering::Relaxed);
             // Initialised in every mode: a payload hands out only
             // initialised lock states (only `futex` takes it).
             LockState::init(&raw mut (*this).lock.0, ctx).map_err(|e| e.to_string())?;
             match sync {
-                Sync::Sem => {
+                BufferSync::Sem => {
                     SemCell::init(&raw mut (*this).empty, slots).map_err(|e| e.to_string())?;
                     SemCell::init(&raw mut (*this).full, 0).map_err(|e| e.to_string())?;
                     SemCell::init(&raw mut (*this).mutex, 1).map_err(|e| e.to_string())?;
                 }
-                Sync::Futex | Sync::None => {}
+                BufferSync::Futex | BufferSync::None => {}
             }
         }
         Ok(())
@@ -198,7 +226,7 @@ fn spawn_worker(body: impl FnOnce() -> i32) -> std::io::Result<nix::unistd::Pid>
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Report {
     /// Synchronisation used.
-    pub sync: Sync,
+    pub sync: BufferSync,
     /// Items produced (producers × items).
     pub produced: u64,
     /// Items consumers took out (including duplicates and torn ones).
@@ -235,13 +263,13 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
     let result = (|| -> anyhow::Result<Report> {
         for p in 0..cfg.producers {
             let name = name.clone();
-            let pid = spawn_worker(move || worker(&name, Role::Producer(p), *cfg))
+            let pid = spawn_worker(move || worker(&name, Role::Producer(p), *cfg).into())
                 .with_context(|| format!("starting producer {p}; use fewer workers"))?;
             kids.push(pid);
         }
         for c in 0..cfg.consumers {
             let name = name.clone();
-            let pid = spawn_worker(move || worker(&name, Role::Consumer, *cfg))
+            let pid = spawn_worker(move || worker(&name, Role::Consumer, *cfg).into())
                 .with_context(|| format!("starting consumer {c}; use fewer workers"))?;
             kids.push(pid);
         }
@@ -254,7 +282,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             std::thread::sleep(Duration::from_micros(200));
         }
         let t0 = Instant::now();
-        region.go.store(1, Ordering::Release);
+        region.go.store(Gate::Open.into(), Ordering::Release);
         futex_wake(&region.go, i32::MAX);
         for (i, &pid) in kids.iter().enumerate() {
             let st = nix::sys::wait::waitpid(pid, None)?;
@@ -262,10 +290,12 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             if i < cfg.producers as usize {
                 // Producers done: tell the consumers (none mode needs it to stop).
                 if i + 1 == cfg.producers as usize {
-                    region.producers_done.store(1, Ordering::Release);
+                    region.producers_done.store(true, Ordering::Release);
                 }
             }
-            if !matches!(st, nix::sys::wait::WaitStatus::Exited(_, 0)) {
+            let done = matches!(st, nix::sys::wait::WaitStatus::Exited(_, code)
+                if WorkerExit::try_from(code) == Ok(WorkerExit::Done));
+            if !done {
                 bail!("worker {i} (pid {pid}) ended with {st:?}");
             }
         }
@@ -311,17 +341,18 @@ enum Role {
 }
 
 /// A worker process: opens the region by name and produces or consumes.
-fn worker(name: &ShmName, role: Role, cfg: Config) -> i32 {
+fn worker(name: &ShmName, role: Role, cfg: Config) -> WorkerExit {
     let Ok(region) = Region::<Buffer>::open(name, &RegionOptions::default()) else {
-        return 3;
+        return WorkerExit::NoRegion;
     };
     let b: &Buffer = &region;
     let Ok(lock) = Lock::<FutexLock>::attach(&b.lock.0) else {
-        return 4;
+        return WorkerExit::SyncFailed;
     };
     b.arrived.fetch_add(1, Ordering::AcqRel);
-    while b.go.load(Ordering::Acquire) == 0 {
-        futex_wait(&b.go, 0, Some(Duration::from_millis(50)));
+    let closed = u32::from(Gate::Closed);
+    while b.go.load(Ordering::Acquire) == closed {
+        futex_wait(&b.go, closed, Some(Duration::from_millis(50)));
     }
     let ok = match role {
         Role::Producer(p) => (0..cfg.items).all(|seq| produce(b, &lock, cfg.sync, p, seq)),
@@ -335,7 +366,11 @@ fn worker(name: &ShmName, role: Role, cfg: Config) -> i32 {
             true
         }
     };
-    if ok { 0 } else { 4 }
+    if ok {
+        WorkerExit::Done
+    } else {
+        WorkerExit::SyncFailed
+    }
 }
 
 fn write_slot(s: &Slot, p: u32, seq: u64) {
@@ -374,24 +409,24 @@ fn receipt(b: &Buffer, p: u32, seq: u64) -> Option<&AtomicU8> {
     (seq < per && index < b.total.load(Ordering::Relaxed)).then(|| &b.receipts[index as usize])
 }
 
-fn produce(b: &Buffer, lock: &Lock<'_, FutexLock>, sync: Sync, p: u32, seq: u64) -> bool {
-    let k = b.slots_n.load(Ordering::Relaxed) as u64;
+fn produce(b: &Buffer, lock: &Lock<'_, FutexLock>, sync: BufferSync, p: u32, seq: u64) -> bool {
+    let k = b.capacity.load(Ordering::Relaxed) as u64;
     match sync {
-        Sync::Sem => {
+        BufferSync::Sem => {
             if b.empty.wait().is_err() || b.mutex.wait().is_err() {
                 return false;
             }
             let h = b.head.load(Ordering::Relaxed);
-            write_slot(&b.slots[(h % k) as usize], p, seq);
+            write_slot(&b.ring[(h % k) as usize], p, seq);
             b.head.store(h + 1, Ordering::Relaxed);
             b.mutex.post().is_ok() && b.full.post().is_ok()
         }
-        Sync::Futex => loop {
+        BufferSync::Futex => loop {
             let Ok(g) = lock.lock() else { return false };
             let c = b.count.load(Ordering::SeqCst);
             if (c as u64) < k {
                 let h = b.head.load(Ordering::Relaxed);
-                write_slot(&b.slots[(h % k) as usize], p, seq);
+                write_slot(&b.ring[(h % k) as usize], p, seq);
                 b.head.store(h + 1, Ordering::Relaxed);
                 b.count.store(c + 1, Ordering::SeqCst);
                 drop(g);
@@ -401,7 +436,7 @@ fn produce(b: &Buffer, lock: &Lock<'_, FutexLock>, sync: Sync, p: u32, seq: u64)
             drop(g);
             sleep_while(b, c);
         },
-        Sync::None => {
+        BufferSync::None => {
             // No lock: check for space and write, racing everyone. After a
             // while without space, write anyway (as a buggy C program would
             // once it stops waiting).
@@ -410,7 +445,7 @@ fn produce(b: &Buffer, lock: &Lock<'_, FutexLock>, sync: Sync, p: u32, seq: u64)
                 let h = b.head.load(Ordering::Relaxed);
                 let t = b.tail.load(Ordering::Relaxed);
                 if h.wrapping_sub(t) < k || waits > 1000 {
-                    write_slot(&b.slots[(h % k) as usize], p, seq);
+                    write_slot(&b.ring[(h % k) as usize], p, seq);
                     b.head.store(h + 1, Ordering::Relaxed);
                     return true;
                 }
@@ -421,24 +456,24 @@ fn produce(b: &Buffer, lock: &Lock<'_, FutexLock>, sync: Sync, p: u32, seq: u64)
     }
 }
 
-fn consume(b: &Buffer, lock: &Lock<'_, FutexLock>, sync: Sync) -> bool {
-    let k = b.slots_n.load(Ordering::Relaxed) as u64;
+fn consume(b: &Buffer, lock: &Lock<'_, FutexLock>, sync: BufferSync) -> bool {
+    let k = b.capacity.load(Ordering::Relaxed) as u64;
     match sync {
-        Sync::Sem => {
+        BufferSync::Sem => {
             if b.full.wait().is_err() || b.mutex.wait().is_err() {
                 return false;
             }
             let t = b.tail.load(Ordering::Relaxed);
-            read_slot(b, &b.slots[(t % k) as usize]);
+            read_slot(b, &b.ring[(t % k) as usize]);
             b.tail.store(t + 1, Ordering::Relaxed);
             b.mutex.post().is_ok() && b.empty.post().is_ok()
         }
-        Sync::Futex => loop {
+        BufferSync::Futex => loop {
             let Ok(g) = lock.lock() else { return false };
             let c = b.count.load(Ordering::SeqCst);
             if c > 0 {
                 let t = b.tail.load(Ordering::Relaxed);
-                read_slot(b, &b.slots[(t % k) as usize]);
+                read_slot(b, &b.ring[(t % k) as usize]);
                 b.tail.store(t + 1, Ordering::Relaxed);
                 b.count.store(c - 1, Ordering::SeqCst);
                 drop(g);
@@ -448,18 +483,18 @@ fn consume(b: &Buffer, lock: &Lock<'_, FutexLock>, sync: Sync) -> bool {
             drop(g);
             sleep_while(b, c);
         },
-        Sync::None => {
+        BufferSync::None => {
             let mut idle_since: Option<Instant> = None;
             loop {
                 let t = b.tail.load(Ordering::Relaxed);
                 let h = b.head.load(Ordering::Relaxed);
                 if t < h {
-                    read_slot(b, &b.slots[(t % k) as usize]);
+                    read_slot(b, &b.ring[(t % k) as usize]);
                     b.tail.store(t + 1, Ordering::Relaxed);
                     return true;
                 }
                 // Producers finished and nothing arrives: what is missing is lost.
-                if b.producers_done.load(Ordering::Acquire) != 0 {
+                if b.producers_done.load(Ordering::Acquire) {
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > Duration::from_millis(100) {
                         return false;
@@ -499,9 +534,9 @@ pub fn main(cfg: &Config, check: bool, json: bool) -> anyhow::Result<ExitCode> {
             cfg.slots,
             group(cfg.items),
             match cfg.sync {
-                Sync::None => "none",
-                Sync::Sem => "sem",
-                Sync::Futex => "futex",
+                BufferSync::None => "none",
+                BufferSync::Sem => "sem",
+                BufferSync::Futex => "futex",
             }
         );
     }
@@ -518,7 +553,7 @@ pub fn main(cfg: &Config, check: bool, json: bool) -> anyhow::Result<ExitCode> {
             "torn          {:>12}   (checksum did not match: a mix of two items)",
             group(r.torn)
         );
-        println!("elapsed       {:>12}", human_ns(r.elapsed_ns));
+        println!("elapsed       {:>12}", duration_ns(r.elapsed_ns));
         println!(
             "\nverdict: {}",
             if r.correct() {
@@ -529,13 +564,13 @@ pub fn main(cfg: &Config, check: bool, json: bool) -> anyhow::Result<ExitCode> {
         );
         println!("\nWhat to notice:");
         match cfg.sync {
-            Sync::None => println!(
+            BufferSync::None => println!(
                 "- Without synchronisation producers overwrite slots not yet read (lost), consumers read the same slot twice (duplicated) or while it is half written (torn). Each of these is a bug a test can miss on a lucky run."
             ),
-            Sync::Sem => println!(
+            BufferSync::Sem => println!(
                 "- empty counts free slots and full counts filled ones, so producers sleep when the ring is full and consumers when it is empty; mutex makes the head/tail update one step. Order matters: waiting on mutex before empty can deadlock."
             ),
-            Sync::Futex => println!(
+            BufferSync::Futex => println!(
                 "- One futex lock guards the ring; the fill count doubles as a futex word, so a producer sleeps in the kernel until a consumer changes it (and vice versa): a condition variable made of one word."
             ),
         }

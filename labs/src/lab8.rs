@@ -1,7 +1,7 @@
 //! `lab8-crash`: kill a worker inside its critical section and compare what
 //! each lock does about it. The experiment is [`race::crash::run_crash`].
 
-use crate::lab4::{group, human_ns};
+use crate::fmt::{duration_ns, group};
 use race::SyncMode;
 use race::crash::{CrashReport, Outcome, crash_modes};
 use std::io::Write;
@@ -68,7 +68,7 @@ fn print_table(reports: &[CrashReport]) {
         "counter (kept / actual)"
     );
     for r in reports {
-        let detected = r.detect_ns.map_or("-".to_string(), human_ns);
+        let detected = r.detect_ns.map_or("-".to_string(), duration_ns);
         println!(
             "{:<12} {:<44} {:>10} {:>9} {:>20} {:>25}",
             r.sync.name(),

@@ -8,21 +8,19 @@
 //!
 //! Each lab's `main` is thin: it parses, calls library code, and maps the
 //! result with [`main_with`].
+//!
+//! Besides a module per lab (`lab1` ... `lab8`) and the `shmlab` tool
+//! ([`tool`]), the crate has shared modules, and a lab (or the tool)
+//! borrows only from these and from this root, never from another lab or
+//! the tool:
+//! - [`fmt`]: how numbers, durations, rates and modes are printed (one
+//!   digit grouping, one set of time units), and how `--wait` seconds are
+//!   read;
+//! - [`payloads`]: the region payloads the tool decodes;
+//! - `codes` (crate-private): the `code_enum!` macro for the numbers a
+//!   parent and its forked children share (exit statuses, flag words).
 
 use std::process::ExitCode;
-
-/// `1234567` → `1,234,567` with `sep` between groups of three digits.
-pub fn group_digits(n: u64, sep: char) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(sep);
-        }
-        out.push(c);
-    }
-    out
-}
 
 /// Exit status for bad input.
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -87,13 +85,15 @@ pub fn main_with(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
+mod codes;
+pub mod fmt;
 pub mod lab1;
 pub mod lab2;
 pub mod lab3;
 pub mod lab4;
-mod lab4_plot;
 pub mod lab5;
 pub mod lab6;
 pub mod lab7;
 pub mod lab8;
+pub mod payloads;
 pub mod tool;

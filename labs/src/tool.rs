@@ -1,35 +1,18 @@
 //! The `shmlab` tool: `ls`, `inspect NAME` and `clean` for what is in
-//! `/dev/shm`, whoever made it; plus small formatting helpers the labs share.
+//! `/dev/shm`, whoever made it (and `repair-sem` for a wedged semaphore).
 //!
 //! It never maps anything: headers and payloads are read with `read(2)` from
 //! `/dev/shm/NAME`, so an object shorter than its header claims (truncated
 //! by someone) cannot SIGBUS it.
 
-use crate::lab3::{LAB3_TYPE, Lab3Payload};
+use crate::fmt;
+use crate::payloads::{LAB3_CHECKPOINTS, LAB3_TYPE, Lab3Payload};
 use anyhow::bail;
 use shm::listing::{Entry, Kind};
 use shm::{HEADER_SIZE, HeaderInfo, InitState, MAGIC, Mode, ShmName, VERSION};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::process::ExitCode;
-use std::time::Duration;
-
-/// `0640 rw-r-----`.
-pub fn fmt_mode(m: Mode) -> String {
-    format!("{m} {}", m.symbolic())
-}
-
-/// Parses a number of seconds (`10`, `0.5`, `0`) for `--wait`-style flags.
-pub fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds; use e.g. 10 or 0.5"))?;
-    if !v.is_finite() || !(0.0..=86_400.0).contains(&v) {
-        return Err(format!("{s:?} seconds is out of range; use 0 to 86400"));
-    }
-    Ok(Duration::from_secs_f64(v))
-}
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
 pub fn fmt_time(secs: i64) -> String {
@@ -202,7 +185,7 @@ fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
             [
                 e.kind.to_string(),
                 e.size.to_string(),
-                fmt_mode(e.mode),
+                fmt::mode(e.mode),
                 e.owner.clone(),
                 fmt_time(e.mtime),
                 name,
@@ -303,7 +286,7 @@ fn inspect(
     writeln!(
         out,
         "  mode      {}",
-        fmt_mode(Mode::from_bits_truncate(md.mode()))
+        fmt::mode(Mode::from_bits_truncate(md.mode()))
     )?;
     writeln!(
         out,
@@ -459,7 +442,7 @@ fn region(
     {
         writeln!(
             out,
-            "  lab3      counter {counter}, last written by pid {pid}, checkpoints completed {steps} of 5"
+            "  lab3      counter {counter}, last written by pid {pid}, checkpoints completed {steps} of {LAB3_CHECKPOINTS}"
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -645,11 +628,5 @@ mod tests {
         let d = hexdump(b"Hello\0", 0);
         assert!(d.contains("48 65 6c 6c 6f 00"), "{d}");
         assert!(d.contains("|Hello.|"), "{d}");
-    }
-
-    #[test]
-    fn seconds() {
-        assert_eq!(parse_seconds("0.5").unwrap(), Duration::from_millis(500));
-        assert!(parse_seconds("-1").is_err() && parse_seconds("x").is_err());
     }
 }

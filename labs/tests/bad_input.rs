@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use labs::lab3::Lab3Payload;
+use labs::payloads::Lab3Payload;
 use shm::{Access, Region, RegionOptions, ShmName, ShmOptions};
 use std::collections::BTreeSet;
 

@@ -1,10 +1,10 @@
 //! The bounded buffer: every item exactly once with sem and futex, for
 //! several producer/consumer counts; broken without synchronisation.
 
-use labs::lab7::{Config, Sync, run};
+use labs::lab7::{BufferSync, Config, run};
 use std::process::Command;
 
-fn cfg(sync: Sync, producers: u32, consumers: u32, items: u64, slots: u32) -> Config {
+fn cfg(sync: BufferSync, producers: u32, consumers: u32, items: u64, slots: u32) -> Config {
     Config {
         producers,
         consumers,
@@ -16,7 +16,7 @@ fn cfg(sync: Sync, producers: u32, consumers: u32, items: u64, slots: u32) -> Co
 
 #[test]
 fn sem_and_futex_deliver_every_item_exactly_once() {
-    for sync in [Sync::Sem, Sync::Futex] {
+    for sync in [BufferSync::Sem, BufferSync::Futex] {
         for (p, c, slots) in [(1, 1, 1), (2, 2, 4), (3, 1, 16), (1, 3, 2)] {
             let r = run(&cfg(sync, p, c, 5_000, slots)).unwrap();
             assert!(r.correct(), "{sync:?} {p}x{c} slots {slots}: {r:?}");
@@ -29,7 +29,7 @@ fn sem_and_futex_deliver_every_item_exactly_once() {
 #[test]
 fn no_synchronisation_is_caught_breaking() {
     let broken = (0..3)
-        .map(|_| run(&cfg(Sync::None, 2, 2, 30_000, 4)).unwrap())
+        .map(|_| run(&cfg(BufferSync::None, 2, 2, 30_000, 4)).unwrap())
         .filter(|r| !r.correct())
         .count();
     assert!(broken > 0, "--sync none looked correct in 3 runs");

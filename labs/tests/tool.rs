@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use labs::lab3::Lab3Payload;
+use labs::payloads::Lab3Payload;
 use shm::{Region, RegionOptions};
 use std::sync::Mutex;
 

@@ -1,7 +1,7 @@
 //! `lab7-buffer`: the bounded buffer in shared memory. See `labs::lab7`.
 
 use clap::Parser;
-use labs::lab7::{Config, MAX_SLOTS, MAX_WORKERS, Sync};
+use labs::lab7::{BufferSync, Config, MAX_SLOTS, MAX_WORKERS};
 use std::process::ExitCode;
 
 /// Producers and consumers in separate processes share a ring of slots in
@@ -23,7 +23,7 @@ struct Cli {
     slots: u32,
     /// Synchronisation
     #[arg(long, value_enum, default_value = "sem")]
-    sync: Sync,
+    sync: BufferSync,
     /// Exit 1 if any item was lost, duplicated or torn
     #[arg(long)]
     check: bool,

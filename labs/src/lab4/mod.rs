@@ -1,9 +1,13 @@
 //! `lab4-race`: the racing counter, under every sync mode.
 //!
-//! The flags, the text report, the `--sync all` table, JSON lines, the
-//! `--plot` SVG and the progress bar live here; the experiment itself is
+//! The options, the text report, the `--sync all` table, JSON lines and the
+//! progress bar live here, the `--plot` SVG in the `plot` submodule (given
+//! plain numbers, not this module's types); the experiment itself is
 //! [`race::run_trial`].
 
+mod plot;
+
+use crate::fmt::{self, duration_ns, group};
 use anyhow::Context;
 use race::{Config, Kind, LostSummary, SyncMode, TrialResult};
 use std::io::{IsTerminal, Write};
@@ -130,7 +134,7 @@ pub fn run(opts: &Options) -> anyhow::Result<ExitCode> {
         print_notice(&all);
     }
     if let Some(path) = &opts.plot {
-        crate::lab4_plot::draw(path, opts, &all, &modes)
+        plot::draw(path, &picture(opts, &all, &modes))
             .with_context(|| format!("drawing {}", path.display()))?;
         if !opts.json {
             println!("\nwrote {}", path.display());
@@ -144,6 +148,38 @@ pub fn run(opts: &Options) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(crate::EXIT_CHECK_FAILED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `--plot` draws for this run: a bar per mode with `--sync all`, the
+/// lost updates of each trial with one mode.
+fn picture(opts: &Options, all: &[TrialResult], modes: &[SyncMode]) -> plot::Picture {
+    let run = plot::Run {
+        workers: opts.workers,
+        kind: opts.kind,
+        iters: opts.iters,
+    };
+    let chart = match opts.sync {
+        Selection::All => plot::Chart::Modes(
+            mode_rows(all, modes)
+                .iter()
+                .map(|r| plot::Bar {
+                    label: r.median.sync.name().to_string(),
+                    mops: r.median.ops_per_sec / 1e6,
+                    worst_lost: r.worst_lost,
+                })
+                .collect(),
+        ),
+        Selection::One(mode) => plot::Chart::Lost {
+            mode,
+            per_trial: all
+                .iter()
+                .filter(|r| r.sync == mode)
+                .map(|r| r.lost)
+                .collect(),
+            summary: race::summarise_lost(all),
+        },
+    };
+    plot::Picture { run, chart }
 }
 
 fn config(opts: &Options, sync: SyncMode) -> Config {
@@ -206,17 +242,17 @@ fn print_intro(opts: &Options, modes: &[SyncMode]) {
 
 fn print_trial(r: &TrialResult) {
     println!(
-        "trial {}: expected {}  actual {}  lost {} ({:.2}%)",
+        "trial {}: expected {}  actual {}  lost {} ({})",
         r.trial,
         group(r.expected),
         group(r.actual),
         group(r.lost),
-        r.lost_pct
+        fmt::percent(r.lost_pct, 2)
     );
     println!(
         "  elapsed {}  throughput {}  fairness (Jain) {:.3}",
-        human_ns(r.elapsed_ns),
-        human_rate(r.ops_per_sec),
+        duration_ns(r.elapsed_ns),
+        fmt::ops_rate(r.ops_per_sec),
         r.fairness
     );
     for w in &r.per_worker {
@@ -229,11 +265,11 @@ fn print_trial(r: &TrialResult) {
             String::new()
         };
         println!(
-            "  worker {:>2} (pid {:>7}): share {:>5.1}%  time {}{deaths}",
+            "  worker {:>2} (pid {:>7}): share {:>6}  time {}{deaths}",
             w.index,
             w.pid,
-            w.share * 100.0,
-            human_ns(w.elapsed_ns)
+            fmt::percent(w.share * 100.0, 1),
+            duration_ns(w.elapsed_ns)
         );
     }
 }
@@ -256,24 +292,34 @@ fn print_lost_summary(results: &[TrialResult]) {
     }
 }
 
-/// Median trial (by throughput) of each mode.
-fn medians<'a>(all: &'a [TrialResult], modes: &[SyncMode]) -> Vec<&'a TrialResult> {
+/// One mode's row of the `--sync all` table (and bar of its plot).
+struct ModeRow<'a> {
+    /// The median trial by throughput.
+    median: &'a TrialResult,
+    /// The most updates any of the mode's trials lost.
+    worst_lost: u64,
+}
+
+/// A row for each of `modes` that has results, in that order.
+fn mode_rows<'a>(all: &'a [TrialResult], modes: &[SyncMode]) -> Vec<ModeRow<'a>> {
     modes
         .iter()
         .filter_map(|&m| {
             let mut rs: Vec<&TrialResult> = all.iter().filter(|r| r.sync == m).collect();
             rs.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
-            rs.get(rs.len() / 2).copied()
+            let worst_lost = rs.iter().map(|r| r.lost).max().unwrap_or(0);
+            rs.get(rs.len() / 2)
+                .map(|&median| ModeRow { median, worst_lost })
         })
         .collect()
 }
 
 fn print_table(all: &[TrialResult], modes: &[SyncMode], trials: u32) {
-    let rows = medians(all, modes);
+    let rows = mode_rows(all, modes);
     let atomic = rows
         .iter()
-        .find(|r| r.sync == SyncMode::Atomic)
-        .map(|r| r.ops_per_sec);
+        .find(|r| r.median.sync == SyncMode::Atomic)
+        .map(|r| r.median.ops_per_sec);
     if trials > 1 {
         println!("median trial of {trials} per mode (by throughput); lost = worst trial\n");
     }
@@ -281,22 +327,20 @@ fn print_table(all: &[TrialResult], modes: &[SyncMode], trials: u32) {
         "{:<12} {:>13} {:>13} {:>12} {:>8} {:>11} {:>12} {:>9} {:>8}",
         "sync", "expected", "actual", "lost", "lost %", "elapsed", "Mops/s", "x atomic", "fairness"
     );
-    for r in rows {
-        let worst = all
-            .iter()
-            .filter(|t| t.sync == r.sync)
-            .map(|t| t.lost)
-            .max()
-            .unwrap_or(0);
+    for ModeRow {
+        median: r,
+        worst_lost,
+    } in rows
+    {
         let ratio = atomic.map_or("-".to_string(), |a| format!("{:.2}", r.ops_per_sec / a));
         println!(
-            "{:<12} {:>13} {:>13} {:>12} {:>7.2}% {:>11} {:>12.2} {:>9} {:>8.3}",
+            "{:<12} {:>13} {:>13} {:>12} {:>8} {:>11} {:>12.2} {:>9} {:>8.3}",
             r.sync.name(),
             group(r.expected),
             group(r.actual),
-            group(worst),
-            worst as f64 * 100.0 / r.expected as f64,
-            human_ns(r.elapsed_ns),
+            group(worst_lost),
+            fmt::percent(worst_lost as f64 * 100.0 / r.expected as f64, 2),
+            duration_ns(r.elapsed_ns),
             r.ops_per_sec / 1e6,
             ratio,
             r.fairness
@@ -335,41 +379,9 @@ fn print_notice(all: &[TrialResult]) {
     }
 }
 
-/// 1234567 → "1,234,567".
-pub fn group(n: u64) -> String {
-    crate::group_digits(n, ',')
-}
-
-/// Nanoseconds as ns/µs/ms/s.
-pub fn human_ns(ns: u64) -> String {
-    let f = ns as f64;
-    if f < 1e3 {
-        format!("{ns} ns")
-    } else if f < 1e6 {
-        format!("{:.1} us", f / 1e3)
-    } else if f < 1e9 {
-        format!("{:.1} ms", f / 1e6)
-    } else {
-        format!("{:.2} s", f / 1e9)
-    }
-}
-
-/// Operations per second as M ops/s.
-pub fn human_rate(ops: f64) -> String {
-    format!("{:.2} M ops/s", ops / 1e6)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grouping() {
-        assert_eq!(group(0), "0");
-        assert_eq!(group(999), "999");
-        assert_eq!(group(1000), "1,000");
-        assert_eq!(group(2_000_000), "2,000,000");
-    }
 
     #[test]
     fn selection_parses() {

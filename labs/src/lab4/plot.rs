@@ -1,23 +1,71 @@
 //! `lab4-race --plot`: an SVG of the lost-update distribution over trials,
 //! or, with `--sync all`, a bar chart comparing the modes.
+//!
+//! It draws a [`Picture`] of plain numbers that the parent module computed,
+//! so it knows nothing of the lab's options or report.
 
-use crate::lab4::{Options, Selection};
 use plotters::prelude::*;
-use race::{SyncMode, TrialResult};
+use race::{Kind, LostSummary, SyncMode};
 use std::path::Path;
 
-/// Draws the picture for this run into `path` (SVG).
-pub fn draw(
-    path: &Path,
-    opts: &Options,
-    all: &[TrialResult],
-    modes: &[SyncMode],
-) -> anyhow::Result<()> {
+/// The run a picture is of, for its caption.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Run {
+    /// Workers.
+    pub workers: u32,
+    /// Processes or threads.
+    pub kind: Kind,
+    /// Increments per worker.
+    pub iters: u64,
+}
+
+/// One mode's bar in the comparison chart.
+#[derive(Clone, Debug)]
+pub(super) struct Bar {
+    /// The mode's name, under the bar.
+    pub label: String,
+    /// Its median trial's throughput, million increments per second.
+    pub mops: f64,
+    /// The most updates one of its trials lost (a red bar if any).
+    pub worst_lost: u64,
+}
+
+/// Which chart to draw.
+#[derive(Clone, Debug)]
+pub(super) enum Chart {
+    /// `--sync all`: a bar per mode.
+    Modes(Vec<Bar>),
+    /// One mode: the updates each trial lost, and their summary.
+    Lost {
+        /// The mode raced.
+        mode: SyncMode,
+        /// Lost updates of trial 1, 2, ...
+        per_trial: Vec<u64>,
+        /// Min, median and max over the trials.
+        summary: Option<LostSummary>,
+    },
+}
+
+/// A run and the chart to draw of it.
+#[derive(Clone, Debug)]
+pub(super) struct Picture {
+    /// For the caption.
+    pub run: Run,
+    /// What to draw.
+    pub chart: Chart,
+}
+
+/// Draws `picture` into `path` (SVG).
+pub(super) fn draw(path: &Path, picture: &Picture) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
     root.fill(&WHITE)?;
-    match opts.sync {
-        Selection::All => modes_chart(&root, opts, all, modes)?,
-        Selection::One(m) => lost_chart(&root, opts, all, m)?,
+    match &picture.chart {
+        Chart::Modes(bars) => modes_chart(&root, &picture.run, bars)?,
+        Chart::Lost {
+            mode,
+            per_trial,
+            summary,
+        } => lost_chart(&root, &picture.run, *mode, per_trial, summary.as_ref())?,
     }
     root.present()?;
     Ok(())
@@ -25,28 +73,16 @@ pub fn draw(
 
 fn modes_chart<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
-    opts: &Options,
-    all: &[TrialResult],
-    modes: &[SyncMode],
+    run: &Run,
+    bars: &[Bar],
 ) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
 {
-    // Median throughput per mode.
-    let bars: Vec<(String, f64, u64)> = modes
-        .iter()
-        .filter_map(|&m| {
-            let mut v: Vec<&TrialResult> = all.iter().filter(|r| r.sync == m).collect();
-            v.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
-            let med = v.get(v.len() / 2)?;
-            let worst = v.iter().map(|r| r.lost).max().unwrap_or(0);
-            Some((m.name().to_string(), med.ops_per_sec / 1e6, worst))
-        })
-        .collect();
-    let top = bars.iter().map(|b| b.1).fold(0.0, f64::max) * 1.15 + 1e-9;
+    let top = bars.iter().map(|b| b.mops).fold(0.0, f64::max) * 1.15 + 1e-9;
     let caption = format!(
         "lab4-race: throughput by sync mode ({} {} x {} increments)",
-        opts.workers, opts.kind, opts.iters
+        run.workers, run.kind, run.iters
     );
     let mut chart = ChartBuilder::on(root)
         .caption(caption, ("sans-serif", 20))
@@ -54,7 +90,7 @@ where
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d((0..bars.len()).into_segmented(), 0.0..top)?;
-    let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -65,8 +101,8 @@ where
             _ => String::new(),
         })
         .draw()?;
-    chart.draw_series(bars.iter().enumerate().map(|(i, (_, mops, lost))| {
-        let color = if *lost > 0 {
+    chart.draw_series(bars.iter().enumerate().map(|(i, b)| {
+        let color = if b.worst_lost > 0 {
             RED.mix(0.7)
         } else {
             BLUE.mix(0.6)
@@ -74,22 +110,23 @@ where
         let mut bar = Rectangle::new(
             [
                 (SegmentValue::Exact(i), 0.0),
-                (SegmentValue::Exact(i + 1), *mops),
+                (SegmentValue::Exact(i + 1), b.mops),
             ],
             color.filled(),
         );
         bar.set_margin(0, 0, 8, 8);
         bar
     }))?;
-    chart.draw_series(bars.iter().enumerate().map(|(i, (_, mops, lost))| {
-        let label = if *lost > 0 {
+    chart.draw_series(bars.iter().enumerate().map(|(i, b)| {
+        let (mops, lost) = (b.mops, b.worst_lost);
+        let label = if lost > 0 {
             format!("{mops:.1} (lost {lost})")
         } else {
             format!("{mops:.1}")
         };
         Text::new(
             label,
-            (SegmentValue::CenterOf(i), *mops + top * 0.02),
+            (SegmentValue::CenterOf(i), mops + top * 0.02),
             ("sans-serif", 13),
         )
     }))?;
@@ -98,22 +135,18 @@ where
 
 fn lost_chart<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
-    opts: &Options,
-    all: &[TrialResult],
+    run: &Run,
     mode: SyncMode,
+    lost: &[u64],
+    summary: Option<&LostSummary>,
 ) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let lost: Vec<u64> = all
-        .iter()
-        .filter(|r| r.sync == mode)
-        .map(|r| r.lost)
-        .collect();
     let top = lost.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.15;
     let caption = format!(
         "lab4-race --sync {mode}: lost updates per trial ({} {} x {} increments)",
-        opts.workers, opts.kind, opts.iters
+        run.workers, run.kind, run.iters
     );
     let mut chart = ChartBuilder::on(root)
         .caption(caption, ("sans-serif", 18))
@@ -138,7 +171,7 @@ where
         bar.set_margin(0, 0, 4, 4);
         bar
     }))?;
-    if let Some(s) = race::summarise_lost(all) {
+    if let Some(s) = summary {
         chart.draw_series(std::iter::once(Text::new(
             format!(
                 "min {}  median {}  max {}  ({} of {} trials lost some)",

@@ -1,0 +1,156 @@
+//! How the labs and the `shmlab` tool write numbers, so that every program
+//! prints them alike: digit grouping (`1,234,567`), durations in one set of
+//! units (`ns`, `µs`, `ms`, `s`), rates, ratios, percentages and file modes;
+//! plus [`parse_seconds`], which reads the seconds `--wait`-style flags take.
+//!
+//! A helper lives here once two programs need it; what only one program
+//! prints stays in that program's module.
+
+use shm::Mode;
+use std::time::Duration;
+
+/// `1234567` → `1,234,567`.
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The time units, smallest first, each with its size in nanoseconds.
+const TIME_UNITS: [(&str, f64); 4] = [("ns", 1.0), ("µs", 1e3), ("ms", 1e6), ("s", 1e9)];
+
+/// `ns` nanoseconds in the largest of [`TIME_UNITS`] it reaches, among the
+/// units that `decimals` gives a precision for (`None`: never use that
+/// unit); below every allowed unit, in the smallest allowed one.
+fn scaled(ns: f64, decimals: [Option<usize>; 4]) -> String {
+    let mut pick = None;
+    for (&(unit, size), places) in TIME_UNITS.iter().zip(decimals) {
+        let Some(places) = places else { continue };
+        if pick.is_none() || ns >= size {
+            pick = Some((unit, size, places));
+        }
+    }
+    let (unit, size, places) = pick.unwrap_or(("ns", 1.0, 0));
+    format!("{:.*} {unit}", places, ns / size)
+}
+
+/// A duration of `ns` nanoseconds for a report: `87 ns`, `429.8 µs`,
+/// `13.5 ms`, `2.00 s`.
+pub fn duration_ns(ns: u64) -> String {
+    scaled(ns as f64, [Some(0), Some(1), Some(1), Some(2)])
+}
+
+/// A short duration given in seconds, to two decimals and at most in
+/// milliseconds (for per-operation times): `679 ns`, `60.43 µs`, `1.20 ms`.
+pub fn latency(secs: f64) -> String {
+    scaled(secs * 1e9, [Some(0), Some(2), Some(2), None])
+}
+
+/// A duration in seconds to the millisecond: `0.129 s`.
+pub fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+/// `a / b` as a float (guarding a zero `b`): how many times `b` fits in `a`.
+pub fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+}
+
+/// Operations per second in millions: `147.99 M ops/s`.
+pub fn ops_rate(ops_per_sec: f64) -> String {
+    format!("{:.2} M ops/s", ops_per_sec / 1e6)
+}
+
+/// `count` things done in `d`, per second: `1.54 G/s`, `772.6 M/s`, `512 k/s`.
+pub fn per_sec(count: u64, d: Duration) -> String {
+    let r = count as f64 / d.as_secs_f64().max(1e-9);
+    if r >= 1e9 {
+        format!("{:.2} G/s", r / 1e9)
+    } else if r >= 1e6 {
+        format!("{:.1} M/s", r / 1e6)
+    } else {
+        format!("{:.0} k/s", r / 1e3)
+    }
+}
+
+/// A percentage (already multiplied by 100) with `decimals` places: `27.84%`.
+pub fn percent(pct: f64, decimals: usize) -> String {
+    format!("{pct:.decimals$}%")
+}
+
+/// A file mode as octal and as `ls -l` shows it: `0640 rw-r-----`.
+pub fn mode(m: Mode) -> String {
+    format!("{m} {}", m.symbolic())
+}
+
+/// Parses a number of seconds (`10`, `0.5`, `0`) for `--wait`-style flags:
+/// 0 to 86400.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds; use e.g. 10 or 0.5"))?;
+    if !v.is_finite() || !(0.0..=86_400.0).contains(&v) {
+        return Err(format!("{s:?} seconds is out of range; use 0 to 86400"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1,000");
+        assert_eq!(group(1_234_567), "1,234,567");
+        assert_eq!(group(2_000_000), "2,000,000");
+        assert_eq!(group(u64::MAX), "18,446,744,073,709,551,615");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_ns(0), "0 ns");
+        assert_eq!(duration_ns(999), "999 ns");
+        assert_eq!(duration_ns(429_800), "429.8 µs");
+        assert_eq!(duration_ns(13_500_000), "13.5 ms");
+        assert_eq!(duration_ns(2_000_000_000), "2.00 s");
+        assert_eq!(latency(679e-9), "679 ns");
+        assert_eq!(latency(60.43e-6), "60.43 µs");
+        assert_eq!(latency(0.0012), "1.20 ms");
+        assert_eq!(latency(2.5), "2500.00 ms");
+        assert_eq!(secs(Duration::from_millis(129)), "0.129 s");
+    }
+
+    #[test]
+    fn rates_and_percentages() {
+        assert_eq!(ops_rate(147_990_000.0), "147.99 M ops/s");
+        assert_eq!(per_sec(1_540_000_000, Duration::from_secs(1)), "1.54 G/s");
+        assert_eq!(per_sec(772_600_000, Duration::from_secs(1)), "772.6 M/s");
+        assert_eq!(per_sec(512_000, Duration::from_secs(1)), "512 k/s");
+        assert_eq!(percent(27.844, 2), "27.84%");
+        assert_eq!(percent(43.94, 1), "43.9%");
+        assert!((ratio(Duration::from_secs(3), Duration::from_secs(2)) - 1.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(mode(Mode::from_bits_truncate(0o640)), "0640 rw-r-----");
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("0.5").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_seconds("0").unwrap(), Duration::ZERO);
+        assert!(parse_seconds("-1").is_err() && parse_seconds("x").is_err());
+        assert!(parse_seconds("86401").is_err() && parse_seconds("inf").is_err());
+    }
+}

@@ -1,0 +1,132 @@
+//! Lab 6: pipes.
+//!
+//! - default: the textbook program — `pipe`, `fork`, the parent writes
+//!   `Greetings`, the child reads and prints it, the parent waits;
+//! - `--fifo`: the same between two unrelated processes through a named
+//!   pipe (`mkfifo`), removed afterwards (also on Ctrl-C);
+//! - `--compare`: round-trip latency and stream throughput of a pipe
+//!   against the shared-memory ring of the `ipc` crate;
+//! - `--pitfall eof`: a reader that never sees end-of-file because a write
+//!   end is still open (ours), shown with a 1 s `poll`, then fixed;
+//! - `--pitfall epipe`: a writer whose reader has gone: `EPIPE` with SIGPIPE
+//!   ignored, death by SIGPIPE with the default action.
+//!
+//! This module holds the flags, the constants the demos share and the
+//! dispatch; each demo is a private module of its own (`textbook`, `fifo`
+//! with its reader, `pitfall`, `compare`) whose entry points are
+//! re-exported here.
+
+mod compare;
+mod fifo;
+mod pitfall;
+mod textbook;
+
+pub use compare::{Comparison, compare};
+pub use fifo::{fifo, fifo_reader};
+pub use pitfall::{EofReport, EpipeReport, pitfall_eof, pitfall_epipe};
+pub use textbook::textbook;
+
+use ipc::Exit;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// What the textbook's parent sends.
+pub const GREETING: &str = "Greetings";
+/// How long the EOF pitfall waits for an end-of-file that cannot come.
+pub const EOF_WAIT: Duration = Duration::from_secs(1);
+/// Most round trips `--iters` accepts.
+pub const MAX_ITERS: u64 = 10_000_000;
+/// Most bytes `--bytes` accepts (16 GiB).
+pub const MAX_BYTES: u64 = 16 << 30;
+
+/// The pitfalls `--pitfall` can show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pitfall {
+    /// A reader that never sees end-of-file: a write end is still open
+    Eof,
+    /// A writer whose reader has gone: EPIPE, or death by SIGPIPE
+    Epipe,
+}
+
+/// Flags of `lab6-pipes`.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "lab6-pipes",
+    version,
+    about = "Lab 6: pipes — the textbook parent/child pipe, a named pipe, two pitfalls, and a pipe against shared memory",
+    after_help = "Run it with no flags first (the textbook program), then --pitfall eof and --pitfall epipe, \
+                  then --fifo, then --compare.",
+    group(clap::ArgGroup::new("mode").args(["fifo", "compare", "pitfall", "fifo_reader"]))
+)]
+pub struct Cli {
+    /// The same exchange between two unrelated processes through a named pipe (mkfifo)
+    #[arg(long)]
+    pub fifo: bool,
+    /// Time a pipe against shared memory (the ipc ring): round trips and a stream
+    #[arg(long)]
+    pub compare: bool,
+    /// With --compare: round trips to time
+    #[arg(long, requires = "compare", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_ITERS))]
+    pub iters: u64,
+    /// With --compare: bytes to stream (4096, 64K, 256M, 1G ...)
+    #[arg(long, requires = "compare", default_value = "256M", value_parser = parse_bytes)]
+    pub bytes: u64,
+    /// Show a pitfall: eof (a write end left open) or epipe (the reader has gone)
+    #[arg(long, value_enum)]
+    pub pitfall: Option<Pitfall>,
+    /// (internal) The reading side of --fifo: open PATH, read it to the end, print it
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub fifo_reader: Option<PathBuf>,
+}
+
+/// `--bytes`: a size as `shm::parse_size` reads it, at most [`MAX_BYTES`].
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    match shm::parse_size(s) {
+        Ok(n) if n <= MAX_BYTES => Ok(n),
+        Ok(_) => Err(format!("{s:?} is more than 16G; stream less")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Runs lab 6, printing to stdout. Output goes through an unlocked
+/// `Stdout` so that no lock is held when a child is forked.
+pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let out = &mut std::io::stdout();
+    if let Some(path) = &cli.fifo_reader {
+        return fifo_reader(path, out);
+    }
+    if cli.fifo {
+        return fifo(out);
+    }
+    if cli.compare {
+        compare(cli.iters, cli.bytes, out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    match cli.pitfall {
+        Some(Pitfall::Eof) => {
+            let r = pitfall_eof(out)?;
+            Ok(check(
+                r.data == pitfall::GREETING_FROM_CHILD && !r.eof_before_fix && r.eof_after_fix,
+            ))
+        }
+        Some(Pitfall::Epipe) => {
+            let r = pitfall_epipe(out)?;
+            Ok(check(
+                r.write_error == Some(libc::EPIPE)
+                    && r.default_child == Exit::Signal(libc::SIGPIPE),
+            ))
+        }
+        None => textbook(out),
+    }
+}
+
+/// Exit 0 if the demo saw what it should, else 1 (a failed check).
+fn check(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::EXIT_CHECK_FAILED)
+    }
+}
