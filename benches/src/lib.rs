@@ -1,16 +1,20 @@
 //! Shared pieces of the shmlab benchmarks and of `bench-report`: the list
 //! of cases (every lock, and the references run beside them), the criterion
-//! group and benchmark names both sides agree on, the timing budget (full or
-//! quick), and the workloads themselves.
+//! group and benchmark names both sides agree on, where criterion writes,
+//! the timing budget (full or quick), and the workloads themselves; and, in
+//! [`fairness`], the fairness experiment and the results file it writes.
 //!
 //! Every measurement here checks its own result: a lock benchmark that loses
 //! an update panics instead of reporting a number.
+
+pub mod fairness;
 
 use race::shared::{ByLock, RaceShared};
 use race::{Config, Kind, LocalLock, ModeVisitor, SyncMode, TrialResult};
 use shm::lock::{Lock, RawLock, RawLockTimed};
 use shm::{Region, RegionOptions, ShmName};
 use std::hint::black_box;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,6 +26,9 @@ pub const QUICK_ENV: &str = "SHMLAB_BENCH_QUICK";
 pub fn quick() -> bool {
     std::env::var_os(QUICK_ENV).is_some_and(|v| !v.is_empty() && v != "0")
 }
+
+/// The command that runs every bench of this crate.
+pub const BENCH_COMMAND: &str = concat!("cargo bench -p ", env!("CARGO_PKG_NAME"));
 
 /// Criterion group names (directories under `target/criterion`).
 pub mod group {
@@ -35,6 +42,49 @@ pub mod group {
     pub const ROUND_TRIP: &str = "ipc_round_trip";
     /// A stream of bytes in fixed-size messages from one process to another.
     pub const STREAM: &str = "ipc_stream";
+
+    /// Every group, in report order.
+    pub const ALL: [&str; 5] = [UNCONTENDED, THREADS, PROCS, ROUND_TRIP, STREAM];
+
+    /// The bench target (`cargo bench --bench <target>`) that measures a
+    /// group.
+    pub fn bench_target(group: &str) -> &'static str {
+        match group {
+            ROUND_TRIP | STREAM => "ipc",
+            _ => "locks",
+        }
+    }
+
+    /// The command that measures just `group`.
+    pub fn bench_command(group: &str) -> String {
+        format!(
+            "{} --bench {} -- {group}",
+            super::BENCH_COMMAND,
+            bench_target(group)
+        )
+    }
+}
+
+/// Where criterion writes its results, found the way criterion finds it:
+/// `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`, else the target
+/// directory `cargo metadata` names (under `cargo bench` and `cargo run`,
+/// `$CARGO` is set), else `target/criterion`.
+pub fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let out = std::process::Command::new(std::env::var_os("CARGO")?)
+                .args(["metadata", "--format-version", "1", "--no-deps"])
+                .output()
+                .ok()?;
+            let meta: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            meta["target_directory"].as_str().map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from("target"));
+    target.join("criterion")
 }
 
 /// The round-trip benchmarks (`ipc::Transport` names), in table order.
