@@ -17,7 +17,7 @@
 //! lost. `SHMLAB_BENCH_QUICK=1` shrinks every group to a smoke check.
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
-use race::Kind;
+use race::WorkerKind;
 use shmlab_benches::{Budget, CONTENDERS, Case, NRESAMPLES, group, leftovers, quick, uncontended};
 use std::time::Duration;
 
@@ -41,10 +41,10 @@ fn bench_uncontended(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_contended(c: &mut Criterion, kind: Kind) {
+fn bench_contended(c: &mut Criterion, kind: WorkerKind) {
     let name = match kind {
-        Kind::Threads => group::THREADS,
-        Kind::Procs => group::PROCS,
+        WorkerKind::Threads => group::THREADS,
+        WorkerKind::Procs => group::PROCS,
     };
     let mut g = c.benchmark_group(name);
     // Flat: every sample does the same number of iterations, so no sample
@@ -52,7 +52,7 @@ fn bench_contended(c: &mut Criterion, kind: Kind) {
     configure(&mut g, name, SamplingMode::Flat);
     let cases = Case::ALL
         .into_iter()
-        .filter(|c| kind == Kind::Threads || c.cross_process());
+        .filter(|c| kind == WorkerKind::Threads || c.cross_process());
     for case in cases {
         for n in CONTENDERS {
             g.throughput(Throughput::Elements(n.into()));
@@ -78,8 +78,8 @@ fn main() {
     }
     let mut c = c.configure_from_args();
     bench_uncontended(&mut c);
-    bench_contended(&mut c, Kind::Threads);
-    bench_contended(&mut c, Kind::Procs);
+    bench_contended(&mut c, WorkerKind::Threads);
+    bench_contended(&mut c, WorkerKind::Procs);
     c.final_summary();
     let left = leftovers();
     assert!(

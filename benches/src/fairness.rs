@@ -16,7 +16,7 @@
 
 use crate::{Case, quick};
 use anyhow::{Context, Result};
-use race::Kind;
+use race::WorkerKind;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -194,7 +194,7 @@ const CALIBRATION_MAX_SCALE: f64 = 100.0;
 pub fn calibrate(lock: Case, procs: u32, target: Duration) -> Result<u64> {
     let mut iters = CALIBRATION_START;
     for _ in 0..CALIBRATION_ROUNDS {
-        let r = lock.contend(Kind::Procs, procs, iters)?;
+        let r = lock.contend(WorkerKind::Procs, procs, iters)?;
         let took = Duration::from_nanos(r.elapsed_ns);
         if took >= target / 2 {
             break;
@@ -213,7 +213,7 @@ pub fn measure(lock: Case, procs: u32, settings: Settings) -> Result<Row> {
     let mut jains = Vec::new();
     let mut shares = Vec::new();
     for _ in 0..settings.trials.max(1) {
-        let r = lock.contend(Kind::Procs, procs, iters)?;
+        let r = lock.contend(WorkerKind::Procs, procs, iters)?;
         jains.push(r.fairness);
         shares.extend(r.per_worker.iter().map(|w| w.share));
     }
@@ -224,7 +224,7 @@ pub fn measure(lock: Case, procs: u32, settings: Settings) -> Result<Row> {
 /// --benches`): checks that the experiment works, measures nothing.
 pub fn smoke(lock: Case, procs: u32) -> Result<Row> {
     const SMOKE_ITERS: u64 = 10_000;
-    let r = lock.contend(Kind::Procs, procs, SMOKE_ITERS)?;
+    let r = lock.contend(WorkerKind::Procs, procs, SMOKE_ITERS)?;
     let shares: Vec<f64> = r.per_worker.iter().map(|w| w.share).collect();
     Ok(summarise(
         lock,

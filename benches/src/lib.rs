@@ -10,7 +10,7 @@
 pub mod fairness;
 
 use race::shared::{ByLock, RaceShared};
-use race::{Config, Kind, LocalLock, ModeVisitor, SyncMode, TrialResult};
+use race::{Config, LocalLock, ModeVisitor, SyncMode, TrialResult, WorkerKind};
 use shm::lock::{Lock, RawLock, RawLockTimed};
 use shm::{Region, RegionOptions, ShmName};
 use std::hint::black_box;
@@ -168,7 +168,12 @@ impl Case {
     /// One race trial: `workers` contenders of `kind`, `iters` increments
     /// each, released together by the race's start barrier. Fails if any
     /// update was lost.
-    pub fn contend(self, kind: Kind, workers: u32, iters: u64) -> anyhow::Result<TrialResult> {
+    pub fn contend(
+        self,
+        kind: WorkerKind,
+        workers: u32,
+        iters: u64,
+    ) -> anyhow::Result<TrialResult> {
         let cfg = Config {
             sync: self.0,
             kind,

@@ -8,7 +8,7 @@
 use crate::fmt;
 use crate::payloads::{LAB3_CHECKPOINTS, LAB3_TYPE, Lab3Payload};
 use anyhow::bail;
-use shm::listing::{Entry, Kind};
+use shm::listing::{Entry, ObjectKind};
 use shm::{HEADER_SIZE, HeaderInfo, InitState, MAGIC, Mode, ShmName, VERSION};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -174,12 +174,14 @@ fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
         .map(|e| {
             let shmlab = match (&e.header, e.kind) {
                 (Some(h), _) => format!("region {}", header_summary(h)),
-                (None, Kind::SharedMemory) if !e.readable => "(unreadable)".into(),
-                (None, Kind::Semaphore) if e.is_shmlab_semaphore() => "shmlab semaphore".into(),
+                (None, ObjectKind::SharedMemory) if !e.readable => "(unreadable)".into(),
+                (None, ObjectKind::Semaphore) if e.is_shmlab_semaphore() => {
+                    "shmlab semaphore".into()
+                }
                 _ => "-".into(),
             };
             let name = match e.kind {
-                Kind::SharedMemory => format!("/{}", e.file_name),
+                ObjectKind::SharedMemory => format!("/{}", e.file_name),
                 _ => e.file_name.clone(),
             };
             [

@@ -1,7 +1,7 @@
 //! A race's configuration, its validation, and what can go wrong.
 
 use crate::coordinator::ARRIVAL_TIMEOUT;
-use crate::{Kind, MAX_WORKERS, SyncMode};
+use crate::{MAX_WORKERS, SyncMode, WorkerKind};
 
 /// One race's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -9,7 +9,7 @@ pub struct Config {
     /// How increments are protected.
     pub sync: SyncMode,
     /// Processes or threads.
-    pub kind: Kind,
+    pub kind: WorkerKind,
     /// Number of workers.
     pub workers: u32,
     /// Increments per worker.
@@ -80,7 +80,7 @@ impl Config {
                 self.workers, self.iters
             ));
         };
-        if self.kind == Kind::Procs
+        if self.kind == WorkerKind::Procs
             && let Some(why) = self.sync.why_not_cross_process()
         {
             return bad(format!(

@@ -4,9 +4,9 @@
 //! with the same functions.
 
 use crate::report::summarise;
-use crate::shared::{Control, LockSlot, RaceShared};
+use crate::shared::{Control, RaceShared, RegionLock};
 use crate::worker::{ChildExit, Stepper, WorkerState, worker_body};
-use crate::{Config, Kind, Progress, RaceError, TrialResult};
+use crate::{Config, Progress, RaceError, TrialResult, WorkerKind};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use shm::{Region, RegionOptions, ShmName};
@@ -105,7 +105,7 @@ pub(crate) fn run<S: Stepper>(
 }
 
 fn spawn<'s, 'e, S: Stepper>(
-    kind: Kind,
+    kind: WorkerKind,
     region: &'s Region<RaceShared<S::Slot>>,
     name: &ShmName,
     index: u32,
@@ -113,7 +113,7 @@ fn spawn<'s, 'e, S: Stepper>(
     scope: &'s std::thread::Scope<'s, 'e>,
 ) -> Result<Handle<'s>, RaceError> {
     match kind {
-        Kind::Threads => {
+        WorkerKind::Threads => {
             let shared: &'s RaceShared<S::Slot> = region;
             let h = std::thread::Builder::new()
                 .name(format!("race-worker-{index}"))
@@ -128,7 +128,7 @@ fn spawn<'s, 'e, S: Stepper>(
             Ok(Handle::Thread(h))
         }
         // The child: a separate process that maps the region by name.
-        Kind::Procs => fork_worker(index, || {
+        WorkerKind::Procs => fork_worker(index, || {
             let opts = RegionOptions::default();
             let Ok(mine) = Region::<RaceShared<S::Slot>>::open(name, &opts) else {
                 return ChildExit::OpenFailed.code();
@@ -149,7 +149,7 @@ fn spawn<'s, 'e, S: Stepper>(
 
 /// Waits for every worker to arrive, releases them, waits for them to
 /// finish, watching for deaths.
-fn coordinate<K: LockSlot>(
+fn coordinate<K: RegionLock>(
     cfg: &Config,
     region: &Region<RaceShared<K>>,
     handles: &mut [Handle<'_>],
@@ -191,7 +191,7 @@ fn coordinate<K: LockSlot>(
     }
 }
 
-fn handle_id<K: LockSlot>(region: &Region<RaceShared<K>>, h: &Handle<'_>, index: u32) -> i32 {
+fn handle_id<K: RegionLock>(region: &Region<RaceShared<K>>, h: &Handle<'_>, index: u32) -> i32 {
     match h {
         Handle::Proc(pid) => pid.as_raw(),
         Handle::Thread(_) => region.workers[index as usize].0.id.load(Ordering::Relaxed),
@@ -200,7 +200,7 @@ fn handle_id<K: LockSlot>(region: &Region<RaceShared<K>>, h: &Handle<'_>, index:
 
 /// Fails if any worker has exited abnormally (processes: `waitpid` with
 /// `WNOHANG`; threads: finished without reaching "done").
-fn check_alive<K: LockSlot>(
+fn check_alive<K: RegionLock>(
     region: &Region<RaceShared<K>>,
     handles: &mut [Handle<'_>],
 ) -> Result<(), RaceError> {

@@ -115,7 +115,7 @@ pub fn run_crash(sync: SyncMode, workers: u32, iters: u64) -> Result<CrashReport
     }
     crate::Config {
         sync,
-        kind: crate::Kind::Procs,
+        kind: crate::WorkerKind::Procs,
         workers,
         iters,
     }

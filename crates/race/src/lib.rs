@@ -49,7 +49,7 @@ pub mod shared;
 mod worker;
 
 pub use config::{Config, RaceError};
-pub use mode::{Kind, LocalLock, ModeVisitor, SyncMode};
+pub use mode::{LocalLock, ModeVisitor, SyncMode, WorkerKind};
 pub use report::{LostSummary, TrialResult, WorkerResult, jain, summarise_lost};
 pub use shared::MAX_WORKERS;
 pub use worker::{ChildExit, PUBLISH_EVERY, WorkerState};

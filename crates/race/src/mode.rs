@@ -220,18 +220,18 @@ impl<'de> serde::Deserialize<'de> for SyncMode {
 /// Whether workers are processes or threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub enum WorkerKind {
     /// Separate processes (fork), each mapping the region by name.
     Procs,
     /// Threads of the coordinator, sharing its mapping.
     Threads,
 }
 
-impl fmt::Display for Kind {
+impl fmt::Display for WorkerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Kind::Procs => "procs",
-            Kind::Threads => "threads",
+            WorkerKind::Procs => "procs",
+            WorkerKind::Threads => "threads",
         })
     }
 }

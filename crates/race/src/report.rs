@@ -1,8 +1,8 @@
 //! What a trial reports: counts, timing, per-worker shares, and the
 //! statistics over workers (Jain's index) and over trials (lost updates).
 
-use crate::shared::{LockSlot, RaceShared, WorkerSlot};
-use crate::{Config, Kind, SyncMode};
+use crate::shared::{RaceShared, RegionLock, WorkerSlot};
+use crate::{Config, SyncMode, WorkerKind};
 use shm::Region;
 use std::sync::atomic::Ordering;
 
@@ -28,7 +28,7 @@ pub struct TrialResult {
     /// The mode.
     pub sync: SyncMode,
     /// Processes or threads.
-    pub kind: Kind,
+    pub kind: WorkerKind,
     /// Number of workers.
     pub workers: u32,
     /// Increments per worker.
@@ -53,7 +53,7 @@ pub struct TrialResult {
     pub per_worker: Vec<WorkerResult>,
 }
 
-pub(crate) fn summarise<K: LockSlot>(
+pub(crate) fn summarise<K: RegionLock>(
     cfg: &Config,
     trial: u32,
     expected: u64,

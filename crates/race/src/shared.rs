@@ -14,7 +14,7 @@ pub const MAX_WORKERS: u32 = 128;
 /// # Safety
 /// `State` must satisfy [`Shared`]'s layout rules: `#[repr(C)]`, no
 /// pointers, valid when zeroed, interior-mutable.
-pub unsafe trait LockSlot: Send + Sync + 'static {
+pub unsafe trait RegionLock: Send + Sync + 'static {
     /// The state stored in the region.
     type State: Sync;
     /// Name for the region's type tag.
@@ -37,7 +37,7 @@ pub struct ByLock<L>(PhantomData<L>);
 
 // SAFETY: `LockState<L>` is `RawLock::State` (repr(transparent)), which the
 // RawLock contract makes #[repr(C)], valid when zeroed and interior-mutable.
-unsafe impl<L: RawLock + 'static> LockSlot for ByLock<L> {
+unsafe impl<L: RawLock + 'static> RegionLock for ByLock<L> {
     type State = LockState<L>;
     fn name() -> &'static str {
         L::NAME
@@ -58,7 +58,7 @@ unsafe impl<L: RawLock + 'static> LockSlot for ByLock<L> {
 pub struct NoLock;
 
 // SAFETY: the state is a plain atomic.
-unsafe impl LockSlot for NoLock {
+unsafe impl RegionLock for NoLock {
     type State = AtomicU32;
     fn name() -> &'static str {
         "nolock"
@@ -125,7 +125,7 @@ impl WorkerSlot {
 /// The race's region payload: control, counter, lock state, worker slots,
 /// each hot part on its own cache line.
 #[repr(C)]
-pub struct RaceShared<K: LockSlot> {
+pub struct RaceShared<K: RegionLock> {
     /// Barrier and flags.
     pub control: CachePadded<Control>,
     /// Used by the crash experiment only.
@@ -138,9 +138,9 @@ pub struct RaceShared<K: LockSlot> {
     pub workers: [CachePadded<WorkerSlot>; MAX_WORKERS as usize],
 }
 
-// SAFETY: #[repr(C)]; made of atomics and a `LockSlot::State` (which obeys
+// SAFETY: #[repr(C)]; made of atomics and a `RegionLock::State` (which obeys
 // the same rules); all-zero is a valid value of every field.
-unsafe impl<K: LockSlot> Shared for RaceShared<K> {
+unsafe impl<K: RegionLock> Shared for RaceShared<K> {
     type Init = u64;
 
     fn type_name() -> String {
@@ -164,7 +164,7 @@ unsafe impl<K: LockSlot> Shared for RaceShared<K> {
     }
 }
 
-impl<K: LockSlot> std::fmt::Debug for RaceShared<K> {
+impl<K: RegionLock> std::fmt::Debug for RaceShared<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RaceShared")
             .field("lock", &K::name())

@@ -3,7 +3,7 @@
 //! coordinator agree on.
 
 use crate::mode::LocalLock;
-use crate::shared::{ByLock, LockSlot, NoLock, RaceShared};
+use crate::shared::{ByLock, NoLock, RaceShared, RegionLock};
 use shm::lock::{Acquired, Lock, RawLock};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,7 +103,7 @@ pub(crate) fn increment(counter: &AtomicU64) {
 /// its own.
 pub(crate) trait Stepper: Sync {
     /// What the region holds for this mode's lock.
-    type Slot: LockSlot;
+    type Slot: RegionLock;
     /// Builds this worker's step; the step says whether the lock came from a
     /// dead owner.
     fn attach<'r>(
@@ -185,7 +185,7 @@ impl<M: LocalLock> Stepper for Local<M> {
 
 /// Waits at the start barrier: spins briefly, then sleeps on the `go` futex
 /// with a timeout, so an aborted run never leaves a worker asleep.
-pub(crate) fn wait_for_go<K: LockSlot>(shared: &RaceShared<K>) -> Result<(), String> {
+pub(crate) fn wait_for_go<K: RegionLock>(shared: &RaceShared<K>) -> Result<(), String> {
     let ctl = &shared.control.0;
     let mut spins = 0u32;
     while ctl.go.load(Ordering::Acquire) == 0 {

@@ -1,7 +1,7 @@
 //! The race's promises: every lock mode ends at exactly the expected count,
 //! with processes and with threads; without a lock, updates are lost.
 
-use race::{Config, Kind, RaceError, SyncMode, run_trial};
+use race::{Config, RaceError, SyncMode, WorkerKind, run_trial};
 
 /// Tests in this binary fork children that call `sem_open`; glibc's
 /// `sem_open` takes a process-wide lock (`sem_mappings_lock`) that `fork`
@@ -12,7 +12,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn trial(sync: SyncMode, kind: Kind, workers: u32, iters: u64) -> race::TrialResult {
+fn trial(sync: SyncMode, kind: WorkerKind, workers: u32, iters: u64) -> race::TrialResult {
     let cfg = Config {
         sync,
         kind,
@@ -31,7 +31,7 @@ const LOCKED_CROSS: [SyncMode; 6] = [
     SyncMode::SemUnnamed,
 ];
 
-fn exact(sync: SyncMode, kind: Kind, workers: u32) {
+fn exact(sync: SyncMode, kind: WorkerKind, workers: u32) {
     let iters = 20_000;
     for _ in 0..2 {
         let r = trial(sync, kind, workers, iters);
@@ -52,8 +52,8 @@ fn exact(sync: SyncMode, kind: Kind, workers: u32) {
 fn every_lock_is_exact_with_2_and_4_processes() {
     let _serial = serial();
     for sync in LOCKED_CROSS {
-        exact(sync, Kind::Procs, 2);
-        exact(sync, Kind::Procs, 4);
+        exact(sync, WorkerKind::Procs, 2);
+        exact(sync, WorkerKind::Procs, 4);
     }
 }
 
@@ -64,15 +64,15 @@ fn every_lock_is_exact_with_2_and_4_threads() {
         .into_iter()
         .chain([SyncMode::Std, SyncMode::ParkingLot])
     {
-        exact(sync, Kind::Threads, 2);
-        exact(sync, Kind::Threads, 4);
+        exact(sync, WorkerKind::Threads, 2);
+        exact(sync, WorkerKind::Threads, 4);
     }
 }
 
 #[test]
 fn workers_are_separate_processes() {
     let _serial = serial();
-    let r = trial(SyncMode::Futex, Kind::Procs, 2, 1000);
+    let r = trial(SyncMode::Futex, WorkerKind::Procs, 2, 1000);
     let me = std::process::id() as i32;
     assert!(r.per_worker.iter().all(|w| w.pid != me));
     assert_ne!(r.per_worker[0].pid, r.per_worker[1].pid);
@@ -84,7 +84,7 @@ fn no_lock_loses_updates() {
     // 2 processes x 1,000,000 increments on a multi-core machine lose
     // updates in nearly every trial; this fails only if none of 5 does.
     let lost: Vec<u64> = (0..5)
-        .map(|_| trial(SyncMode::None, Kind::Procs, 2, 1_000_000).lost)
+        .map(|_| trial(SyncMode::None, WorkerKind::Procs, 2, 1_000_000).lost)
         .collect();
     assert!(
         lost.iter().any(|&l| l > 0),
@@ -101,7 +101,7 @@ fn thread_only_modes_refuse_processes() {
     for sync in [SyncMode::Std, SyncMode::ParkingLot] {
         let cfg = Config {
             sync,
-            kind: Kind::Procs,
+            kind: WorkerKind::Procs,
             workers: 2,
             iters: 10,
         };
@@ -116,7 +116,7 @@ fn bad_configurations_are_refused() {
     let _serial = serial();
     let base = Config {
         sync: SyncMode::Futex,
-        kind: Kind::Threads,
+        kind: WorkerKind::Threads,
         workers: 2,
         iters: 10,
     };

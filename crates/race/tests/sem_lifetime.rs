@@ -2,9 +2,9 @@
 //! are gone afterwards. Its own test binary, so no other test of this
 //! process creates objects with the same pid meanwhile.
 
-use race::{Config, Kind, SyncMode, run_trial};
+use race::{Config, SyncMode, WorkerKind, run_trial};
 
-fn trial(sync: SyncMode, kind: Kind, workers: u32, iters: u64) -> race::TrialResult {
+fn trial(sync: SyncMode, kind: WorkerKind, workers: u32, iters: u64) -> race::TrialResult {
     let cfg = Config {
         sync,
         kind,
@@ -34,7 +34,7 @@ fn the_named_semaphore_lives_exactly_as_long_as_the_run() {
             .collect()
     };
     let seen = std::thread::scope(|s| {
-        let run = s.spawn(|| trial(SyncMode::Sem, Kind::Procs, 2, 3_000_000));
+        let run = s.spawn(|| trial(SyncMode::Sem, WorkerKind::Procs, 2, 3_000_000));
         let mut seen = (false, false);
         while !run.is_finished() {
             seen.0 |= !sems().is_empty();

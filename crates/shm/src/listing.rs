@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 
 /// What kind of object a file in `/dev/shm` is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub enum ObjectKind {
     /// A POSIX shared-memory object (`shm_open`).
     SharedMemory,
     /// A POSIX named semaphore (`sem_open` makes `/dev/shm/sem.NAME`).
@@ -14,12 +14,12 @@ pub enum Kind {
     Other,
 }
 
-impl std::fmt::Display for Kind {
+impl std::fmt::Display for ObjectKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Kind::SharedMemory => "shm",
-            Kind::Semaphore => "sem",
-            Kind::Other => "other",
+            ObjectKind::SharedMemory => "shm",
+            ObjectKind::Semaphore => "sem",
+            ObjectKind::Other => "other",
         })
     }
 }
@@ -30,7 +30,7 @@ pub struct Entry {
     /// File name in `/dev/shm` (`OS`, `sem.lock`).
     pub file_name: String,
     /// Shared memory, semaphore, other.
-    pub kind: Kind,
+    pub kind: ObjectKind,
     /// Size in bytes.
     pub size: u64,
     /// Permission bits.
@@ -67,7 +67,7 @@ impl Entry {
     /// to it is not knowable from the file; shmlab names its semaphores
     /// `sem.shmlab-…`, which this reports.
     pub fn is_shmlab_semaphore(&self) -> bool {
-        self.kind == Kind::Semaphore && self.file_name.starts_with("sem.shmlab-")
+        self.kind == ObjectKind::Semaphore && self.file_name.starts_with("sem.shmlab-")
     }
 }
 
@@ -81,13 +81,13 @@ pub fn list() -> std::io::Result<Vec<Entry>> {
         };
         let file_name = dirent.file_name().to_string_lossy().into_owned();
         let kind = if !md.file_type().is_file() {
-            Kind::Other
+            ObjectKind::Other
         } else if file_name.starts_with("sem.") {
-            Kind::Semaphore
+            ObjectKind::Semaphore
         } else {
-            Kind::SharedMemory
+            ObjectKind::SharedMemory
         };
-        let (header, readable) = if kind == Kind::SharedMemory {
+        let (header, readable) = if kind == ObjectKind::SharedMemory {
             read_header(&dirent.path())
         } else {
             (None, std::fs::File::open(dirent.path()).is_ok())

@@ -163,7 +163,7 @@ fn the_listing_shows_plain_objects_and_regions() {
         .iter()
         .find(|e| e.file_name == plain.file_name())
         .expect("listed");
-    assert_eq!(e.kind, shm::listing::Kind::SharedMemory);
+    assert_eq!(e.kind, shm::listing::ObjectKind::SharedMemory);
     assert_eq!(
         (e.size, e.mode.bits(), e.header.is_none(), e.stale()),
         (4096, 0o600, true, false)

@@ -2,7 +2,7 @@
 
 use clap::{ArgGroup, Parser};
 use labs::lab4::{Options, Selection};
-use race::Kind;
+use race::WorkerKind;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -41,9 +41,9 @@ struct Cli {
 fn main() -> ExitCode {
     let cli: Cli = labs::parse();
     let (kind, workers) = match (cli.procs, cli.threads) {
-        (_, Some(n)) => (Kind::Threads, n),
-        (Some(n), None) => (Kind::Procs, n),
-        (None, None) => (Kind::Procs, 2),
+        (_, Some(n)) => (WorkerKind::Threads, n),
+        (Some(n), None) => (WorkerKind::Procs, n),
+        (None, None) => (WorkerKind::Procs, 2),
     };
     let opts = Options {
         sync: cli.sync,

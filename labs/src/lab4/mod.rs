@@ -9,7 +9,7 @@ mod plot;
 
 use crate::fmt::{self, duration_ns, group};
 use anyhow::Context;
-use race::{Config, Kind, LostSummary, SyncMode, TrialResult};
+use race::{Config, LostSummary, SyncMode, TrialResult, WorkerKind};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,7 +45,7 @@ pub struct Options {
     /// Modes.
     pub sync: Selection,
     /// Processes or threads.
-    pub kind: Kind,
+    pub kind: WorkerKind,
     /// Workers.
     pub workers: u32,
     /// Increments per worker.
@@ -70,7 +70,7 @@ impl Options {
                 let mut skipped = vec![];
                 for m in SyncMode::ALL {
                     match (self.kind, m.why_not_cross_process()) {
-                        (Kind::Procs, Some(why)) => skipped.push((m, why)),
+                        (WorkerKind::Procs, Some(why)) => skipped.push((m, why)),
                         _ => run.push(m),
                     }
                 }
@@ -215,8 +215,8 @@ fn progress_bar(cfg: &Config, trial: u32, trials: u32) -> indicatif::ProgressBar
 
 fn print_intro(opts: &Options, modes: &[SyncMode]) {
     let who = match opts.kind {
-        Kind::Procs => "processes",
-        Kind::Threads => "threads",
+        WorkerKind::Procs => "processes",
+        WorkerKind::Threads => "threads",
     };
     let what = match opts.sync {
         Selection::One(m) => format!("sync = {m}"),
@@ -229,7 +229,7 @@ fn print_intro(opts: &Options, modes: &[SyncMode]) {
         opts.trials,
         if opts.trials == 1 { "" } else { "s" }
     );
-    if opts.kind == Kind::Procs {
+    if opts.kind == WorkerKind::Procs {
         println!(
             "Each worker is a separate process that opens the region by name (shm_open + mmap) and waits at a start barrier.\n"
         );
@@ -402,7 +402,7 @@ mod tests {
     fn all_with_procs_skips_thread_only_modes() {
         let o = Options {
             sync: Selection::All,
-            kind: Kind::Procs,
+            kind: WorkerKind::Procs,
             workers: 2,
             iters: 10,
             trials: 1,

@@ -5,7 +5,7 @@
 //! so it knows nothing of the lab's options or report.
 
 use plotters::prelude::*;
-use race::{Kind, LostSummary, SyncMode};
+use race::{LostSummary, SyncMode, WorkerKind};
 use std::path::Path;
 
 /// The run a picture is of, for its caption.
@@ -14,7 +14,7 @@ pub(super) struct Run {
     /// Workers.
     pub workers: u32,
     /// Processes or threads.
-    pub kind: Kind,
+    pub kind: WorkerKind,
     /// Increments per worker.
     pub iters: u64,
 }
