@@ -122,7 +122,7 @@ fn payload_for(producer: u32, seq: u64) -> [u64; 4] {
     ]
 }
 
-crate::codes::code_enum! {
+shm::code_enum! {
     /// The start gate in [`Buffer::go`], a futex word: the workers wait while
     /// it is closed and the parent opens it once all of them have arrived.
     enum Gate: u32 {
@@ -133,7 +133,7 @@ crate::codes::code_enum! {
     }
 }
 
-crate::codes::code_enum! {
+shm::code_enum! {
     /// How a worker process exits; the parent reads it with `waitpid`.
     enum WorkerExit: i32 {
         /// It did all its work.

@@ -17,8 +17,6 @@
 //!   digit grouping, one set of time units), and how `--wait` seconds are
 //!   read;
 //! - [`payloads`]: the region payloads the tool decodes;
-//! - `codes` (crate-private): the `code_enum!` macro for the numbers a
-//!   parent and its forked children share (exit statuses, flag words).
 
 use std::process::ExitCode;
 
@@ -85,7 +83,6 @@ pub fn main_with(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
-mod codes;
 pub mod fmt;
 pub mod lab1;
 pub mod lab2;

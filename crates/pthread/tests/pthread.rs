@@ -10,95 +10,54 @@ use shm::lock::{Acquired, Lock, RawLockTimed};
 use shm::{Region, RegionOptions};
 use shm_pthread::{PlainMutex, RobustMutex};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use testkit::{Payload, bump, child, create, die_holding, reap};
-
-fn threads_count_exactly<L: RawLockTimed + 'static>() {
-    let (_, r) = create::<L>("threads");
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| bump::<L>(&r, 100_000));
-        }
-    });
-    assert_eq!(r.counter.load(Ordering::Relaxed), 400_000);
-}
-
-fn processes_count_exactly<L: RawLockTimed + 'static>() {
-    for procs in [2u64, 4] {
-        let (name, r) = create::<L>("procs");
-        let kids = (0..procs)
-            .map(|_| {
-                let name = name.clone();
-                child(move || {
-                    let r = Region::<Payload<L>>::open(&name, &RegionOptions::default()).unwrap();
-                    bump::<L>(&r, 50_000);
-                })
-            })
-            .collect();
-        reap(kids);
-        assert_eq!(r.counter.load(Ordering::Relaxed), procs * 50_000);
-    }
-}
-
-fn try_lock_sees_it_held<L: RawLockTimed + 'static>() {
-    let (_, r) = create::<L>("try");
-    let lock = Lock::<L>::attach(&r.lock.0).unwrap();
-    let g = lock.lock().unwrap();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let other = Lock::<L>::attach(&r.lock.0).unwrap();
-            assert!(other.try_lock().unwrap().is_none());
-            let t0 = Instant::now();
-            assert!(
-                other
-                    .lock_timeout(Duration::from_millis(50))
-                    .unwrap()
-                    .is_none()
-            );
-            assert!(t0.elapsed() >= Duration::from_millis(50), "gave up early");
-        });
-    });
-    drop(g);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let other = Lock::<L>::attach(&r.lock.0).unwrap();
-            let g = other.try_lock().unwrap().expect("free after unlock");
-            assert_eq!(g.acquired(), Acquired::Clean);
-            drop(g);
-            let g = other.lock_timeout(Duration::from_millis(50)).unwrap();
-            assert_eq!(g.map(|g| g.acquired()), Some(Acquired::Clean));
-        });
-    });
-}
 
 #[test]
 fn robust_mutex_four_threads_count_exactly() {
-    threads_count_exactly::<RobustMutex>();
+    testkit::threads_count_exactly::<RobustMutex>();
 }
 
 #[test]
 fn plain_mutex_four_threads_count_exactly() {
-    threads_count_exactly::<PlainMutex>();
+    testkit::threads_count_exactly::<PlainMutex>();
 }
 
 #[test]
 fn robust_mutex_processes_count_exactly() {
-    processes_count_exactly::<RobustMutex>();
+    testkit::processes_count_exactly::<RobustMutex>(50_000);
 }
 
 #[test]
 fn plain_mutex_processes_count_exactly() {
-    processes_count_exactly::<PlainMutex>();
+    testkit::processes_count_exactly::<PlainMutex>(50_000);
 }
 
 #[test]
 fn robust_mutex_try_lock_sees_it_held() {
-    try_lock_sees_it_held::<RobustMutex>();
+    testkit::try_lock_sees_it_held::<RobustMutex>();
+}
+
+/// glibc's owner field names the holding thread, and nobody once free: what
+/// tells a wedged plain mutex from a busy one.
+#[test]
+fn last_holder_is_the_holding_thread() {
+    fn check<L: RawLockTimed + 'static>() {
+        let (_, r) = create::<L>("owner");
+        let lock = Lock::<L>::attach(&r.lock.0).unwrap();
+        assert_eq!(lock.raw().last_holder(lock.state()), None);
+        let g = lock.lock().unwrap();
+        assert_eq!(lock.raw().last_holder(lock.state()), Some(shm::gettid()));
+        drop(g);
+        assert_eq!(lock.raw().last_holder(lock.state()), None);
+    }
+    check::<RobustMutex>();
+    check::<PlainMutex>();
 }
 
 #[test]
 fn plain_mutex_try_lock_sees_it_held() {
-    try_lock_sees_it_held::<PlainMutex>();
+    testkit::try_lock_sees_it_held::<PlainMutex>();
 }
 
 #[test]

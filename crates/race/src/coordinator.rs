@@ -131,15 +131,15 @@ fn spawn<'s, 'e, S: Stepper>(
         WorkerKind::Procs => fork_worker(index, || {
             let opts = RegionOptions::default();
             let Ok(mine) = Region::<RaceShared<S::Slot>>::open(name, &opts) else {
-                return ChildExit::OpenFailed.code();
+                return i32::from(ChildExit::OpenFailed);
             };
             let slot = &mine.workers[index as usize].0;
             slot.id.store(shm::pid(), Ordering::Relaxed);
             match worker_body(&mine, index, stepper) {
-                Ok(()) => ChildExit::Finished.code(),
+                Ok(()) => i32::from(ChildExit::Finished),
                 Err(_) => {
                     slot.set_state(WorkerState::Failed);
-                    ChildExit::LockFailed.code()
+                    i32::from(ChildExit::LockFailed)
                 }
             }
         })
@@ -220,7 +220,7 @@ fn check_alive<K: RegionLock>(
                         }
                         "exited before finishing".to_string()
                     }
-                    Ok(WaitStatus::Exited(_, code)) => match ChildExit::from_code(code) {
+                    Ok(WaitStatus::Exited(_, code)) => match ChildExit::try_from(code).ok() {
                         Some(exit) => exit.describe().to_string(),
                         None => format!("exited with status {code}"),
                     },

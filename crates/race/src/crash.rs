@@ -35,29 +35,26 @@ pub const WAIT_SLICE: Duration = Duration::from_millis(200);
 /// How long the coordinator lets survivors run after the kill.
 const SURVIVOR_DEADLINE: Duration = Duration::from_secs(20);
 
-/// What the survivors experienced; stored in the region's
-/// `CrashControl::outcome` word by the first survivor to notice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-#[repr(u32)]
-pub enum Outcome {
-    /// Nobody noticed within the deadline: without the bounded wait, the
-    /// survivors would have waited forever. (Also the word's initial 0.)
-    Hung = 0,
-    /// The lock told the next locker its owner died and carried on.
-    Recovered = 1,
-    /// The lock stayed held by a dead process; a survivor detected it from
-    /// the recorded holder and stopped instead of hanging.
-    WedgedDetected = 2,
+shm::code_enum! {
+    /// What the survivors experienced; stored in the region's
+    /// `CrashControl::outcome` word by the first survivor to notice.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Outcome: u32 {
+        /// Nobody noticed within the deadline: without the bounded wait, the
+        /// survivors would have waited forever. (Also the word's initial 0.)
+        Hung = 0,
+        /// The lock told the next locker its owner died and carried on.
+        Recovered = 1,
+        /// The lock stayed held by a dead process; a survivor detected it
+        /// from the recorded holder and stopped instead of hanging.
+        WedgedDetected = 2,
+    }
 }
 
 impl Outcome {
     fn from_u32(v: u32) -> Self {
-        match v {
-            1 => Outcome::Recovered,
-            2 => Outcome::WedgedDetected,
-            _ => Outcome::Hung,
-        }
+        Self::try_from(v).unwrap_or(Outcome::Hung)
     }
 }
 
@@ -175,7 +172,7 @@ fn crash<L: RawLockTimed + 'static>(
     let mut pids = Vec::new();
     let result = (|| {
         for index in 0..workers {
-            pids.push(fork_worker(index, || child::<L>(&name, index).code())?);
+            pids.push(fork_worker(index, || child::<L>(&name, index).into())?);
         }
         let start = Instant::now();
         while ctl.arrived.load(Ordering::Acquire) < workers {
@@ -211,7 +208,7 @@ fn crash<L: RawLockTimed + 'static>(
             .iter()
             .filter(|&&pid| {
                 matches!(reap_by(pid, deadline), Some(WaitStatus::Exited(_, code))
-                    if code == ChildExit::Finished.code())
+                    if code == i32::from(ChildExit::Finished))
             })
             .count() as u32;
         Ok(finished)
@@ -367,7 +364,7 @@ fn take<'g, 'a, L: RawLockTimed>(
 fn notice(cc: &crate::shared::CrashControl, outcome: Outcome, holder: i32) {
     if cc
         .outcome
-        .compare_exchange(0, outcome as u32, Ordering::AcqRel, Ordering::Acquire)
+        .compare_exchange(0, outcome.into(), Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
     {
         cc.holder.store(holder, Ordering::Relaxed);

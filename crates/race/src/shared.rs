@@ -113,12 +113,12 @@ impl WorkerSlot {
     /// The worker's state (`Acquire`: what the worker wrote before it is
     /// visible).
     pub fn state(&self) -> WorkerState {
-        WorkerState::from_u32(self.state.load(Ordering::Acquire))
+        WorkerState::try_from(self.state.load(Ordering::Acquire)).unwrap_or(WorkerState::Failed)
     }
 
     /// Publishes the worker's state (`Release`).
     pub fn set_state(&self, s: WorkerState) {
-        self.state.store(s as u32, Ordering::Release);
+        self.state.store(s.into(), Ordering::Release);
     }
 }
 

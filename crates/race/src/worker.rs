@@ -14,69 +14,39 @@ use std::time::Duration;
 /// rare enough to stay off the hot path.
 pub const PUBLISH_EVERY: u64 = 1024;
 
-/// A worker's state in its slot (`WorkerSlot::state`), written by the
-/// worker, read by the coordinator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum WorkerState {
-    /// Not started (the zeroed slot).
-    NotStarted = 0,
-    /// Attached and waiting at the start barrier.
-    Arrived = 1,
-    /// Finished every increment.
-    Done = 2,
-    /// Stopped on an error.
-    Failed = 3,
-}
-
-impl WorkerState {
-    /// From the slot's word; an unknown value reads as `Failed`.
-    pub fn from_u32(v: u32) -> Self {
-        match v {
-            0 => Self::NotStarted,
-            1 => Self::Arrived,
-            2 => Self::Done,
-            _ => Self::Failed,
-        }
+shm::code_enum! {
+    /// A worker's state in its slot (`WorkerSlot::state`), written by the
+    /// worker, read by the coordinator.
+    pub enum WorkerState: u32 {
+        /// Not started (the zeroed slot).
+        NotStarted = 0,
+        /// Attached and waiting at the start barrier.
+        Arrived = 1,
+        /// Finished every increment.
+        Done = 2,
+        /// Stopped on an error.
+        Failed = 3,
     }
 }
 
-/// How a forked worker process ends: its exit status, which the
-/// coordinator turns back into words.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i32)]
-pub enum ChildExit {
-    /// Finished.
-    Finished = 0,
-    /// Could not open the region by name.
-    OpenFailed = 3,
-    /// Taking (or attaching to) the lock failed.
-    LockFailed = 4,
-    /// Crash experiment: stopped at a lock it found wedged by a dead holder.
-    WedgeDetected = 5,
-    /// Stopped because the coordinator set the abort flag.
-    Aborted = 6,
+shm::code_enum! {
+    /// How a forked worker process ends: its exit status, which the
+    /// coordinator turns back into words.
+    pub enum ChildExit: i32 {
+        /// Finished.
+        Finished = 0,
+        /// Could not open the region by name.
+        OpenFailed = 3,
+        /// Taking (or attaching to) the lock failed.
+        LockFailed = 4,
+        /// Crash experiment: stopped at a lock it found wedged by a dead holder.
+        WedgeDetected = 5,
+        /// Stopped because the coordinator set the abort flag.
+        Aborted = 6,
+    }
 }
 
 impl ChildExit {
-    /// The exit status.
-    pub fn code(self) -> i32 {
-        self as i32
-    }
-
-    /// The variant for an exit status, if it is one of ours.
-    pub fn from_code(code: i32) -> Option<Self> {
-        [
-            Self::Finished,
-            Self::OpenFailed,
-            Self::LockFailed,
-            Self::WedgeDetected,
-            Self::Aborted,
-        ]
-        .into_iter()
-        .find(|c| c.code() == code)
-    }
-
     /// What the status means, for the coordinator's report.
     pub fn describe(self) -> &'static str {
         match self {

@@ -7,12 +7,11 @@
 //! `_exit`; every object is created by the test and removed by a guard
 //! (the region's drop, or [`Unlink`]), also when an assertion fails.
 
-use shm::lock::{Acquired, Lock, RawLock, RawLockTimed};
+use shm::lock::{Lock, RawLock};
 use shm::{Mode, Region, RegionOptions, ShmName};
 use shm_sem::{NamedSem, NamedSemaphore, UnnamedSemaphore, sem_name_for, sem_path};
 use std::os::unix::fs::PermissionsExt;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use testkit::{Payload, bump, child, create, reap, serial};
 
 // Tests in this binary fork children that call `sem_open`; glibc's
@@ -29,100 +28,46 @@ impl Drop for Unlink {
     }
 }
 
-fn threads_count_exactly<L: RawLockTimed + 'static>() {
-    let (_, r) = create::<L>("threads");
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| bump::<L>(&r, 100_000));
-        }
-    });
-    assert_eq!(r.counter.load(Ordering::Relaxed), 400_000);
-}
-
-fn processes_count_exactly<L: RawLockTimed + 'static>() {
-    for procs in [2u64, 4] {
-        let (name, r) = create::<L>("procs");
-        let kids = (0..procs)
-            .map(|_| {
-                let name = name.clone();
-                child(move || {
-                    let r = Region::<Payload<L>>::open(&name, &RegionOptions::default()).unwrap();
-                    bump::<L>(&r, 20_000);
-                })
-            })
-            .collect();
-        reap(kids);
-        assert_eq!(r.counter.load(Ordering::Relaxed), procs * 20_000);
-    }
-}
-
-fn try_lock_sees_it_held<L: RawLockTimed + 'static>() {
-    let (_, r) = create::<L>("try");
-    let lock = Lock::<L>::attach(&r.lock.0).unwrap();
-    let g = lock.lock().unwrap();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let other = Lock::<L>::attach(&r.lock.0).unwrap();
-            assert!(other.try_lock().unwrap().is_none());
-            let t0 = Instant::now();
-            assert!(
-                other
-                    .lock_timeout(Duration::from_millis(50))
-                    .unwrap()
-                    .is_none()
-            );
-            assert!(t0.elapsed() >= Duration::from_millis(50), "gave up early");
-        });
-    });
-    drop(g);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let other = Lock::<L>::attach(&r.lock.0).unwrap();
-            let g = other.try_lock().unwrap().expect("free after unlock");
-            assert_eq!(g.acquired(), Acquired::Clean);
-            drop(g);
-            let g = other.lock_timeout(Duration::from_millis(50)).unwrap();
-            assert_eq!(g.map(|g| g.acquired()), Some(Acquired::Clean));
-        });
-    });
-    // The pid recorded after each acquisition is this process's.
-    assert_eq!(lock.raw().last_holder(lock.state()), Some(shm::pid()));
-}
-
 #[test]
 fn named_semaphore_four_threads_count_exactly() {
     let _serial = serial();
-    threads_count_exactly::<NamedSemaphore>();
+    testkit::threads_count_exactly::<NamedSemaphore>();
 }
 
 #[test]
 fn unnamed_semaphore_four_threads_count_exactly() {
     let _serial = serial();
-    threads_count_exactly::<UnnamedSemaphore>();
+    testkit::threads_count_exactly::<UnnamedSemaphore>();
 }
 
 #[test]
 fn named_semaphore_processes_count_exactly() {
     let _serial = serial();
-    processes_count_exactly::<NamedSemaphore>();
+    testkit::processes_count_exactly::<NamedSemaphore>(20_000);
 }
 
 #[test]
 fn unnamed_semaphore_processes_count_exactly() {
     let _serial = serial();
-    processes_count_exactly::<UnnamedSemaphore>();
+    testkit::processes_count_exactly::<UnnamedSemaphore>(20_000);
 }
 
 #[test]
 fn named_semaphore_try_lock_sees_it_held() {
     let _serial = serial();
-    try_lock_sees_it_held::<NamedSemaphore>();
+    let r = testkit::try_lock_sees_it_held::<NamedSemaphore>();
+    // The pid recorded after each acquisition is this process's.
+    let lock = Lock::<NamedSemaphore>::attach(&r.lock.0).unwrap();
+    assert_eq!(lock.raw().last_holder(lock.state()), Some(shm::pid()));
 }
 
 #[test]
 fn unnamed_semaphore_try_lock_sees_it_held() {
     let _serial = serial();
-    try_lock_sees_it_held::<UnnamedSemaphore>();
+    let r = testkit::try_lock_sees_it_held::<UnnamedSemaphore>();
+    // The pid recorded after each acquisition is this process's.
+    let lock = Lock::<UnnamedSemaphore>::attach(&r.lock.0).unwrap();
+    assert_eq!(lock.raw().last_holder(lock.state()), Some(shm::pid()));
 }
 
 /// Sets the umask, and puts the old one back however the test ends.

@@ -23,6 +23,7 @@
 //! All `unsafe` calls into libc live in the private `sys` module.
 
 pub mod cleanup;
+pub mod codes;
 mod error;
 pub mod listing;
 pub mod lock;

@@ -20,29 +20,23 @@ pub const VERSION: u32 = 1;
 pub const HEADER_SIZE: usize = 128;
 const TYPE_NAME_LEN: usize = 64;
 
-/// Life cycle of a region, as stored in [`Header`]'s `state` word.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum InitState {
-    /// Sized but the header is not written yet.
-    Uninit = 0,
-    /// The creator is initialising the payload.
-    Initialising = 1,
-    /// Published: openers may use the payload.
-    Ready = 2,
-    /// The initialiser failed; the creator will unlink it.
-    Failed = 3,
+crate::code_enum! {
+    /// Life cycle of a region, as stored in [`Header`]'s `state` word.
+    pub enum InitState: u32 {
+        /// Sized but the header is not written yet.
+        Uninit = 0,
+        /// The creator is initialising the payload.
+        Initialising = 1,
+        /// Published: openers may use the payload.
+        Ready = 2,
+        /// The initialiser failed; the creator will unlink it.
+        Failed = 3,
+    }
 }
 
 impl InitState {
     fn from_u32(v: u32) -> Option<Self> {
-        Some(match v {
-            0 => Self::Uninit,
-            1 => Self::Initialising,
-            2 => Self::Ready,
-            3 => Self::Failed,
-            _ => return None,
-        })
+        Self::try_from(v).ok()
     }
 }
 

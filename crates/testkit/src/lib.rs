@@ -10,7 +10,7 @@
 
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
-use shm::lock::{Lock, LockState, RawLock};
+use shm::lock::{Acquired, Lock, LockState, RawLock, RawLockTimed};
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -154,4 +154,70 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Every lock's first promise, with threads: 4 threads x 100,000 locked
+/// increments end at exactly 400,000.
+pub fn threads_count_exactly<L: RawLock + 'static>() {
+    let (_, r) = create::<L>("threads");
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| bump::<L>(&r, 100_000));
+        }
+    });
+    assert_eq!(r.counter.load(Ordering::Relaxed), 400_000);
+}
+
+/// The same with 2 and then 4 separate processes that open the region by
+/// name, `per_worker` increments each: exactly `procs x per_worker`.
+pub fn processes_count_exactly<L: RawLock + 'static>(per_worker: u64) {
+    for procs in [2u64, 4] {
+        let (name, r) = create::<L>("procs");
+        let kids = (0..procs)
+            .map(|_| {
+                let name = name.clone();
+                child(move || {
+                    let r = open::<L>(&name).expect("open the region by name");
+                    bump::<L>(&r, per_worker);
+                })
+            })
+            .collect();
+        reap(kids);
+        assert_eq!(r.counter.load(Ordering::Relaxed), procs * per_worker);
+    }
+}
+
+/// While one thread holds the lock, another's `try_lock` fails at once and
+/// its `lock_timeout` gives up after (not before) the timeout; once it is
+/// released, both succeed cleanly. Returns the region for further checks.
+pub fn try_lock_sees_it_held<L: RawLockTimed + 'static>() -> Region<Payload<L>> {
+    let (_, r) = create::<L>("try");
+    let lock = Lock::<L>::attach(&r.lock.0).expect("attach");
+    let g = lock.lock().expect("lock");
+    let wait = Duration::from_millis(50);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let other = Lock::<L>::attach(&r.lock.0).expect("attach");
+            assert!(other.try_lock().expect("try_lock").is_none());
+            let t0 = Instant::now();
+            assert!(other.lock_timeout(wait).expect("lock_timeout").is_none());
+            assert!(t0.elapsed() >= wait, "gave up early");
+        });
+    });
+    drop(g);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let other = Lock::<L>::attach(&r.lock.0).expect("attach");
+            let g = other
+                .try_lock()
+                .expect("try_lock")
+                .expect("free after unlock");
+            assert_eq!(g.acquired(), Acquired::Clean);
+            drop(g);
+            let g = other.lock_timeout(wait).expect("lock_timeout");
+            assert_eq!(g.map(|g| g.acquired()), Some(Acquired::Clean));
+        });
+    });
+    drop(lock);
+    r
 }

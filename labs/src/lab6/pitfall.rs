@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 
-crate::codes::code_enum! {
+shm::code_enum! {
     /// How the `--pitfall eof` child (the writer) exits.
     enum WriterExit: i32 {
         /// It wrote its message.
@@ -18,7 +18,7 @@ crate::codes::code_enum! {
     }
 }
 
-crate::codes::code_enum! {
+shm::code_enum! {
     /// How the `--pitfall epipe` child with SIGPIPE at its default action
     /// exits when it is *not* killed by SIGPIPE (which is what should happen).
     enum SigpipeChildExit: i32 {

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
-crate::codes::code_enum! {
+shm::code_enum! {
     /// How the textbook's child exits; the parent's `wait()` reports it.
     enum ReaderExit: i32 {
         /// It read exactly [`GREETING`].

@@ -1,6 +1,7 @@
-//! Numbers a lab's parent process and its forked children agree on (exit
-//! statuses, the values of a shared flag word), declared as enums with
-//! [`code_enum!`] so that neither side writes a bare number.
+//! Numbers that two processes agree on — a region's state word, a worker's
+//! state in its slot, a forked child's exit status, a shared flag — declared
+//! as enums with [`code_enum!`](crate::code_enum) so that neither side
+//! writes a bare number.
 
 /// Declares a fieldless enum with an explicit `#[repr(i32)]` or
 /// `#[repr(u32)]` and every variant's number, plus the conversions both
@@ -8,7 +9,7 @@
 /// the enum, whose error is the number that matched no variant:
 ///
 /// ```text
-/// crate::codes::code_enum! {
+/// shm::code_enum! {
 ///     /// How a worker exits.
 ///     enum WorkerExit: i32 {
 ///         /// It did all its work.
@@ -18,6 +19,7 @@
 ///     }
 /// }
 /// ```
+#[macro_export]
 macro_rules! code_enum {
     (
         $(#[$meta:meta])*
@@ -53,8 +55,6 @@ macro_rules! code_enum {
         }
     };
 }
-
-pub(crate) use code_enum;
 
 #[cfg(test)]
 mod tests {
