@@ -58,8 +58,9 @@ fn outcome_text(r: &CrashReport) -> String {
 }
 
 fn print_table(reports: &[CrashReport]) {
+    let w = SyncMode::name_width();
     println!(
-        "{:<12} {:<44} {:>10} {:>9} {:>20} {:>25}",
+        "{:<w$} {:<44} {:>10} {:>9} {:>20} {:>25}",
         "sync",
         "what the others experienced",
         "detected",
@@ -70,7 +71,7 @@ fn print_table(reports: &[CrashReport]) {
     for r in reports {
         let detected = r.detect_ns.map_or("-".to_string(), duration_ns);
         println!(
-            "{:<12} {:<44} {:>10} {:>9} {:>20} {:>25}",
+            "{:<w$} {:<44} {:>10} {:>9} {:>20} {:>25}",
             r.sync.name(),
             outcome_text(r),
             detected,
@@ -94,6 +95,11 @@ fn print_notice(reports: &[CrashReport]) {
     if reports.iter().any(|r| r.outcome == Outcome::Recovered) {
         println!(
             "- pthread (robust), futex and spin locks know their owner: the kernel's robust list (pthread) or the owner's TID in the lock word (futex, spin) lets the next locker take over and be told the owner died. The data it protected may be half-updated: here it is not, because the victim had not stored yet."
+        );
+    }
+    if reports.iter().any(|r| r.sync == SyncMode::PthreadPlain) {
+        println!(
+            "- glibc's plain (non-robust) mutex records its holder's tid, but when the holder dies nothing happens: the next pthread_mutex_lock waits forever. Only the bounded wait (pthread_mutex_clocklock) plus that owner field turns it into a report. Robustness is what the pthread row pays for."
         );
     }
     if reports.iter().any(|r| r.outcome == Outcome::WedgedDetected) {

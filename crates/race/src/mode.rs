@@ -162,6 +162,11 @@ impl SyncMode {
         self.visit(Describe).1
     }
 
+    /// The longest mode name: the width of a table's `sync` column.
+    pub fn name_width() -> usize {
+        Self::ALL.iter().map(|m| m.name().len()).max().unwrap_or(0)
+    }
+
     /// Parses a command-line name.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.name() == s)

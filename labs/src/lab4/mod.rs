@@ -315,6 +315,7 @@ fn mode_rows<'a>(all: &'a [TrialResult], modes: &[SyncMode]) -> Vec<ModeRow<'a>>
 }
 
 fn print_table(all: &[TrialResult], modes: &[SyncMode], trials: u32) {
+    let w = SyncMode::name_width();
     let rows = mode_rows(all, modes);
     let atomic = rows
         .iter()
@@ -324,7 +325,7 @@ fn print_table(all: &[TrialResult], modes: &[SyncMode], trials: u32) {
         println!("median trial of {trials} per mode (by throughput); lost = worst trial\n");
     }
     println!(
-        "{:<12} {:>13} {:>13} {:>12} {:>8} {:>11} {:>12} {:>9} {:>8}",
+        "{:<w$} {:>13} {:>13} {:>12} {:>8} {:>11} {:>12} {:>9} {:>8}",
         "sync", "expected", "actual", "lost", "lost %", "elapsed", "Mops/s", "x atomic", "fairness"
     );
     for ModeRow {
@@ -334,7 +335,7 @@ fn print_table(all: &[TrialResult], modes: &[SyncMode], trials: u32) {
     {
         let ratio = atomic.map_or("-".to_string(), |a| format!("{:.2}", r.ops_per_sec / a));
         println!(
-            "{:<12} {:>13} {:>13} {:>12} {:>8} {:>11} {:>12.2} {:>9} {:>8.3}",
+            "{:<w$} {:>13} {:>13} {:>12} {:>8} {:>11} {:>12.2} {:>9} {:>8.3}",
             r.sync.name(),
             group(r.expected),
             group(r.actual),
