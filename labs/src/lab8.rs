@@ -35,6 +35,12 @@ pub fn run(modes: &[SyncMode], workers: u32, iters: u64, json: bool) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--sync`'s help: the locks that can die holding, then `all`.
+pub fn sync_help() -> String {
+    let names: Vec<&str> = all_modes().into_iter().map(SyncMode::name).collect();
+    format!("{} | all", names.join(" | "))
+}
+
 /// The modes for `--sync all`.
 pub fn all_modes() -> Vec<SyncMode> {
     crash_modes()

@@ -12,8 +12,8 @@ use std::process::ExitCode;
 #[command(version)]
 #[command(group(ArgGroup::new("workers").args(["procs", "threads"])))]
 struct Cli {
-    /// none | atomic | spin | futex | pthread | sem | sem-unnamed | std | parking_lot | all
-    #[arg(long, default_value = "none")]
+    /// The sync mode (the race crate's registry), or all
+    #[arg(long, default_value = "none", help = labs::lab4::sync_help())]
     sync: Selection,
     /// Separate processes, each mapping the region by name [default: 2]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=race::MAX_WORKERS as i64))]

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Cli {
-    /// pthread | futex | spin | sem | sem-unnamed | all
-    #[arg(long, default_value = "all", value_parser = parse_sync)]
+    /// A lock of the registry that lives in the region, or all
+    #[arg(long, default_value = "all", value_parser = parse_sync, help = labs::lab8::sync_help())]
     sync: Modes,
     /// Worker processes, including the one that dies
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=race::MAX_WORKERS as i64))]
@@ -34,7 +34,8 @@ fn parse_sync(s: &str) -> Result<Modes, String> {
     match SyncMode::parse(s) {
         Some(m) if labs::lab8::all_modes().contains(&m) => Ok(Modes(vec![m])),
         _ => Err(format!(
-            "{s:?} is not a lock that can die holding; choose pthread, futex, spin, sem, sem-unnamed or all"
+            "{s:?} is not a lock that can die holding; choose {}",
+            labs::lab8::sync_help().replace(" | ", ", ")
         )),
     }
 }

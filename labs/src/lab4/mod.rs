@@ -39,6 +39,12 @@ impl std::str::FromStr for Selection {
     }
 }
 
+/// `--sync`'s help: every mode of the registry, then `all`.
+pub fn sync_help() -> String {
+    let names: Vec<&str> = SyncMode::ALL.iter().map(|m| m.name()).collect();
+    format!("{} | all", names.join(" | "))
+}
+
 /// What the user asked for.
 #[derive(Clone, Debug)]
 pub struct Options {
