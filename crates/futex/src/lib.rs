@@ -19,9 +19,16 @@
 //!
 //! std's mutex (`library/std/src/sys/sync/mutex/futex.rs`) stores 0
 //! (unlocked), 1 (locked) or 2 (locked, waiters). Here the word stores the
-//! **holder's kernel thread id** instead of 1, and the top bit
-//! (`0x8000_0000`, free because tids stay below `pid_max` ≤ 2^22) is the
-//! waiters flag; see [`FutexState`] for the table. The algorithm is std's:
+//! **holder's kernel thread id** instead of 1, and the top bit is the
+//! waiters flag: the kernel's own `FUTEX_WAITERS` (`0x8000_0000`, the bit it
+//! uses in the `[FUTEX_WAITERS | tid]` words of PI and robust futexes; free
+//! here because tids stay below `pid_max` ≤ 2^22, and not interpreted by
+//! plain `FUTEX_WAIT`/`FUTEX_WAKE`); see [`FutexState`] for the table. The spin
+//! lock keeps the same word with no flag ([`SpinState`]). What both locks do
+//! with such an *owner word* — take it by one compare-exchange from 0,
+//! examine its holder, take it over from a dead holder, release it — is
+//! written once (`word.rs`); the two lock modules differ only in how a
+//! waiter waits and in the flag. The futex lock's algorithm is std's:
 //! an `#[inline]` fast path `compare_exchange(0, tid)`, a `#[cold]` path that
 //! spins about 100 loads, sets the flag and sleeps, and an unlock that is one
 //! `swap(0, Release)` plus a `FUTEX_WAKE` only if the flag was set.
@@ -55,8 +62,9 @@
 //!   record with the same tid but a different start time means the tid now
 //!   names another thread;
 //! - a waiter that finds the holder dead replaces it with one
-//!   compare-exchange from the value it saw to `my_tid | WAITERS` (keeping
-//!   the flag so the other sleepers are woken in turn) and gets
+//!   compare-exchange from the value it saw to `my_tid | FUTEX_WAITERS`
+//!   (keeping the flag so the other sleepers are woken in turn; `my_tid`
+//!   for the spin lock, which has no flag) and gets
 //!   [`Acquired::PreviousOwnerDied`](shm::lock::Acquired) with the dead tid.
 //!   Takeover therefore happens about [`OWNER_CHECK_INTERVAL`] after the
 //!   holder's death; a live holder costs each sleeping waiter one timed-out
@@ -129,6 +137,7 @@ mod owner;
 mod spin;
 mod sync;
 mod sys;
+mod word;
 
 pub use futex::{FutexLock, FutexState};
 pub use spin::{SpinLock, SpinState};
