@@ -5,12 +5,13 @@
 
 use crate::report::summarise;
 use crate::shared::{Control, RaceShared, RegionLock};
+use crate::trace::{MAX_TRACED, RECORD_BYTES, TraceObject, TraceReport};
 use crate::worker::{ChildExit, Stepper, WorkerState, worker_body};
 use crate::{Config, Progress, RaceError, TrialResult, WorkerKind};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use shm::{Region, RegionOptions, ShmName};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long the coordinator waits for every worker to reach the barrier.
@@ -77,21 +78,45 @@ pub(crate) fn reap_by(pid: Pid, deadline: Instant) -> Option<WaitStatus> {
     status
 }
 
+/// Runs one trial; with `trace`, every increment is recorded in a trace
+/// object beside the region and the trace is analysed afterwards.
 pub(crate) fn run<S: Stepper>(
     cfg: &Config,
     trial: u32,
     progress: Progress<'_>,
     stepper: &S,
-) -> Result<TrialResult, RaceError> {
+    trace: bool,
+) -> Result<(TrialResult, Option<TraceReport>), RaceError> {
     let expected = cfg.validate()?;
+    if trace && expected > MAX_TRACED {
+        return Err(RaceError::Config(format!(
+            "--trace records every increment ({RECORD_BYTES} bytes each); {} workers x {} increments is more than the {} it keeps; use --iters {} or fewer",
+            cfg.workers,
+            cfg.iters,
+            MAX_TRACED,
+            MAX_TRACED / u64::from(cfg.workers)
+        )));
+    }
     let name = ShmName::unique(&format!("race-{}", cfg.sync));
     let region =
         Region::<RaceShared<S::Slot>>::create(&name, &RegionOptions::default(), cfg.iters)?;
+    let tobj = trace
+        .then(|| TraceObject::create(cfg.workers, cfg.iters))
+        .transpose()?;
+    let tmap = tobj.as_ref().map(TraceObject::map).transpose()?;
+    let words = tmap.as_ref().map(|m| m.words()).transpose()?;
+    let traced = tobj.as_ref().zip(words).map(|(o, w)| Traced {
+        name: o.name(),
+        len: o.len(),
+        words: w,
+    });
     std::thread::scope(|scope| {
         let mut handles = Vec::with_capacity(cfg.workers as usize);
         let outcome = (|| {
             for index in 0..cfg.workers {
-                handles.push(spawn(cfg.kind, &region, &name, index, stepper, scope)?);
+                handles.push(spawn(
+                    cfg.kind, &region, &name, index, stepper, traced, scope,
+                )?);
             }
             coordinate(cfg, &region, &mut handles, progress)
         })();
@@ -100,16 +125,32 @@ pub(crate) fn run<S: Stepper>(
         }
         reap(&mut handles);
         outcome?;
-        Ok(summarise(cfg, trial, expected, &region))
+        let result = summarise(cfg, trial, expected, &region);
+        let report = traced.map(|t| {
+            let incs = crate::trace::collect(t.words, cfg.workers, cfg.iters);
+            crate::trace::analyse(&incs, result.actual)
+        });
+        Ok((result, report))
     })
 }
 
+/// A traced run's trace object, as the workers reach it: processes open it
+/// by name, threads share the coordinator's words.
+#[derive(Clone, Copy)]
+struct Traced<'t> {
+    name: &'t ShmName,
+    len: usize,
+    words: &'t [AtomicU64],
+}
+
+#[allow(clippy::too_many_arguments)]
 fn spawn<'s, 'e, S: Stepper>(
     kind: WorkerKind,
     region: &'s Region<RaceShared<S::Slot>>,
     name: &ShmName,
     index: u32,
     stepper: &'s S,
+    traced: Option<Traced<'s>>,
     scope: &'s std::thread::Scope<'s, 'e>,
 ) -> Result<Handle<'s>, RaceError> {
     match kind {
@@ -122,7 +163,7 @@ fn spawn<'s, 'e, S: Stepper>(
                         .0
                         .id
                         .store(shm::gettid(), Ordering::Relaxed);
-                    worker_body(shared, index, stepper)
+                    worker_body(shared, index, stepper, traced.map(|t| t.words))
                 })
                 .map_err(|source| RaceError::Spawn { index, source })?;
             Ok(Handle::Thread(h))
@@ -135,7 +176,18 @@ fn spawn<'s, 'e, S: Stepper>(
             };
             let slot = &mine.workers[index as usize].0;
             slot.id.store(shm::pid(), Ordering::Relaxed);
-            match worker_body(&mine, index, stepper) {
+            // Its own mapping of the trace object, opened by name too.
+            let tmap = match traced
+                .map(|t| crate::trace::open(t.name, t.len))
+                .transpose()
+            {
+                Ok(m) => m,
+                Err(_) => return i32::from(ChildExit::OpenFailed),
+            };
+            let Ok(words) = tmap.as_ref().map(|m| m.words()).transpose() else {
+                return i32::from(ChildExit::OpenFailed);
+            };
+            match worker_body(&mine, index, stepper, words) {
                 Ok(()) => i32::from(ChildExit::Finished),
                 Err(_) => {
                     slot.set_state(WorkerState::Failed);

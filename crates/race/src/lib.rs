@@ -38,6 +38,8 @@
 //! - `coordinator`: starting workers (fork or threads), the start barrier,
 //!   watching for deaths and reaping; the crash experiment uses the same;
 //! - `report`: [`TrialResult`] and the statistics over workers and trials;
+//! - [`trace`]: the race microscope — every increment recorded, the lost
+//!   ones found and what overwrote each (`lab4-race --trace`);
 //! - [`crash`]: the crash experiment behind `lab8-crash`.
 
 mod config;
@@ -46,12 +48,14 @@ pub mod crash;
 pub mod mode;
 mod report;
 pub mod shared;
+pub mod trace;
 mod worker;
 
 pub use config::{Config, RaceError};
 pub use mode::{LocalLock, ModeVisitor, SyncMode, WorkerKind};
 pub use report::{LostSummary, TrialResult, WorkerResult, jain, summarise_lost};
 pub use shared::MAX_WORKERS;
+pub use trace::TraceReport;
 pub use worker::{ChildExit, PUBLISH_EVERY, WorkerState};
 
 use shm::lock::RawLockTimed;
@@ -67,11 +71,31 @@ pub fn run_trial(
     progress: Progress<'_>,
 ) -> Result<TrialResult, RaceError> {
     cfg.validate()?;
-    cfg.sync.visit(RunTrial {
+    let (result, _) = cfg.sync.visit(RunTrial {
         cfg,
         trial,
         progress,
-    })
+        trace: false,
+    })?;
+    Ok(result)
+}
+
+/// [`run_trial`] with every increment recorded ([`trace`]): the result and
+/// what the trace shows — which increments were lost, and what overwrote
+/// them. At most [`trace::MAX_TRACED`] increments in all.
+pub fn run_traced(
+    cfg: &Config,
+    progress: Progress<'_>,
+) -> Result<(TrialResult, TraceReport), RaceError> {
+    cfg.validate()?;
+    let (result, report) = cfg.sync.visit(RunTrial {
+        cfg,
+        trial: 1,
+        progress,
+        trace: true,
+    })?;
+    let report = report.expect("a traced run returns its trace");
+    Ok((result, report))
 }
 
 /// [`run_trial`]'s visit: the worker step for each kind of mode.
@@ -79,30 +103,27 @@ struct RunTrial<'c, 'p> {
     cfg: &'c Config,
     trial: u32,
     progress: Progress<'p>,
+    trace: bool,
+}
+
+impl RunTrial<'_, '_> {
+    fn run<S: worker::Stepper>(self, stepper: &S) -> <Self as ModeVisitor>::Output {
+        coordinator::run(self.cfg, self.trial, self.progress, stepper, self.trace)
+    }
 }
 
 impl ModeVisitor for RunTrial<'_, '_> {
-    type Output = Result<TrialResult, RaceError>;
+    type Output = Result<(TrialResult, Option<TraceReport>), RaceError>;
     fn unsynchronised(self) -> Self::Output {
-        coordinator::run(self.cfg, self.trial, self.progress, &worker::Unsync)
+        self.run(&worker::Unsync)
     }
     fn fetch_add(self) -> Self::Output {
-        coordinator::run(self.cfg, self.trial, self.progress, &worker::FetchAdd)
+        self.run(&worker::FetchAdd)
     }
     fn region_lock<L: RawLockTimed + 'static>(self) -> Self::Output {
-        coordinator::run(
-            self.cfg,
-            self.trial,
-            self.progress,
-            &worker::InRegion::<L>::new(),
-        )
+        self.run(&worker::InRegion::<L>::new())
     }
     fn local_lock<M: LocalLock>(self) -> Self::Output {
-        coordinator::run(
-            self.cfg,
-            self.trial,
-            self.progress,
-            &worker::Local(M::default()),
-        )
+        self.run(&worker::Local(M::default()))
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::mode::LocalLock;
 use crate::shared::{ByLock, NoLock, RaceShared, RegionLock};
+use crate::trace::{NoRecord, Recorder, Tracer};
 use shm::lock::{Acquired, Lock, RawLock};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,11 +61,12 @@ impl ChildExit {
 }
 
 /// C's `counter++`: a separate load and store. Relaxed atomics make it a
-/// real race without undefined behaviour.
+/// real race without undefined behaviour. Returns the value it read.
 #[inline(always)]
-pub(crate) fn increment(counter: &AtomicU64) {
+pub(crate) fn increment(counter: &AtomicU64) -> u64 {
     let v = counter.load(Ordering::Relaxed);
     counter.store(v.wrapping_add(1), Ordering::Relaxed);
+    v
 }
 
 /// How a worker makes one increment under a mode. `attach` runs once per
@@ -74,11 +76,13 @@ pub(crate) fn increment(counter: &AtomicU64) {
 pub(crate) trait Stepper: Sync {
     /// What the region holds for this mode's lock.
     type Slot: RegionLock;
-    /// Builds this worker's step; the step says whether the lock came from a
-    /// dead owner.
-    fn attach<'r>(
+    /// Builds this worker's step, which runs each increment through `rec`
+    /// (nothing, or a trace record); the step says whether the lock came
+    /// from a dead owner.
+    fn attach<'r, R: Recorder + 'r>(
         &'r self,
         shared: &'r RaceShared<Self::Slot>,
+        rec: R,
     ) -> Result<impl FnMut() -> Result<Acquired, String> + 'r, String>;
 }
 
@@ -86,13 +90,14 @@ pub(crate) trait Stepper: Sync {
 pub(crate) struct Unsync;
 impl Stepper for Unsync {
     type Slot = NoLock;
-    fn attach<'r>(
+    fn attach<'r, R: Recorder + 'r>(
         &'r self,
         shared: &'r RaceShared<NoLock>,
+        mut rec: R,
     ) -> Result<impl FnMut() -> Result<Acquired, String> + 'r, String> {
         let counter = &shared.counter.0;
         Ok(move || {
-            increment(counter);
+            rec.record(|| increment(counter));
             Ok(Acquired::Clean)
         })
     }
@@ -102,13 +107,14 @@ impl Stepper for Unsync {
 pub(crate) struct FetchAdd;
 impl Stepper for FetchAdd {
     type Slot = NoLock;
-    fn attach<'r>(
+    fn attach<'r, R: Recorder + 'r>(
         &'r self,
         shared: &'r RaceShared<NoLock>,
+        mut rec: R,
     ) -> Result<impl FnMut() -> Result<Acquired, String> + 'r, String> {
         let counter = &shared.counter.0;
         Ok(move || {
-            counter.fetch_add(1, Ordering::Relaxed);
+            rec.record(|| counter.fetch_add(1, Ordering::Relaxed));
             Ok(Acquired::Clean)
         })
     }
@@ -123,15 +129,16 @@ impl<L> InRegion<L> {
 }
 impl<L: RawLock + 'static> Stepper for InRegion<L> {
     type Slot = ByLock<L>;
-    fn attach<'r>(
+    fn attach<'r, R: Recorder + 'r>(
         &'r self,
         shared: &'r RaceShared<ByLock<L>>,
+        mut rec: R,
     ) -> Result<impl FnMut() -> Result<Acquired, String> + 'r, String> {
         let lock = Lock::<L>::attach(&shared.lock.0).map_err(|e| e.to_string())?;
         let counter = &shared.counter.0;
         Ok(move || {
             let g = lock.lock().map_err(|e| e.to_string())?;
-            increment(counter);
+            rec.record(|| increment(counter));
             Ok(g.acquired())
         })
     }
@@ -141,13 +148,14 @@ impl<L: RawLock + 'static> Stepper for InRegion<L> {
 pub(crate) struct Local<M>(pub(crate) M);
 impl<M: LocalLock> Stepper for Local<M> {
     type Slot = NoLock;
-    fn attach<'r>(
+    fn attach<'r, R: Recorder + 'r>(
         &'r self,
         shared: &'r RaceShared<NoLock>,
+        mut rec: R,
     ) -> Result<impl FnMut() -> Result<Acquired, String> + 'r, String> {
         let counter = &shared.counter.0;
         Ok(move || {
-            self.0.with(|| increment(counter));
+            self.0.with(|| rec.record(|| increment(counter)));
             Ok(Acquired::Clean)
         })
     }
@@ -173,16 +181,36 @@ pub(crate) fn wait_for_go<K: RegionLock>(shared: &RaceShared<K>) -> Result<(), S
 }
 
 /// Runs the worker loop: the stepper builds this worker's increment (it may
-/// attach to the lock), then the loop runs `iters` steps.
+/// attach to the lock), then the loop runs `iters` steps; with `trace`
+/// (the run's trace words), every increment is recorded in this worker's
+/// part of it. The two loops are compiled apart, so an untraced run pays
+/// nothing for tracing.
 pub(crate) fn worker_body<S: Stepper>(
     shared: &RaceShared<S::Slot>,
     index: u32,
     stepper: &S,
+    trace: Option<&[AtomicU64]>,
+) -> Result<(), String> {
+    let iters = shared.control.0.iters.load(Ordering::Relaxed);
+    match trace {
+        None => run_steps(shared, index, stepper.attach(shared, NoRecord)?),
+        Some(words) => run_steps(
+            shared,
+            index,
+            stepper.attach(shared, Tracer::new(words, index, iters))?,
+        ),
+    }
+}
+
+/// The start barrier and the loop of `worker_body`, for one kind of step.
+fn run_steps<K: RegionLock>(
+    shared: &RaceShared<K>,
+    index: u32,
+    mut step: impl FnMut() -> Result<Acquired, String>,
 ) -> Result<(), String> {
     let slot = &shared.workers[index as usize].0;
     let ctl = &shared.control.0;
     let iters = ctl.iters.load(Ordering::Relaxed);
-    let mut step = stepper.attach(shared)?;
     slot.set_state(WorkerState::Arrived);
     ctl.arrived.fetch_add(1, Ordering::AcqRel);
     wait_for_go(shared)?;

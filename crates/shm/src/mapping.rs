@@ -3,7 +3,7 @@
 use crate::{Error, Result, ShmName, ShmObject, sys};
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 /// Read-only or read-write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +91,26 @@ impl Mapping {
     /// The object it maps.
     pub fn name(&self) -> &ShmName {
         &self.name
+    }
+
+    /// The mapping as 64-bit words, `len / 8` of them: an array of
+    /// counters or records that several processes fill in place (a trace
+    /// buffer, say). Every access is atomic, so concurrent writers in other
+    /// processes are not data races. Refused on a read-only mapping, whose
+    /// pages a store would fault on.
+    pub fn words(&self) -> Result<&[AtomicU64]> {
+        if self.access == Access::ReadOnly {
+            return Err(Error::ReadOnly {
+                name: self.name.clone(),
+            });
+        }
+        // SAFETY: the mapping is page-aligned (so 8-aligned) and `len / 8`
+        // words fit inside it; AtomicU64 is valid for any bit pattern and
+        // has u64's size; the slice borrows `self`, so it cannot outlive
+        // the mapping; all access through it is atomic.
+        Ok(unsafe {
+            std::slice::from_raw_parts(self.ptr.as_ptr().cast::<AtomicU64>(), self.len / 8)
+        })
     }
 
     fn byte(&self, i: usize) -> &AtomicU8 {

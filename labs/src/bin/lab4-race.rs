@@ -33,9 +33,12 @@ struct Cli {
     /// Exit 1 if any update was lost
     #[arg(long)]
     check: bool,
-    /// Draw the lost-update distribution (or, with --sync all, the modes compared) as SVG
+    /// Draw the lost-update distribution (or, with --sync all, the modes compared; with --trace, the timeline around the first collision) as SVG
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// Record every increment (value read, timestamps) and show which were lost and what overwrote them; one mode, one trial, at most 2,097,152 increments in all
+    #[arg(long)]
+    trace: bool,
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         json: cli.json,
         check: cli.check,
         plot: cli.plot,
+        trace: cli.trace,
     };
     labs::main_with(|| labs::lab4::run(&opts))
 }

@@ -2,10 +2,12 @@
 //!
 //! The options, the text report, the `--sync all` table, JSON lines and the
 //! progress bar live here, the `--plot` SVG in the `plot` submodule (given
-//! plain numbers, not this module's types); the experiment itself is
-//! [`race::run_trial`].
+//! plain numbers, not this module's types), `--trace` (the race
+//! microscope) in the `trace` submodule; the experiment itself is
+//! [`race::run_trial`] / [`race::run_traced`].
 
 mod plot;
+mod trace;
 
 use crate::fmt::{self, duration_ns, group};
 use anyhow::Context;
@@ -64,6 +66,9 @@ pub struct Options {
     pub check: bool,
     /// Write an SVG here.
     pub plot: Option<PathBuf>,
+    /// Record every increment and show which ones were lost (one mode, one
+    /// trial).
+    pub trace: bool,
 }
 
 impl Options {
@@ -96,6 +101,14 @@ pub fn run(opts: &Options) -> anyhow::Result<ExitCode> {
     // Validate every configuration before starting anything.
     for &sync in &modes {
         config(opts, sync).validate()?;
+    }
+    if opts.trace {
+        let Selection::One(sync) = opts.sync else {
+            anyhow::bail!(
+                "--trace records one mode's run; choose one with --sync, e.g. --sync none"
+            );
+        };
+        return trace::run(opts, &config(opts, sync));
     }
     if !opts.json {
         print_intro(opts, &modes);
@@ -416,6 +429,7 @@ mod tests {
             json: false,
             check: false,
             plot: None,
+            trace: false,
         };
         let (run, skipped) = o.modes();
         assert!(!run.contains(&SyncMode::Std) && !run.contains(&SyncMode::ParkingLot));
