@@ -89,7 +89,10 @@ fn print_report(res: &TrialResult, t: &TraceReport) {
             group(t.same_value),
             group(t.stale_overwrites)
         );
-        let t0 = t.collisions[0].lost.t_read;
+        let first = &t.collisions[0];
+        let t0 = first
+            .overwritten_by
+            .map_or(first.lost.t_read, |k| k.t_read.min(first.lost.t_read));
         println!("\nthe first collisions (times from the first one):");
         for (n, c) in t.collisions.iter().take(SHOWN).enumerate() {
             print_collision(n + 1, c, t0);
