@@ -26,10 +26,10 @@ fn shmlab(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-#[test]
-fn a_coordinator_killed_with_sigkill_leaves_objects_that_clean_removes() {
-    let _one = cleaning();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lab4-race"))
+/// Starts `lab4-race --sync sem` and waits until its region and its named
+/// semaphore exist; returns it and the `-PID-` tag its objects carry.
+fn start_sem_race() -> (std::process::Child, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_lab4-race"))
         .args(["--sync", "sem", "--procs", "2", "--iters", "300000"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -44,6 +44,13 @@ fn a_coordinator_killed_with_sigkill_leaves_objects_that_clean_removes() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+    (child, tag)
+}
+
+#[test]
+fn a_coordinator_killed_with_sigkill_leaves_objects_that_clean_removes() {
+    let _one = cleaning();
+    let (mut child, tag) = start_sem_race();
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
     let left = entries_with(&tag);
@@ -80,22 +87,8 @@ fn a_coordinator_killed_with_sigkill_leaves_objects_that_clean_removes() {
 #[test]
 fn a_killed_coordinator_not_yet_reaped_is_stale_and_cleaned() {
     let _one = cleaning();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lab4-race"))
-        .args(["--sync", "sem", "--procs", "2", "--iters", "300000"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, tag) = start_sem_race();
     let pid = child.id() as i32;
-    let tag = format!("-{pid}-");
-    let start = Instant::now();
-    while entries_with(&tag).len() < 2 {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "objects never appeared"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
     child.kill().unwrap(); // SIGKILL, and deliberately no wait() yet
     let start = Instant::now();
     while shm::process::stat(pid).map(|s| s.state).ok() != Some(b'Z') {

@@ -129,27 +129,22 @@ fn print_collision(n: usize, c: &Collision, t0: u64) {
         );
         return;
     };
-    if k.read == l.read {
-        println!(
-            "  #{n} worker {} read {} ... wrote {}; worker {} read {} ... wrote {}: one update lost",
-            l.worker,
-            group(l.read),
-            group(l.wrote()),
-            k.worker,
-            group(k.read),
-            group(k.wrote())
-        );
+    let (theirs, verdict) = if k.read == l.read {
+        (format!("read {}", group(k.read)), "one update lost")
     } else {
-        println!(
-            "  #{n} worker {} read {} ... wrote {}; worker {} (which had read {}) wrote {} later: the counter went back, this update and what was built on it lost",
-            l.worker,
-            group(l.read),
-            group(l.wrote()),
-            k.worker,
-            group(k.read),
-            group(k.wrote())
-        );
-    }
+        (
+            format!("(which had read {})", group(k.read)),
+            "the counter went back, this update and what was built on it lost",
+        )
+    };
+    println!(
+        "  #{n} worker {} read {} ... wrote {}; worker {} {theirs} ... wrote {}: {verdict}",
+        l.worker,
+        group(l.read),
+        group(l.wrote()),
+        k.worker,
+        group(k.wrote())
+    );
     // Two columns: the lost increment's worker on the left.
     let mut events = [
         (l.t_read, &l, format!("read {}", group(l.read))),
