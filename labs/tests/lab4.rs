@@ -273,3 +273,28 @@ fn a_worker_killed_from_outside_is_reported_and_the_run_stops() {
     );
     assert!(leftovers(pid).is_empty(), "left {:?}", leftovers(pid));
 }
+
+/// `lab4-race | head`: when the reader goes away the lab ends quietly with
+/// the status of a SIGPIPE death (141), no panic message, nothing left.
+#[test]
+fn a_closed_stdout_ends_it_quietly() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lab4-race"))
+        .args(["--sync", "none", "--trials", "2000", "--iters", "1000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("lab4-race:"), "{first}");
+    // The reader is dropped here: the pipe is closed.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(leftovers(pid).is_empty(), "left {:?}", leftovers(pid));
+}
