@@ -85,6 +85,7 @@ pub fn main_with(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
 
 pub mod fmt;
 pub mod lab1;
+pub mod lab10;
 pub mod lab2;
 pub mod lab3;
 pub mod lab4;
