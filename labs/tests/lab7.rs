@@ -29,7 +29,7 @@ fn sem_and_futex_deliver_every_item_exactly_once() {
 #[test]
 fn no_synchronisation_is_caught_breaking() {
     let broken = (0..3)
-        .map(|_| run(&cfg(BufferSync::None, 2, 2, 30_000, 4)).unwrap())
+        .map(|_| run(&cfg(BufferSync::None, 2, 2, 5_000, 4)).unwrap())
         .filter(|r| !r.correct())
         .count();
     assert!(broken > 0, "--sync none looked correct in 3 runs");
