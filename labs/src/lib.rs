@@ -119,6 +119,7 @@ fn is_closed_stdout(payload: &(dyn std::any::Any + Send)) -> bool {
 pub mod fmt;
 pub mod lab1;
 pub mod lab10;
+pub mod lab13;
 pub mod lab2;
 pub mod lab3;
 pub mod lab4;

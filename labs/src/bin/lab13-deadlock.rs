@@ -1,0 +1,48 @@
+//! `lab13-deadlock`: the dining philosophers as processes; deadlock found
+//! across processes and named. See `labs::lab13`.
+
+use clap::Parser;
+use labs::lab13::{Config, MAX_PHILOSOPHERS, Order};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Dining philosophers in shared memory: each fork a futex lock in one
+/// region, each philosopher a process. The naive order deadlocks and the lab
+/// finds the cycle in the wait-for graph; the other orders never deadlock.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    /// How philosophers pick up forks
+    #[arg(long, value_enum, default_value = "naive")]
+    order: Order,
+    /// Philosophers (and forks) at the table
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=MAX_PHILOSOPHERS as i64))]
+    philosophers: u32,
+    /// Meals each philosopher eats
+    #[arg(long, value_name = "R", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    rounds: u32,
+    /// Microseconds a philosopher holds its first fork before reaching for the second
+    #[arg(long, value_name = "US", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    hold_us: u64,
+    /// Philosophers as threads of this process instead of processes
+    #[arg(long)]
+    threads: bool,
+    /// One JSON object instead of text
+    #[arg(long)]
+    json: bool,
+    /// Exit 1 if the table deadlocked
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = labs::parse();
+    let cfg = Config {
+        philosophers: cli.philosophers,
+        order: cli.order,
+        rounds: cli.rounds,
+        hold: Duration::from_micros(cli.hold_us),
+        threads: cli.threads,
+    };
+    labs::main_with(|| labs::lab13::main(&cfg, cli.json, cli.check))
+}

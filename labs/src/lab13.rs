@@ -1,0 +1,648 @@
+//! `lab13-deadlock`: the dining philosophers as processes, each fork a
+//! futex lock in one shared region, and a detector that finds the deadlock
+//! across processes and names it.
+//!
+//! Philosopher `i` needs fork `i` (left) and fork `(i + 1) % n` (right).
+//! Every round starts at a barrier (a futex barrier in the region), so all
+//! philosophers reach for their forks together; each holds its first fork
+//! for `--hold-us` before reaching for the second.
+//!
+//! - `--order naive`: left, then right. All take their left fork, all wait
+//!   for their right one, held by their neighbour: a cycle, a deadlock.
+//! - `--order global`: the lower-numbered fork first (one global order of
+//!   the locks). The last philosopher reaches for fork 0 first, like the
+//!   first: one of them waits with empty hands, so no cycle can close.
+//! - `--order waiter`: naive order, but an arbiter semaphore (initially
+//!   n − 1) lets at most n − 1 philosophers sit at once.
+//! - `--order trylock`: naive order, but the second fork is only *tried*;
+//!   on failure the philosopher puts the first fork down and backs off a
+//!   random time before trying again (livelock avoided by the randomness).
+//!
+//! **Finding the deadlock.** The futex lock keeps its holder's thread id in
+//! its word ([`shm::lock::RawLock::last_holder`]), and each philosopher
+//! writes into the region which fork it waits for before it waits. The
+//! coordinator, every 50 ms, builds the wait-for graph — philosopher p waits
+//! for fork f, which is held by the philosopher whose tid is in f's word —
+//! and looks for a cycle. A cycle seen twice in a row, with nobody having
+//! eaten in between, is a deadlock: it prints it, tells every philosopher to
+//! stop (they wait with a bounded `lock_timeout`, so they see it), and
+//! everything is removed.
+
+use crate::fmt::{self, group};
+use anyhow::Context;
+use shm::lock::{Lock, LockState, RawLock};
+use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
+use shm_futex::{FutexLock, futex_wait, futex_wake};
+use shm_sem::SemCell;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Most philosophers a table seats.
+pub const MAX_PHILOSOPHERS: u32 = 16;
+/// How often a waiting philosopher looks up from its fork (to see `stop`).
+const WAIT_SLICE: Duration = Duration::from_millis(20);
+/// How often the coordinator looks for a cycle.
+const DETECT_EVERY: Duration = Duration::from_millis(50);
+/// How long a run may take before the coordinator gives up on it.
+const RUN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How philosophers pick up their forks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Left fork, then right: deadlocks.
+    Naive,
+    /// The lower-numbered fork first: one global lock order, no cycle.
+    Global,
+    /// Naive order, at most n − 1 seated (an arbiter semaphore).
+    Waiter,
+    /// Naive order, the second fork only tried; back off and retry.
+    Trylock,
+}
+
+impl Order {
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Order::Naive => "naive",
+            Order::Global => "global",
+            Order::Waiter => "waiter",
+            Order::Trylock => "trylock",
+        }
+    }
+}
+
+/// One run's configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Philosophers (and forks).
+    pub philosophers: u32,
+    /// How they pick up forks.
+    pub order: Order,
+    /// Meals each must eat.
+    pub rounds: u32,
+    /// How long a philosopher holds its first fork before reaching for the
+    /// second.
+    pub hold: Duration,
+    /// Threads instead of processes.
+    pub threads: bool,
+}
+
+impl Config {
+    /// Checks the configuration.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(2..=MAX_PHILOSOPHERS).contains(&self.philosophers) {
+            anyhow::bail!(
+                "--philosophers {} is outside 2..={MAX_PHILOSOPHERS}: a table needs at least two, and this one seats {MAX_PHILOSOPHERS}",
+                self.philosophers
+            );
+        }
+        if self.rounds == 0 {
+            anyhow::bail!("--rounds 0 eats nothing; use --rounds 1 or more");
+        }
+        if self.hold > Duration::from_secs(1) {
+            anyhow::bail!("--hold-us above 1,000,000 makes every round last seconds; use less");
+        }
+        Ok(())
+    }
+}
+
+shm::code_enum! {
+    /// How a philosopher process ends.
+    enum PhilosopherExit: i32 {
+        /// Ate every meal.
+        Done = 0,
+        /// Told to stop (a deadlock was found).
+        Stopped = 1,
+        /// Could not open the table.
+        NoTable = 3,
+        /// A lock or semaphore operation failed.
+        SyncFailed = 4,
+    }
+}
+
+/// A sense-reversing barrier on a futex: the last to arrive bumps the
+/// generation and wakes the others.
+#[derive(Debug, Default)]
+#[repr(C)]
+struct Barrier {
+    arrived: AtomicU32,
+    generation: AtomicU32,
+}
+
+impl Barrier {
+    /// Waits for `n` arrivals; `false` if `stop` was raised meanwhile.
+    fn wait(&self, n: u32, stop: &AtomicU32) -> bool {
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == n {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+            futex_wake(&self.generation, i32::MAX);
+            return true;
+        }
+        while self.generation.load(Ordering::Acquire) == generation {
+            if stop.load(Ordering::Acquire) != 0 {
+                return false;
+            }
+            futex_wait(&self.generation, generation, Some(WAIT_SLICE));
+        }
+        true
+    }
+}
+
+/// One philosopher's line in the region.
+#[derive(Debug, Default)]
+#[repr(C)]
+struct Seat {
+    /// Its kernel thread id (its pid, for a process), the id the forks'
+    /// words hold.
+    tid: AtomicI32,
+    /// The fork it is waiting for, or -1.
+    waiting_for: AtomicI32,
+    /// Meals eaten.
+    meals: AtomicU64,
+    /// Second forks it failed to get and put the first back (trylock).
+    retries: AtomicU64,
+}
+
+/// The table: forks, seats, the arbiter and the barrier.
+#[repr(C)]
+struct Table {
+    forks: [CachePadded<LockState<FutexLock>>; MAX_PHILOSOPHERS as usize],
+    seats: [CachePadded<Seat>; MAX_PHILOSOPHERS as usize],
+    arbiter: SemCell,
+    barrier: CachePadded<Barrier>,
+    stop: AtomicU32,
+    ready: AtomicU32,
+}
+
+// SAFETY: repr(C); futex lock states, atomics and a process-shared
+// semaphore, all valid zeroed and interior-mutable; `init_in_place`
+// initialises every lock state and the semaphore.
+unsafe impl Shared for Table {
+    type Init = u32;
+
+    fn type_name() -> String {
+        "lab13/philosophers".into()
+    }
+
+    unsafe fn init_in_place(this: *mut Self, n: u32, ctx: &InitCtx<'_>) -> Result<(), String> {
+        // SAFETY: `this` is zeroed, aligned and ours alone (trait contract);
+        // fields are reached through raw pointers before any reference.
+        unsafe {
+            for f in 0..MAX_PHILOSOPHERS as usize {
+                LockState::init(&raw mut (*this).forks[f].0, ctx).map_err(|e| e.to_string())?;
+                (*this).seats[f].0.waiting_for = AtomicI32::new(-1);
+            }
+            SemCell::init(&raw mut (*this).arbiter, n - 1).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// One link of a deadlock cycle.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Link {
+    /// The philosopher.
+    pub philosopher: u32,
+    /// Its pid (processes) or tid (threads).
+    pub tid: i32,
+    /// The fork it holds.
+    pub holds: u32,
+    /// The fork it waits for.
+    pub waits_for: u32,
+    /// Who holds that fork.
+    pub held_by: u32,
+}
+
+/// A run's outcome.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Report {
+    /// Fork order.
+    pub order: Order,
+    /// Philosophers.
+    pub philosophers: u32,
+    /// `procs` or `threads`.
+    pub kind: &'static str,
+    /// Meals each was to eat.
+    pub rounds: u32,
+    /// Meals each ate.
+    pub meals: Vec<u64>,
+    /// Times a philosopher put its first fork back (trylock).
+    pub retries: u64,
+    /// The cycle, if a deadlock was found.
+    pub deadlock: Option<Vec<Link>>,
+    /// From the start to the detection, or to the last meal.
+    pub elapsed_ns: u64,
+}
+
+/// Runs one table.
+pub fn run(cfg: &Config) -> anyhow::Result<Report> {
+    cfg.validate()?;
+    let n = cfg.philosophers;
+    let name = ShmName::unique(&format!("lab13-{}", cfg.order.name()));
+    let table = Region::<Table>::create(&name, &RegionOptions::default(), n)?;
+    let start = Instant::now();
+    let (deadlock, finished) = if cfg.threads {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n)
+                .map(|i| {
+                    let t: &Table = &table;
+                    s.spawn(move || philosopher(t, i, cfg))
+                })
+                .collect();
+            let found = watch(&table, n, || handles.iter().all(|h| h.is_finished()));
+            if found.is_some() {
+                table.stop.store(1, Ordering::Release);
+            }
+            let ok = handles
+                .into_iter()
+                .map(|h| h.join().ok())
+                .all(|r| matches!(r, Some(PhilosopherExit::Done | PhilosopherExit::Stopped)));
+            (found, ok)
+        })
+    } else {
+        let mut kids = Vec::new();
+        let started = (|| -> anyhow::Result<()> {
+            for i in 0..n {
+                let name = name.clone();
+                let cfg = *cfg;
+                // SAFETY: a philosopher opens the table by name and works on
+                // it with its futex locks, semaphore and atomics; the lab's
+                // only other thread is the signal thread, which holds no
+                // lock across the fork, and the body uses nothing the parent
+                // owns.
+                let pid = unsafe {
+                    shm::process::fork_child(move || {
+                        let Ok(mine) = Region::<Table>::open(&name, &RegionOptions::default())
+                        else {
+                            return PhilosopherExit::NoTable.into();
+                        };
+                        philosopher(&mine, i, &cfg).into()
+                    })
+                }
+                .with_context(|| format!("starting philosopher {i}; use fewer"))?;
+                kids.push(nix::unistd::Pid::from_raw(pid));
+            }
+            Ok(())
+        })();
+        let mut exited = vec![None; kids.len()];
+        let found = if started.is_ok() {
+            watch(&table, n, || {
+                reap_some(&kids, &mut exited);
+                exited.iter().all(Option::is_some)
+            })
+        } else {
+            None
+        };
+        table.stop.store(1, Ordering::Release);
+        futex_wake(&table.barrier.0.generation, i32::MAX);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while exited.iter().any(Option::is_none) && Instant::now() < deadline {
+            reap_some(&kids, &mut exited);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for (k, e) in kids.iter().zip(&mut exited) {
+            if e.is_none() {
+                let _ = nix::sys::signal::kill(*k, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(*k, None);
+                shm::cleanup::unregister_child(k.as_raw());
+            }
+        }
+        started?;
+        let ok = exited.iter().all(|e| {
+            matches!(
+                e.and_then(|c| PhilosopherExit::try_from(c).ok()),
+                Some(PhilosopherExit::Done | PhilosopherExit::Stopped)
+            )
+        });
+        (found, ok)
+    };
+    let elapsed_ns = start.elapsed().as_nanos() as u64;
+    let meals: Vec<u64> = (0..n as usize)
+        .map(|i| table.seats[i].0.meals.load(Ordering::Acquire))
+        .collect();
+    if !finished {
+        anyhow::bail!(
+            "a philosopher failed (could not open the table or a lock failed); meals so far {meals:?}"
+        );
+    }
+    if deadlock.is_none() && meals.iter().any(|&m| m != u64::from(cfg.rounds)) {
+        anyhow::bail!(
+            "the table neither finished nor deadlocked within {}s; meals {meals:?}",
+            RUN_DEADLINE.as_secs()
+        );
+    }
+    let retries = (0..n as usize)
+        .map(|i| table.seats[i].0.retries.load(Ordering::Acquire))
+        .sum();
+    Ok(Report {
+        order: cfg.order,
+        philosophers: n,
+        kind: if cfg.threads { "threads" } else { "procs" },
+        rounds: cfg.rounds,
+        meals,
+        retries,
+        deadlock,
+        elapsed_ns,
+    })
+}
+
+/// Reaps the philosopher processes that have exited, recording their status.
+fn reap_some(kids: &[nix::unistd::Pid], exited: &mut [Option<i32>]) {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    for (k, e) in kids.iter().zip(exited.iter_mut()) {
+        if e.is_some() {
+            continue;
+        }
+        match waitpid(*k, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(WaitStatus::Exited(_, code)) => *e = Some(code),
+            Ok(_) | Err(_) => *e = Some(-1),
+        }
+        if e.is_some() {
+            shm::cleanup::unregister_child(k.as_raw());
+        }
+    }
+}
+
+/// Watches the table until `done()` or a deadlock; returns the cycle found.
+/// `done` is asked every 2 ms (so the run's time is measured closely), the
+/// wait-for graph looked at every [`DETECT_EVERY`].
+fn watch(table: &Table, n: u32, mut done: impl FnMut() -> bool) -> Option<Vec<Link>> {
+    let start = Instant::now();
+    let mut last_look = Instant::now();
+    let mut suspect: Option<(Vec<Link>, u64)> = None;
+    while !done() {
+        if start.elapsed() > RUN_DEADLINE {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+        if last_look.elapsed() < DETECT_EVERY {
+            continue;
+        }
+        last_look = Instant::now();
+        let eaten: u64 = (0..n as usize)
+            .map(|i| table.seats[i].0.meals.load(Ordering::Acquire))
+            .sum();
+        match (find_cycle(table, n), suspect.take()) {
+            // The same cycle twice, and nobody ate in between: deadlock.
+            (Some(c), Some((prev, was))) if was == eaten && same_cycle(&c, &prev) => {
+                return Some(c);
+            }
+            (Some(c), _) => suspect = Some((c, eaten)),
+            (None, _) => {}
+        }
+    }
+    None
+}
+
+fn same_cycle(a: &[Link], b: &[Link]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            (x.philosopher, x.waits_for, x.held_by) == (y.philosopher, y.waits_for, y.held_by)
+        })
+}
+
+/// The wait-for graph: philosopher p → the philosopher holding the fork p
+/// waits for. With one outgoing edge per waiting philosopher, a cycle is
+/// found by walking from each.
+fn find_cycle(table: &Table, n: u32) -> Option<Vec<Link>> {
+    let seats = &table.seats[..n as usize];
+    let tids: Vec<i32> = seats
+        .iter()
+        .map(|s| s.0.tid.load(Ordering::Acquire))
+        .collect();
+    let holder_of = |fork: usize| -> Option<u32> {
+        let lock = Lock::<FutexLock>::attach(&table.forks[fork].0).ok()?;
+        let tid = lock.raw().last_holder(lock.state())?;
+        tids.iter().position(|&t| t == tid).map(|p| p as u32)
+    };
+    // Edge p -> (fork it waits for, who holds it).
+    let edge = |p: u32| -> Option<(u32, u32)> {
+        let f = seats[p as usize].0.waiting_for.load(Ordering::Acquire);
+        let f = u32::try_from(f).ok()?;
+        Some((f, holder_of(f as usize)?))
+    };
+    for start in 0..n {
+        let mut path: Vec<u32> = Vec::new();
+        let mut p = start;
+        while let Some((_, q)) = edge(p) {
+            if let Some(at) = path.iter().position(|&x| x == p) {
+                let cycle = &path[at..];
+                return Some(
+                    cycle
+                        .iter()
+                        .map(|&p| {
+                            let (f, q) = edge(p).unwrap_or((u32::MAX, u32::MAX));
+                            // What p holds that the previous one waits for.
+                            let holds = (0..n)
+                                .find(|&g| g != f && holder_of(g as usize) == Some(p))
+                                .unwrap_or(u32::MAX);
+                            Link {
+                                philosopher: p,
+                                tid: tids[p as usize],
+                                holds,
+                                waits_for: f,
+                                held_by: q,
+                            }
+                        })
+                        .collect(),
+                );
+            }
+            path.push(p);
+            p = q;
+            if path.len() > n as usize {
+                break;
+            }
+        }
+    }
+    None
+}
+
+/// One philosopher: `rounds` meals, each after the barrier.
+fn philosopher(table: &Table, i: u32, cfg: &Config) -> PhilosopherExit {
+    let n = cfg.philosophers;
+    let seat = &table.seats[i as usize].0;
+    seat.tid.store(shm::gettid(), Ordering::Release);
+    let (left, right) = (i, (i + 1) % n);
+    let (first, second) = match cfg.order {
+        Order::Global => (left.min(right), left.max(right)),
+        _ => (left, right),
+    };
+    let (Ok(a), Ok(b)) = (
+        Lock::<FutexLock>::attach(&table.forks[first as usize].0),
+        Lock::<FutexLock>::attach(&table.forks[second as usize].0),
+    ) else {
+        return PhilosopherExit::SyncFailed;
+    };
+    let stop = &table.stop;
+    let mut rng = u64::from(shm::gettid() as u32) | 1;
+    for _ in 0..cfg.rounds {
+        if !table.barrier.0.wait(n, stop) {
+            return PhilosopherExit::Stopped;
+        }
+        if cfg.order == Order::Waiter {
+            loop {
+                match table.arbiter.wait_timeout(WAIT_SLICE) {
+                    Ok(true) => break,
+                    Ok(false) if stop.load(Ordering::Acquire) != 0 => {
+                        return PhilosopherExit::Stopped;
+                    }
+                    Ok(false) => {}
+                    Err(_) => return PhilosopherExit::SyncFailed,
+                }
+            }
+        }
+        let ate = loop {
+            let Some(g1) = take(&a, first, seat, stop) else {
+                break None;
+            };
+            std::thread::sleep(cfg.hold);
+            if cfg.order == Order::Trylock {
+                match b.try_lock() {
+                    Ok(Some(g2)) => break Some((g1, g2)),
+                    Ok(None) => {
+                        drop(g1);
+                        seat.retries.fetch_add(1, Ordering::Relaxed);
+                        // xorshift: a random back-off of up to 2 x hold.
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        let max = cfg.hold.as_micros().max(1) as u64 * 2;
+                        std::thread::sleep(Duration::from_micros(rng % max));
+                        continue;
+                    }
+                    Err(_) => return PhilosopherExit::SyncFailed,
+                }
+            }
+            match take(&b, second, seat, stop) {
+                Some(g2) => break Some((g1, g2)),
+                None => break None,
+            }
+        };
+        let Some((g1, g2)) = ate else {
+            return PhilosopherExit::Stopped;
+        };
+        // Told to stop while it waited: a deadlock was found and the others
+        // are putting their forks down, which is how it got its second one.
+        // That meal would be eaten after the deadlock, so it does not count.
+        if stop.load(Ordering::Acquire) != 0 {
+            return PhilosopherExit::Stopped;
+        }
+        seat.meals.fetch_add(1, Ordering::Release);
+        drop(g2);
+        drop(g1);
+        if cfg.order == Order::Waiter && table.arbiter.post().is_err() {
+            return PhilosopherExit::SyncFailed;
+        }
+    }
+    PhilosopherExit::Done
+}
+
+/// Takes fork `f` with bounded waits, saying in the seat what it waits for;
+/// `None` if told to stop (or a lock error, which stops it too).
+fn take<'g, 'a>(
+    lock: &'g Lock<'a, FutexLock>,
+    f: u32,
+    seat: &Seat,
+    stop: &AtomicU32,
+) -> Option<shm::lock::Guard<'g, 'a, FutexLock>> {
+    seat.waiting_for.store(f as i32, Ordering::Release);
+    let got = loop {
+        match lock.lock_timeout(WAIT_SLICE) {
+            Ok(Some(g)) => break Some(g),
+            Ok(None) if stop.load(Ordering::Acquire) == 0 => {}
+            _ => break None,
+        }
+    };
+    seat.waiting_for.store(-1, Ordering::Release);
+    got
+}
+
+/// Runs the lab and prints its report.
+pub fn main(cfg: &Config, json: bool, check: bool) -> anyhow::Result<ExitCode> {
+    let r = run(cfg)?;
+    if json {
+        let line = serde_json::to_string(&r).context("encoding JSON")?;
+        writeln!(std::io::stdout().lock(), "{line}").context("writing to stdout")?;
+    } else {
+        print_report(cfg, &r);
+    }
+    if check && r.deadlock.is_some() {
+        if !json {
+            println!("\ncheck failed: the table deadlocked (exit 1)");
+        }
+        return Ok(ExitCode::from(crate::EXIT_CHECK_FAILED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(cfg: &Config, r: &Report) {
+    let kind = if cfg.threads { "threads" } else { "processes" };
+    println!(
+        "lab13-deadlock: {} philosophers ({kind}), --order {}, {} rounds, first fork held {} before reaching for the second",
+        r.philosophers,
+        r.order.name(),
+        group(u64::from(r.rounds)),
+        fmt::duration_ns(cfg.hold.as_nanos() as u64)
+    );
+    println!(
+        "Each fork is a futex lock in one shared region; its word holds the holder's tid, and each philosopher writes which fork it waits for.\n"
+    );
+    match &r.deadlock {
+        Some(cycle) => {
+            println!(
+                "DEADLOCK after {}: a cycle in the wait-for graph, seen twice 50 ms apart with no meal in between:",
+                fmt::duration_ns(r.elapsed_ns)
+            );
+            for l in cycle {
+                println!(
+                    "  philosopher {} (pid {}) holds fork {}, waits for fork {}, held by philosopher {}",
+                    l.philosopher, l.tid, l.holds, l.waits_for, l.held_by
+                );
+            }
+            println!(
+                "everyone was told to stop; meals eaten before: {}",
+                r.meals
+                    .iter()
+                    .map(|m| group(*m))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        None => {
+            println!(
+                "no deadlock: every philosopher ate {} meals in {}",
+                group(u64::from(r.rounds)),
+                fmt::duration_ns(r.elapsed_ns)
+            );
+            if r.order == Order::Trylock {
+                println!(
+                    "  {} times a philosopher found its second fork taken, put the first back and backed off",
+                    group(r.retries)
+                );
+            }
+        }
+    }
+    println!("\nWhat to notice:");
+    match r.order {
+        Order::Naive => println!(
+            "- Each philosopher holds one fork and waits for the next: every condition for deadlock holds at once (mutual exclusion, hold and wait, no preemption, circular wait). Nobody is wrong alone; the cycle is."
+        ),
+        Order::Global => println!(
+            "- One global order (lower fork first) breaks the circular wait: the last philosopher reaches for fork 0 first, like the first one, so one of them waits holding nothing and the cycle cannot close."
+        ),
+        Order::Waiter => println!(
+            "- With at most n - 1 seated, some philosopher always has both neighbours' forks within reach: the arbiter breaks hold-and-wait for the table as a whole."
+        ),
+        Order::Trylock => println!(
+            "- Trying instead of waiting breaks hold-and-wait: a philosopher that cannot get its second fork puts the first back. Without the random back-off all could retry in lock step forever (livelock)."
+        ),
+    }
+    println!(
+        "- The detector needs to know who holds each lock: the futex lock's word holds its owner's tid. A semaphore could not tell you that."
+    );
+}

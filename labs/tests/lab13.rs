@@ -1,0 +1,187 @@
+//! `lab13-deadlock`: the naive order deadlocks and the cycle is named
+//! exactly; lock ordering, an arbiter and try-and-back-off never deadlock
+//! and every philosopher eats every meal.
+
+use std::process::Command;
+
+/// Runs the lab, and checks that it left nothing of its own in /dev/shm.
+fn lab13(args: &[&str]) -> std::process::Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_lab13-deadlock"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tag = format!("-{}-", child.id());
+    let out = child.wait_with_output().unwrap();
+    let left: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("lab13") && n.contains(&tag))
+        .collect();
+    assert!(left.is_empty(), "{args:?} left {left:?}");
+    out
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = lab13(&all);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_naive_order_deadlocks_and_the_cycle_is_named() {
+    for (n, threads) in [(2u64, false), (3, false), (5, false), (3, true)] {
+        let n_s = n.to_string();
+        let mut args = vec!["--order", "naive", "--philosophers", &n_s, "--rounds", "50"];
+        if threads {
+            args.push("--threads");
+        }
+        let v = json(&args);
+        let cycle = v["deadlock"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{n} philosophers did not deadlock: {v}"));
+        assert_eq!(cycle.len() as u64, n, "{v}");
+        let mut tids: Vec<i64> = Vec::new();
+        for link in cycle {
+            let p = link["philosopher"].as_u64().unwrap();
+            assert_eq!(link["holds"], p, "{v}");
+            assert_eq!(link["waits_for"], (p + 1) % n, "{v}");
+            assert_eq!(link["held_by"], (p + 1) % n, "{v}");
+            tids.push(link["tid"].as_i64().unwrap());
+        }
+        // The barrier keeps every philosopher in the same round: meals
+        // differ by at most one when the table deadlocks.
+        let meals: Vec<u64> = v["meals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_u64().unwrap())
+            .collect();
+        let (lo, hi) = (meals.iter().min().unwrap(), meals.iter().max().unwrap());
+        assert!(hi - lo <= 1, "philosophers in different rounds: {v}");
+        tids.sort_unstable();
+        tids.dedup();
+        assert_eq!(
+            tids.len() as u64,
+            n,
+            "every philosopher is its own thread: {v}"
+        );
+        assert!(tids.iter().all(|&t| t > 0));
+    }
+}
+
+#[test]
+fn ordering_an_arbiter_or_trying_never_deadlock() {
+    for order in ["global", "waiter", "trylock"] {
+        for threads in [false, true] {
+            let mut args = vec![
+                "--order",
+                order,
+                "--philosophers",
+                "5",
+                "--rounds",
+                "30",
+                "--hold-us",
+                "200",
+            ];
+            if threads {
+                args.push("--threads");
+            }
+            let v = json(&args);
+            assert!(v["deadlock"].is_null(), "{order}: {v}");
+            let meals = v["meals"].as_array().unwrap();
+            assert_eq!(meals.len(), 5);
+            assert!(meals.iter().all(|m| m == 30), "{order}: {v}");
+        }
+    }
+}
+
+#[test]
+fn check_exits_1_on_a_deadlock_and_the_report_says_who_waits_for_whom() {
+    let out = lab13(&["--philosophers", "3", "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("DEADLOCK"), "{text}");
+    assert!(
+        text.contains("philosopher 0 (pid ")
+            && text.contains("holds fork 0, waits for fork 1, held by philosopher 1"),
+        "{text}"
+    );
+    let ok = lab13(&[
+        "--order",
+        "global",
+        "--philosophers",
+        "3",
+        "--rounds",
+        "5",
+        "--check",
+    ]);
+    assert_eq!(ok.status.code(), Some(0));
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    for args in [
+        &["--philosophers", "1"][..],
+        &["--philosophers", "17"],
+        &["--order", "random"],
+        &["--rounds", "0"],
+        &["--hold-us", "2000000"],
+    ] {
+        let out = lab13(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+/// Ctrl-C mid-meal: the philosophers are killed, the table is removed, and
+/// the lab dies of SIGINT as a shell expects.
+#[test]
+fn ctrl_c_clears_the_table() {
+    use std::os::unix::process::ExitStatusExt;
+    let child = Command::new(env!("CARGO_BIN_EXE_lab13-deadlock"))
+        .args([
+            "--order",
+            "global",
+            "--rounds",
+            "100000",
+            "--hold-us",
+            "1000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tag = format!("-{}-", child.id());
+    let mine = || -> Vec<String> {
+        std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("lab13") && n.contains(&tag))
+            .collect()
+    };
+    let start = std::time::Instant::now();
+    while mine().is_empty() {
+        assert!(start.elapsed().as_secs() < 10, "the table never appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGINT), "{:?}", out.status);
+    assert!(mine().is_empty(), "left {:?}", mine());
+}
