@@ -15,50 +15,49 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Which algorithms to race.
+/// A flag's value: one thing, or every one (`all`, `both`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Selection {
-    /// One.
-    One(Algo),
-    /// Every one the worker count allows, in one table.
-    All,
+pub enum Choice<T> {
+    /// This one.
+    One(T),
+    /// Every one.
+    Every,
 }
 
-impl std::str::FromStr for Selection {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s == "all" {
-            return Ok(Selection::All);
-        }
-        Algo::parse(s).map(Selection::One).ok_or_else(|| {
-            let names: Vec<&str> = Algo::ALL.iter().map(|a| a.name()).collect();
-            format!(
-                "unknown algorithm {s:?}; choose one of {}, or all",
-                names.join(", ")
-            )
-        })
+/// `--algo`: one algorithm, or `all` in one table.
+pub type Selection = Choice<Algo>;
+/// `--fence`: one setting, or `both`.
+pub type FenceChoice = Choice<Fence>;
+
+/// Reads `s` as `every` or as one of `names` (`parse` maps a name to its
+/// value); otherwise says what the choices are.
+fn choose<T>(
+    s: &str,
+    what: &str,
+    every: &str,
+    names: &[&str],
+    parse: fn(&str) -> Option<T>,
+) -> Result<Choice<T>, String> {
+    match parse(s) {
+        Some(one) => Ok(Choice::One(one)),
+        None if s == every => Ok(Choice::Every),
+        None => Err(format!(
+            "unknown {what} {s:?}; choose one of {}, or {every}",
+            names.join(", ")
+        )),
     }
 }
 
-/// What `--fence` asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FenceChoice {
-    /// One setting for every run.
-    One(Fence),
-    /// Both settings.
-    Both,
+/// The `--algo` value parser.
+pub fn parse_algo(s: &str) -> Result<Selection, String> {
+    let names: Vec<&str> = Algo::ALL.iter().map(|a| a.name()).collect();
+    choose(s, "algorithm", "all", &names, Algo::parse)
 }
 
-impl std::str::FromStr for FenceChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s == "both" {
-            return Ok(FenceChoice::Both);
-        }
-        Fence::parse(s)
-            .map(FenceChoice::One)
-            .ok_or_else(|| format!("unknown fence {s:?}; choose none, seqcst or both"))
-    }
+/// The `--fence` value parser.
+pub fn parse_fence(s: &str) -> Result<FenceChoice, String> {
+    let names: Vec<&str> = Fence::ALL.iter().map(|f| f.name()).collect();
+    choose(s, "fence", "both", &names, Fence::parse)
 }
 
 /// What the user asked for.
@@ -108,15 +107,15 @@ impl Options {
     pub fn runs(&self) -> anyhow::Result<Runs> {
         let fences = |a: Algo| -> Vec<Fence> {
             match (self.fence, self.algo) {
-                (Some(FenceChoice::One(f)), _) => vec![f],
-                (Some(FenceChoice::Both), _) => Fence::ALL.to_vec(),
-                (None, Selection::One(_)) => vec![Fence::None],
-                (None, Selection::All) if a.uses_rmw() => vec![Fence::None],
-                (None, Selection::All) => Fence::ALL.to_vec(),
+                (Some(Choice::One(f)), _) => vec![f],
+                (Some(Choice::Every), _) => Fence::ALL.to_vec(),
+                (None, Choice::One(_)) => vec![Fence::None],
+                (None, Choice::Every) if a.uses_rmw() => vec![Fence::None],
+                (None, Choice::Every) => Fence::ALL.to_vec(),
             }
         };
         match self.algo {
-            Selection::One(a) => {
+            Choice::One(a) => {
                 if self.workers > a.max_workers() {
                     anyhow::bail!(
                         "{a} is for {} workers at most (it has one flag per worker and a turn between two); got {}: use --procs 2 or --threads 2, or --algo bakery for more",
@@ -126,7 +125,7 @@ impl Options {
                 }
                 Ok((fences(a).into_iter().map(|f| (a, f)).collect(), vec![]))
             }
-            Selection::All => {
+            Choice::Every => {
                 let mut run = vec![];
                 let mut skipped = vec![];
                 for a in Algo::ALL {
@@ -177,7 +176,7 @@ pub fn run(opts: &Options) -> anyhow::Result<ExitCode> {
     if let Some(Plan::Lib(lib)) = plans.first() {
         cfg.validate_for(lib)?;
     }
-    let table = opts.lock_lib.is_none() && opts.algo == Selection::All;
+    let table = opts.lock_lib.is_none() && opts.algo == Choice::Every;
     if !opts.json {
         print_intro(opts, &plans, table);
     }
@@ -519,32 +518,34 @@ mod tests {
 
     #[test]
     fn selections_parse() {
-        assert_eq!("all".parse::<Selection>().unwrap(), Selection::All);
-        assert_eq!(
-            "bakery".parse::<Selection>().unwrap(),
-            Selection::One(Algo::Bakery)
+        assert_eq!(parse_algo("all").unwrap(), Choice::Every);
+        assert_eq!(parse_algo("bakery").unwrap(), Choice::One(Algo::Bakery));
+        assert!(parse_algo("mcs").unwrap_err().contains("ticket, or all"));
+        assert_eq!(parse_fence("both").unwrap(), Choice::Every);
+        assert_eq!(parse_fence("seqcst").unwrap(), Choice::One(Fence::SeqCst));
+        assert!(
+            parse_fence("mfence")
+                .unwrap_err()
+                .contains("none, seqcst, or both")
         );
-        assert!("mcs".parse::<Selection>().unwrap_err().contains("ticket"));
-        assert_eq!("both".parse::<FenceChoice>().unwrap(), FenceChoice::Both);
-        assert!("mfence".parse::<FenceChoice>().is_err());
     }
 
     #[test]
     fn all_fences_the_load_store_algorithms_both_ways() {
-        let (runs, skipped) = opts(Selection::All, 2, None).runs().unwrap();
+        let (runs, skipped) = opts(Choice::Every, 2, None).runs().unwrap();
         assert!(skipped.is_empty());
         assert_eq!(runs.len(), 4 * 2 + 3);
         assert!(runs.contains(&(Algo::Peterson, Fence::None)));
         assert!(runs.contains(&(Algo::Peterson, Fence::SeqCst)));
         assert!(!runs.contains(&(Algo::Tas, Fence::SeqCst)));
-        let (runs, skipped) = opts(Selection::All, 3, None).runs().unwrap();
+        let (runs, skipped) = opts(Choice::Every, 3, None).runs().unwrap();
         assert_eq!(skipped.len(), 2);
         assert!(runs.iter().all(|(a, _)| a.max_workers() >= 3));
     }
 
     #[test]
     fn peterson_refuses_three_workers() {
-        let e = opts(Selection::One(Algo::Peterson), 3, None)
+        let e = opts(Choice::One(Algo::Peterson), 3, None)
             .runs()
             .unwrap_err()
             .to_string();
@@ -552,7 +553,7 @@ mod tests {
             e.contains("2 workers at most") && e.contains("bakery"),
             "{e}"
         );
-        let (runs, _) = opts(Selection::One(Algo::Peterson), 2, Some(FenceChoice::Both))
+        let (runs, _) = opts(Choice::One(Algo::Peterson), 2, Some(Choice::Every))
             .runs()
             .unwrap();
         assert_eq!(runs.len(), 2);

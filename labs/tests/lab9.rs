@@ -3,52 +3,25 @@
 //! table, and nothing left in /dev/shm.
 
 mod common;
-use common::TempDir;
+use common::{Run, TempDir};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const LAB9: &str = env!("CARGO_BIN_EXE_lab9-algorithms");
 
-/// A finished run and whatever in /dev/shm carries its pid (shmlab names
-/// objects `shmlab-<purpose>-<pid>-<n>`).
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    left: Vec<String>,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!(
-            "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
 fn lab9(args: &[&str]) -> Run {
-    let child = Command::new(LAB9)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("lab9-algorithms runs");
-    let tag = format!("-{}-", child.id());
-    let out = child.wait_with_output().unwrap();
-    let left = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok())
+    common::run(LAB9, args)
+}
+
+/// What the run left in /dev/shm: names carrying its pid (shmlab names
+/// objects `shmlab-<purpose>-<pid>-<n>`).
+fn left(r: &Run) -> Vec<String> {
+    let tag = format!("-{}-", r.pid);
+    let names = std::fs::read_dir("/dev/shm").unwrap().flatten();
+    names
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains(&tag))
-        .collect();
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        left,
-    }
+        .collect()
 }
 
 /// Runs one at a time: each forks workers and wants the two CPUs.
@@ -124,9 +97,9 @@ fn the_c_example_locks_build_and_race() {
         args.extend(workers);
         args.extend(["--iters", "20000", "--trials", "3", "--json", "--check"]);
         let r = lab9(&args);
-        assert_eq!(r.code, Some(0), "{}", r.all());
+        assert_eq!(r.code, Some(0), "{r:#?}");
         let rows = json_lines(&r.stdout);
-        assert_eq!(rows.len(), 3, "{}", r.all());
+        assert_eq!(rows.len(), 3, "{r:#?}");
         for v in rows {
             assert_eq!(v["algorithm"], "peterson.so");
             assert_eq!(v["expected"], 40_000);
@@ -136,35 +109,34 @@ fn the_c_example_locks_build_and_race() {
                 (Some(0), Some(0))
             );
         }
-        assert!(r.left.is_empty(), "{:?}", r.left);
+        assert!(left(&r).is_empty(), "{:?}", left(&r));
     }
     // Its text report.
     let r = lab9(&["--lock-lib", peterson.to_str().unwrap(), "--iters", "5000"]);
-    assert_eq!(r.code, Some(0), "{}", r.all());
-    assert!(r.stdout.contains("12 bytes of state"), "{}", r.all());
-    assert!(r.stdout.contains("violations 0"), "{}", r.all());
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(r.stdout.contains("12 bytes of state"), "{r:#?}");
+    assert!(r.stdout.contains("violations 0"), "{r:#?}");
     // Its own limit: Peterson is for 2 workers.
     let r = lab9(&["--lock-lib", peterson.to_str().unwrap(), "--procs", "3"]);
-    assert_eq!(r.code, Some(2), "{}", r.all());
-    assert!(r.stderr.contains("at most 2 workers"), "{}", r.all());
+    assert_eq!(r.code, Some(2), "{r:#?}");
+    assert!(r.stderr.contains("at most 2 workers"), "{r:#?}");
 
     // The broken ones: --check exits 1 (a few bounded tries: the failure
     // needs two workers at the lock at once on two CPUs).
     for lib in [&broken, &nofence] {
         let caught = (0..6).any(|_| {
             let r = lab9(&["--lock-lib", lib.to_str().unwrap(), "--check"]);
-            assert!(r.left.is_empty(), "{:?}", r.left);
+            assert!(left(&r).is_empty(), "{:?}", left(&r));
             match r.code {
                 Some(1) => {
                     assert!(
                         r.stdout.contains("does not provide mutual exclusion"),
-                        "{}",
-                        r.all()
+                        "{r:#?}"
                     );
                     true
                 }
                 Some(0) => false,
-                _ => panic!("{}", r.all()),
+                _ => panic!("{r:#?}"),
             }
         });
         assert!(caught, "{} was never caught in 6 runs", lib.display());
@@ -218,13 +190,13 @@ void shmlab_lock_acquire(void *s, unsigned me) { (void)s; (void)me; }
     libs.push(("/nonexistent/lock.so".into(), "no such file"));
     for (lib, want) in libs {
         let r = lab9(&["--lock-lib", &lib]);
-        assert_eq!(r.code, Some(2), "{lib}: {}", r.all());
-        assert_eq!(r.stderr.lines().count(), 1, "{lib}: {}", r.all());
-        assert!(r.stderr.starts_with("error: "), "{lib}: {}", r.all());
-        assert!(r.stderr.contains(want), "{lib}: want {want:?}: {}", r.all());
-        assert!(!r.stderr.contains("panicked"), "{}", r.all());
-        assert!(r.stdout.is_empty(), "{lib}: {}", r.all());
-        assert!(r.left.is_empty(), "{:?}", r.left);
+        assert_eq!(r.code, Some(2), "{lib}: {r:#?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{lib}: {r:#?}");
+        assert!(r.stderr.starts_with("error: "), "{lib}: {r:#?}");
+        assert!(r.stderr.contains(want), "{lib}: want {want:?}: {r:#?}");
+        assert!(!r.stderr.contains("panicked"), "{r:#?}");
+        assert!(r.stdout.is_empty(), "{lib}: {r:#?}");
+        assert!(left(&r).is_empty(), "{:?}", left(&r));
     }
 }
 
@@ -256,14 +228,10 @@ fn bad_input_exits_2_with_one_line() {
         (vec!["--timeout", "soon"], "not a number of seconds"),
     ] {
         let r = lab9(&args);
-        assert_eq!(r.code, Some(2), "{args:?}: {}", r.all());
-        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.all());
-        assert!(
-            r.stderr.contains(want),
-            "{args:?}: want {want:?}: {}",
-            r.all()
-        );
-        assert!(r.left.is_empty(), "{:?}", r.left);
+        assert_eq!(r.code, Some(2), "{args:?}: {r:#?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {r:#?}");
+        assert!(r.stderr.contains(want), "{args:?}: want {want:?}: {r:#?}");
+        assert!(left(&r).is_empty(), "{:?}", left(&r));
     }
 }
 
@@ -271,7 +239,7 @@ fn bad_input_exits_2_with_one_line() {
 fn one_algorithm_shows_its_code_and_says_what_to_notice() {
     let _serial = serial();
     let r = lab9(&["--algo", "peterson", "--fence", "both", "--iters", "20000"]);
-    assert_eq!(r.code, Some(0), "{}", r.all());
+    assert_eq!(r.code, Some(0), "{r:#?}");
     for want in [
         "flag[me] = true;",
         "while (flag[other] && turn == other) ;",
@@ -281,7 +249,7 @@ fn one_algorithm_shows_its_code_and_says_what_to_notice() {
         "What to notice:",
         "peterson, mfence",
     ] {
-        assert!(r.stdout.contains(want), "missing {want:?}: {}", r.all());
+        assert!(r.stdout.contains(want), "missing {want:?}: {r:#?}");
     }
     // Fenced Peterson and the ticket lock pass --check, with threads too.
     for args in [
@@ -291,9 +259,9 @@ fn one_algorithm_shows_its_code_and_says_what_to_notice() {
         let mut args = args;
         args.extend(["--iters", "20000", "--check"]);
         let r = lab9(&args);
-        assert_eq!(r.code, Some(0), "{args:?}: {}", r.all());
-        assert!(r.stdout.contains("0 of 3 trials broke"), "{}", r.all());
-        assert!(r.left.is_empty(), "{:?}", r.left);
+        assert_eq!(r.code, Some(0), "{args:?}: {r:#?}");
+        assert!(r.stdout.contains("0 of 3 trials broke"), "{r:#?}");
+        assert!(left(&r).is_empty(), "{:?}", left(&r));
     }
 }
 
@@ -301,8 +269,8 @@ fn one_algorithm_shows_its_code_and_says_what_to_notice() {
 fn all_prints_one_table_and_json_rows() {
     let _serial = serial();
     let r = lab9(&["--algo", "all", "--iters", "20000"]);
-    assert_eq!(r.code, Some(0), "{}", r.all());
-    assert!(r.stdout.contains("algorithm fence"), "{}", r.all());
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(r.stdout.contains("algorithm fence"), "{r:#?}");
     for row in [
         "flag      none",
         "peterson  none",
@@ -313,17 +281,17 @@ fn all_prints_one_table_and_json_rows() {
         "ttas      none",
         "ticket    none",
     ] {
-        assert!(r.stdout.contains(row), "missing row {row:?}: {}", r.all());
+        assert!(r.stdout.contains(row), "missing row {row:?}: {r:#?}");
     }
-    assert!(r.stdout.contains("The point:"), "{}", r.all());
-    assert!(r.stdout.contains("Fairness:"), "{}", r.all());
-    assert!(r.left.is_empty(), "{:?}", r.left);
+    assert!(r.stdout.contains("The point:"), "{r:#?}");
+    assert!(r.stdout.contains("Fairness:"), "{r:#?}");
+    assert!(left(&r).is_empty(), "{:?}", left(&r));
 
     // Three workers: the two-worker algorithms are skipped, with the reason.
     let r = lab9(&["--algo", "all", "--procs", "3", "--iters", "5000", "--json"]);
-    assert_eq!(r.code, Some(0), "{}", r.all());
+    assert_eq!(r.code, Some(0), "{r:#?}");
     let rows = json_lines(&r.stdout);
-    assert_eq!(rows.len(), 2 * 2 + 3, "{}", r.all());
+    assert_eq!(rows.len(), 2 * 2 + 3, "{r:#?}");
     for v in &rows {
         assert_ne!(v["algorithm"], "peterson");
         assert_ne!(v["algorithm"], "dekker");
@@ -352,7 +320,7 @@ fn all_prints_one_table_and_json_rows() {
         assert_eq!(v["actual"], v["expected"], "{v}");
         assert_eq!(v["violations"], 0, "{v}");
     }
-    assert!(r.left.is_empty(), "{:?}", r.left);
+    assert!(left(&r).is_empty(), "{:?}", left(&r));
 }
 
 #[test]
@@ -368,6 +336,6 @@ fn help_names_every_algorithm_and_the_abi() {
         "--check",
         "--json",
     ] {
-        assert!(r.stdout.contains(want), "missing {want:?}: {}", r.all());
+        assert!(r.stdout.contains(want), "missing {want:?}: {r:#?}");
     }
 }

@@ -65,23 +65,24 @@ pub struct Peterson {
     pub fence: Fence,
 }
 
-/// [`Peterson`]'s state: two flags and whose turn it is to wait.
+/// [`Peterson`]'s and [`Dekker`]'s state: a flag per worker and a turn.
 #[derive(Debug, Default)]
 #[repr(C)]
-pub struct PetersonState {
+pub struct FlagsAndTurn {
     /// `flag[i]`: worker i wants to enter.
     pub flag: [AtomicBool; 2],
-    /// The worker that yields if both want in.
+    /// Peterson: the worker that yields if both want in; Dekker: the worker
+    /// that may insist.
     pub turn: AtomicU32,
 }
 
 // SAFETY: atomics only; all-zero = nobody wants in.
 unsafe impl MutexAlgorithm for Peterson {
-    type State = PetersonState;
+    type State = FlagsAndTurn;
     const NAME: &'static str = "peterson";
     const MAX_WORKERS: u32 = 2;
 
-    fn acquire(&self, s: &PetersonState, me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
+    fn acquire(&self, s: &FlagsAndTurn, me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
         let other = 1 - me;
         s.flag[me as usize].store(true, Release); // 1
         s.turn.store(other, Release); // 2
@@ -93,7 +94,7 @@ unsafe impl MutexAlgorithm for Peterson {
         Ok(())
     }
 
-    fn release(&self, s: &PetersonState, me: u32) {
+    fn release(&self, s: &FlagsAndTurn, me: u32) {
         s.flag[me as usize].store(false, Release); // 5
     }
 
@@ -113,23 +114,13 @@ pub struct Dekker {
     pub fence: Fence,
 }
 
-/// [`Dekker`]'s state.
-#[derive(Debug, Default)]
-#[repr(C)]
-pub struct DekkerState {
-    /// `flag[i]`: worker i wants to enter.
-    pub flag: [AtomicBool; 2],
-    /// The worker that may insist.
-    pub turn: AtomicU32,
-}
-
 // SAFETY: atomics only; all-zero = nobody wants in, worker 0's turn.
 unsafe impl MutexAlgorithm for Dekker {
-    type State = DekkerState;
+    type State = FlagsAndTurn;
     const NAME: &'static str = "dekker";
     const MAX_WORKERS: u32 = 2;
 
-    fn acquire(&self, s: &DekkerState, me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
+    fn acquire(&self, s: &FlagsAndTurn, me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
         let (mine, theirs) = (&s.flag[me as usize], &s.flag[1 - me as usize]);
         mine.store(true, Release); // 1
         self.fence.store_load(); // 2
@@ -151,7 +142,7 @@ unsafe impl MutexAlgorithm for Dekker {
         Ok(())
     }
 
-    fn release(&self, s: &DekkerState, me: u32) {
+    fn release(&self, s: &FlagsAndTurn, me: u32) {
         s.turn.store(1 - me, Release); // 9
         s.flag[me as usize].store(false, Release); // 10
     }

@@ -9,7 +9,7 @@
 //! livelocks is stopped and reported, not waited on.
 
 use crate::arena::{Arena, Slot};
-use crate::{Fence, MAX_WORKERS, MutexAlgorithm, Waiter, WorkerKind};
+use crate::{Fence, MutexAlgorithm, Waiter, WorkerKind};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use race::{ChildExit, PUBLISH_EVERY, WorkerState};
@@ -67,34 +67,23 @@ impl RaceConfig {
         }
     }
 
-    /// Checks what every race needs: at least one worker and at most
-    /// [`MAX_WORKERS`], at least one entry, a total that fits in a u64, a
-    /// deadline. Returns workers × iters.
+    /// Checks what every race needs: the racing counter's checks (at least
+    /// one worker and at most [`MAX_WORKERS`](crate::MAX_WORKERS), at least one entry, a total
+    /// that fits in a u64), and a deadline. Returns workers × iters.
     pub fn validate(&self) -> Result<u64, RaceError> {
-        let bad = |s: String| Err(RaceError::Config(s));
-        if self.workers == 0 {
-            return bad("0 workers cannot race; use --procs N or --threads N with N >= 1".into());
+        let total = race::Config {
+            sync: race::SyncMode::Atomic,
+            kind: self.kind,
+            workers: self.workers,
+            iters: self.iters,
         }
-        if self.workers > MAX_WORKERS {
-            return bad(format!(
-                "{} workers is more than the region has slots for ({MAX_WORKERS}); use fewer",
-                self.workers
+        .validate()?;
+        if self.deadline.is_zero() {
+            return Err(RaceError::Config(
+                "a deadline of 0 s stops every run at once; use --timeout 1 or more".into(),
             ));
         }
-        if self.iters == 0 {
-            return bad("0 entries per worker shows nothing; use --iters M with M >= 1".into());
-        }
-        if self.deadline.is_zero() {
-            return bad(
-                "a deadline of 0 s stops every run at once; use --timeout 1 or more".into(),
-            );
-        }
-        self.iters.checked_mul(self.workers as u64).ok_or_else(|| {
-            RaceError::Config(format!(
-                "{} workers x {} entries overflows a 64-bit counter; use fewer --iters",
-                self.workers, self.iters
-            ))
-        })
+        Ok(total)
     }
 
     /// [`validate`](Self::validate), and the algorithm's own worker limit
@@ -138,29 +127,30 @@ pub struct WorkerShare {
 pub struct RaceResult {
     /// The lock ([`MutexAlgorithm::label`]).
     pub algorithm: String,
-    /// Its fence setting.
+    /// Its fence setting ([`Fence::None`] for a C library: shmlab adds none).
     pub fence: Fence,
-    /// Processes or threads.
-    pub kind: WorkerKind,
-    /// Number of workers.
-    pub workers: u32,
-    /// Entries per worker.
-    pub iters: u64,
-    /// Trial number, from 1 (set by the caller; 1 by default).
-    pub trial: u32,
-    /// workers × iters.
-    pub expected: u64,
-    /// The counter at the end.
-    pub actual: u64,
-    /// Entries completed minus the counter: increments that were lost.
-    pub lost: u64,
-    /// Entries that found another worker already inside the critical
-    /// section.
+    /// How many entries found another worker already inside the critical
+    /// section: the lock's failures, counted directly.
     pub violations: u64,
-    /// Whether every worker finished before the deadline. If not, `lost`
-    /// counts only the entries the workers reported (every 1,024, and when
-    /// they stopped).
+    /// Increments of the counter that were lost (entries completed minus the
+    /// counter's final value): the failures as the data shows them.
+    pub lost: u64,
+    /// The counter's final value.
+    pub actual: u64,
+    /// What the counter should reach: one per entry, workers × iters.
+    pub expected: u64,
+    /// False if the deadline stopped the run; `lost` then counts only the
+    /// entries the workers had reported (every 1,024, and when they
+    /// stopped).
     pub finished: bool,
+    /// `procs` or `threads`.
+    pub kind: WorkerKind,
+    /// How many raced.
+    pub workers: u32,
+    /// Entries each was to make.
+    pub iters: u64,
+    /// Which trial this was, from 1 (the caller numbers them; 1 otherwise).
+    pub trial: u32,
     /// From the start signal to the last worker's last entry (or to the
     /// deadline).
     pub elapsed_ns: u64,
@@ -517,19 +507,20 @@ fn summarise<A: MutexAlgorithm>(
 ) -> RaceResult {
     let go = region.control.0.go_ns.load(Ordering::Relaxed);
     let now = shm::time::monotonic_ns();
-    let slots: Vec<&Slot> = region.workers[..cfg.workers as usize]
-        .iter()
-        .map(|w| &w.0)
-        .collect();
-    let at_first: Vec<u64> = slots
-        .iter()
-        .map(|s| s.base.done_at_first_finish.load(Ordering::Relaxed))
-        .collect();
-    let sum_first: u64 = at_first.iter().sum();
+    let slots = &region.workers[..cfg.workers as usize];
+    // Shares of the lock while all were competing: progress when the first
+    // worker finished.
+    let shares = fractions(
+        slots
+            .iter()
+            .map(|s| s.0.base.done_at_first_finish.load(Ordering::Relaxed)),
+    );
     let per_worker: Vec<WorkerShare> = slots
         .iter()
+        .map(|s| &s.0)
+        .zip(shares)
         .enumerate()
-        .map(|(i, s)| {
+        .map(|(i, (s, share))| {
             let end = match s.base.finish_ns.load(Ordering::Relaxed) {
                 0 => now,
                 t => t,
@@ -538,11 +529,7 @@ fn summarise<A: MutexAlgorithm>(
                 index: i as u32,
                 pid: s.base.id.load(Ordering::Relaxed),
                 done: s.base.done.load(Ordering::Relaxed),
-                share: if sum_first == 0 {
-                    1.0 / cfg.workers as f64
-                } else {
-                    at_first[i] as f64 / sum_first as f64
-                },
+                share,
                 violations: s.violations.load(Ordering::Relaxed),
                 handoffs: s.handoffs.load(Ordering::Relaxed),
                 elapsed_ns: end.saturating_sub(go),
@@ -552,25 +539,21 @@ fn summarise<A: MutexAlgorithm>(
     let sum = |f: fn(&WorkerShare) -> u64| per_worker.iter().map(f).sum::<u64>();
     let (done, violations, handoffs) =
         (sum(|w| w.done), sum(|w| w.violations), sum(|w| w.handoffs));
-    let elapsed_ns = per_worker
-        .iter()
-        .map(|w| w.elapsed_ns)
-        .max()
-        .unwrap_or(0)
-        .max(1);
     let actual = region.cs.0.counter.load(Ordering::Acquire);
+    // The slowest worker's time (at least 1 ns, to divide by).
+    let elapsed_ns = per_worker.iter().fold(1, |t, w| t.max(w.elapsed_ns));
     RaceResult {
         algorithm: algo.label(),
         fence: algo.fence(),
+        violations,
+        lost: done.saturating_sub(actual),
+        actual,
+        expected,
+        finished,
         kind: cfg.kind,
         workers: cfg.workers,
         iters: cfg.iters,
         trial: 1,
-        expected,
-        actual,
-        lost: done.saturating_sub(actual),
-        violations,
-        finished,
         elapsed_ns,
         ops_per_sec: done as f64 * 1e9 / elapsed_ns as f64,
         fairness: race::jain(per_worker.iter().map(|w| w.share)),
@@ -578,4 +561,18 @@ fn summarise<A: MutexAlgorithm>(
         mean_streak: done as f64 / handoffs.max(1) as f64,
         per_worker,
     }
+}
+
+/// Each count's fraction of their total (equal fractions if it is 0).
+fn fractions(counts: impl Iterator<Item = u64>) -> Vec<f64> {
+    let counts: Vec<u64> = counts.collect();
+    let total: u64 = counts.iter().sum();
+    let n = counts.len().max(1) as f64;
+    counts
+        .iter()
+        .map(|&c| match total {
+            0 => 1.0 / n,
+            t => c as f64 / t as f64,
+        })
+        .collect()
 }

@@ -29,11 +29,11 @@ use std::time::Duration;
 #[command(group(ArgGroup::new("workers").args(["procs", "threads"])))]
 struct Cli {
     /// flag | peterson | dekker | bakery | tas | ttas | ticket | all
-    #[arg(long, default_value = "all", conflicts_with = "lock_lib")]
+    #[arg(long, default_value = "all", conflicts_with = "lock_lib", value_parser = labs::lab9::parse_algo)]
     algo: Selection,
     /// none (the textbook's code) | seqcst (mfence between the flag store and the loads) | both
     /// [default: none; with --algo all, both for flag, peterson, dekker and bakery]
-    #[arg(long, conflicts_with = "lock_lib")]
+    #[arg(long, conflicts_with = "lock_lib", value_parser = labs::lab9::parse_fence)]
     fence: Option<FenceChoice>,
     /// Race the lock in this C shared library instead (see above)
     #[arg(long, value_name = "FILE.so")]
@@ -66,17 +66,18 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = labs::parse();
-    let (kind, workers) = match (cli.procs, cli.threads) {
-        (_, Some(n)) => (WorkerKind::Threads, n),
-        (Some(n), None) => (WorkerKind::Procs, n),
-        (None, None) => (WorkerKind::Procs, 2),
+    // --threads N, or --procs N (2 processes if neither is given).
+    let kind = if cli.threads.is_some() {
+        WorkerKind::Threads
+    } else {
+        WorkerKind::Procs
     };
     let opts = Options {
         algo: cli.algo,
         fence: cli.fence,
         lock_lib: cli.lock_lib,
         kind,
-        workers,
+        workers: cli.threads.or(cli.procs).unwrap_or(2),
         iters: cli.iters,
         trials: cli.trials,
         outside: cli.outside,
