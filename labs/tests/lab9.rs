@@ -284,7 +284,7 @@ fn all_prints_one_table_and_json_rows() {
         assert!(r.stdout.contains(row), "missing row {row:?}: {r:#?}");
     }
     assert!(r.stdout.contains("The point:"), "{r:#?}");
-    assert!(r.stdout.contains("Fairness:"), "{r:#?}");
+    assert!(r.stdout.contains("- Fairness ("), "{r:#?}");
     assert!(left(&r).is_empty(), "{:?}", left(&r));
 
     // Three workers: the two-worker algorithms are skipped, with the reason.

@@ -6,7 +6,7 @@
 use algos::{
     Aborted, Algo, Fence, MutexAlgorithm, RaceConfig, RaceError, RaceResult, Waiter, WorkerKind,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Races run one at a time: they fork (see the race crate's notes on
@@ -133,24 +133,34 @@ fn the_flag_lock_breaks_fenced_or_not() {
     shows_violations(Algo::Flag, Fence::SeqCst, WorkerKind::Procs, 8);
 }
 
-/// A student's own lock, in a few lines: test-and-set.
-struct StudentTas;
+/// A student's own lock, in a few lines: a ticket lock with its state as
+/// a `#[repr(C)]` struct.
+struct StudentTicket;
 
-// SAFETY: one AtomicBool; zero is false (unlocked).
-unsafe impl MutexAlgorithm for StudentTas {
-    type State = AtomicBool;
-    const NAME: &'static str = "student-tas";
+#[repr(C)]
+#[derive(Default)]
+struct Tickets {
+    next: AtomicU32,
+    now: AtomicU32,
+}
+
+// SAFETY: two AtomicU32s in a #[repr(C)] struct; zero = no ticket out,
+// ticket 0 served.
+unsafe impl MutexAlgorithm for StudentTicket {
+    type State = Tickets;
+    const NAME: &'static str = "student-ticket";
     const MAX_WORKERS: u32 = algos::MAX_WORKERS;
 
-    fn acquire(&self, s: &AtomicBool, _me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
-        while s.swap(true, Ordering::Acquire) {
+    fn acquire(&self, t: &Tickets, _me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
+        let mine = t.next.fetch_add(1, Ordering::Relaxed);
+        while t.now.load(Ordering::Acquire) != mine {
             w.spin()?;
         }
         Ok(())
     }
 
-    fn release(&self, s: &AtomicBool, _me: u32) {
-        s.store(false, Ordering::Release);
+    fn release(&self, t: &Tickets, _me: u32) {
+        t.now.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -158,9 +168,9 @@ unsafe impl MutexAlgorithm for StudentTas {
 fn a_students_rust_lock_runs_through_the_same_harness() {
     let _serial = serial();
     for cfg in [RaceConfig::procs(2, ITERS), RaceConfig::threads(3, ITERS)] {
-        let r = algos::race(StudentTas, &cfg).unwrap();
-        assert_eq!(r.algorithm, "student-tas");
-        assert_exact(&r, "student-tas");
+        let r = algos::race(StudentTicket, &cfg).unwrap();
+        assert_eq!(r.algorithm, "student-ticket");
+        assert_exact(&r, "student-ticket");
     }
     assert!(leftovers().is_empty(), "{:?}", leftovers());
 }

@@ -45,7 +45,7 @@ struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=algos::MAX_WORKERS as i64))]
     threads: Option<u32>,
     /// Critical-section entries per worker
-    #[arg(long, value_name = "M", default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
+    #[arg(long, value_name = "M", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
     iters: u64,
     /// Trials per algorithm and fence
     #[arg(long, value_name = "T", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
