@@ -25,7 +25,7 @@ use std::time::Duration;
 ///   void shmlab_lock_release(void *state, unsigned worker);
 /// (labs/examples/locks/shmlab_lock.h; build with cc -O2 -shared -fPIC).
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version, verbatim_doc_comment)]
 #[command(group(ArgGroup::new("workers").args(["procs", "threads"])))]
 struct Cli {
     /// flag | peterson | dekker | bakery | tas | ttas | ticket | all
