@@ -127,5 +127,6 @@ pub mod lab5;
 pub mod lab6;
 pub mod lab7;
 pub mod lab8;
+pub mod lab9;
 pub mod payloads;
 pub mod tool;
