@@ -196,7 +196,7 @@ mod tests {
                     let l = PureSpinLock::new();
                     let shared = &shared;
                     for _ in 0..100_000 {
-                        l.lock(&s).unwrap();
+                        assert_eq!(l.lock(&s).unwrap(), Acquired::Clean);
                         // SAFETY: we hold the lock.
                         unsafe { *shared.0.get() += 1 };
                         // SAFETY: we hold it.
