@@ -21,6 +21,8 @@
 
 mod error;
 mod fifo;
+pub mod ladder;
+mod ladder_sys;
 mod measure;
 mod process;
 mod ring;

@@ -433,13 +433,13 @@ fn corrupt(what: &str, detail: String) -> Error {
 }
 
 /// The child's side of the control pipe.
-struct Ready {
+pub(crate) struct Ready {
     ctl: File,
 }
 
 impl Ready {
     /// "My side is open and claimed: start the clock."
-    fn signal(&mut self) -> Result<()> {
+    pub(crate) fn signal(&mut self) -> Result<()> {
         self.ctl
             .write_all(b"R")
             .map_err(|e| Error::io("write to the control pipe", e))
@@ -448,7 +448,7 @@ impl Ready {
 
 /// The parent's side of the control pipe: `R` (ready), then `D` (done) or
 /// `E` and a message.
-struct Control {
+pub(crate) struct Control {
     ctl: File,
     pid: i32,
     done: bool,
@@ -492,7 +492,7 @@ impl Control {
     }
 
     /// Waits for the child's "ready" (its side is open): start the clock.
-    fn wait_ready(&mut self) -> Result<()> {
+    pub(crate) fn wait_ready(&mut self) -> Result<()> {
         self.expect(b'R', "before it was ready")
     }
 
@@ -511,7 +511,7 @@ impl Control {
 /// closed in the child; `parent` calls `ctl.wait_ready()` once its own side
 /// is open, then times), then collects the child's verdict
 /// and exit status. Any failure kills the child: nothing is left running.
-fn with_child<K>(
+pub(crate) fn with_child<K>(
     what: &str,
     keep: K,
     child: impl FnOnce(&mut Ready) -> Result<()>,
@@ -534,7 +534,10 @@ fn with_child<K>(
         }
     };
     // SAFETY: `keep` holds only descriptors (the callers pass pipe and FIFO
-    // ends or `()`), never a region. The child opens objects, allocates
+    // ends or `()`; the ladder passes a closure holding descriptors, an `Rc`
+    // of an anonymous shared mapping, whose drop only unmaps this process's
+    // view, and named semaphores, whose drop only `sem_close`s), never a
+    // region or anything that removes a name. The child opens objects, allocates
     // (glibc's malloc is fork-safe), and reads and writes descriptors and
     // shared memory; it takes no lock another thread of ours could hold.
     let (child, keep) = unsafe { spawn((keep, ctl_r), body) }?;
