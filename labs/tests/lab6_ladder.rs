@@ -43,3 +43,13 @@ fn ladder_prints_every_rung_and_writes_the_plot() {
     assert_eq!(left, Vec::<String>::new());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn plot_without_ladder_or_curve_is_bad_input() {
+    let out = Command::new(env!("CARGO_BIN_EXE_lab6-pipes"))
+        .args(["--plot", "/nonexistent/x.svg"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ladder or --curve"));
+}

@@ -42,24 +42,30 @@ pub enum Transport {
     ShmFutex,
     /// The shared-memory [`Ring`], busy-waiting.
     ShmSpin,
+    /// The shared-memory [`Ring`], spinning up to
+    /// [`ADAPTIVE_SPIN`](crate::ladder::ADAPTIVE_SPIN) before it sleeps on
+    /// the futex ([`Signal::Adaptive`]).
+    ShmAdaptive,
 }
 
 impl Transport {
     /// Every transport, in the order the labs print them.
-    pub const ALL: [Transport; 4] = [
+    pub const ALL: [Transport; 5] = [
         Transport::Pipe,
         Transport::Fifo,
         Transport::ShmFutex,
         Transport::ShmSpin,
+        Transport::ShmAdaptive,
     ];
 
-    /// Short name: `pipe`, `fifo`, `shm-futex`, `shm-spin`.
+    /// Short name: `pipe`, `fifo`, `shm-futex`, `shm-spin`, `shm-adaptive`.
     pub fn name(self) -> &'static str {
         match self {
             Transport::Pipe => "pipe",
             Transport::Fifo => "fifo",
             Transport::ShmFutex => "shm-futex",
             Transport::ShmSpin => "shm-spin",
+            Transport::ShmAdaptive => "shm-adaptive",
         }
     }
 }
@@ -78,7 +84,7 @@ impl std::str::FromStr for Transport {
             .find(|t| t.name() == s)
             .ok_or_else(|| {
                 Error::Invalid(format!(
-                    "unknown transport {s:?}; use pipe, fifo, shm-futex or shm-spin"
+                    "unknown transport {s:?}; use pipe, fifo, shm-futex, shm-spin or shm-adaptive"
                 ))
             })
     }
@@ -92,6 +98,7 @@ pub fn round_trips(transport: Transport, iters: u64) -> Result<Duration> {
         Transport::Fifo => fifo_round_trips(iters),
         Transport::ShmFutex => shm_round_trips(iters, Signal::Futex),
         Transport::ShmSpin => shm_round_trips(iters, Signal::Spin),
+        Transport::ShmAdaptive => shm_round_trips(iters, Signal::Adaptive),
     }
 }
 
@@ -104,6 +111,7 @@ pub fn stream(transport: Transport, total_bytes: u64, msg: usize) -> Result<Dura
         Transport::Fifo => fifo_stream(total_bytes, msg),
         Transport::ShmFutex => shm_stream(total_bytes, msg, Signal::Futex),
         Transport::ShmSpin => shm_stream(total_bytes, msg, Signal::Spin),
+        Transport::ShmAdaptive => shm_stream(total_bytes, msg, Signal::Adaptive),
     }
 }
 
@@ -241,8 +249,26 @@ pub fn fifo_stream(total_bytes: u64, msg: usize) -> Result<Duration> {
     )
 }
 
-/// `total_bytes` through one shared-memory [`Ring`] in `msg`-byte sends.
+/// `total_bytes` through one shared-memory [`Ring`] in `msg`-byte sends;
+/// the receiver checks every byte **in place** in the ring
+/// ([`Receiver::recv_in_place`]), so each byte is copied once (by the
+/// sender). [`shm_stream_copy_out`] is the two-copy variant.
 pub fn shm_stream(total_bytes: u64, msg: usize, signal: Signal) -> Result<Duration> {
+    shm_stream_with(total_bytes, msg, signal, false)
+}
+
+/// As [`shm_stream`], but the receiver copies each message out of the ring
+/// into its own buffer before checking it (two copies, like a pipe).
+pub fn shm_stream_copy_out(total_bytes: u64, msg: usize, signal: Signal) -> Result<Duration> {
+    shm_stream_with(total_bytes, msg, signal, true)
+}
+
+fn shm_stream_with(
+    total_bytes: u64,
+    msg: usize,
+    signal: Signal,
+    copy_out: bool,
+) -> Result<Duration> {
     check_msg(msg)?;
     if total_bytes == 0 {
         return Ok(Duration::ZERO);
@@ -258,7 +284,11 @@ pub fn shm_stream(total_bytes: u64, msg: usize, signal: Signal) -> Result<Durati
             let ring = Ring::open(&name)?;
             let mut rx = ring.receiver()?;
             ready.signal()?;
-            verify_stream(&mut rx, total_bytes, msg, what)
+            if copy_out {
+                verify_stream(&mut rx, total_bytes, msg, what)
+            } else {
+                verify_in_place(&mut rx, total_bytes, msg, what)
+            }
         },
         |(), ctl| {
             ctl.wait_ready()?;
@@ -273,6 +303,7 @@ fn shm_label(signal: Signal) -> &'static str {
     match signal {
         Signal::Futex => "shm-futex",
         Signal::Spin => "shm-spin",
+        Signal::Adaptive => "shm-adaptive",
     }
 }
 
@@ -418,6 +449,54 @@ fn verify_stream(rx: &mut impl Rx, total: u64, msg: usize, what: &str) -> Result
                     want[at]
                 ),
             ));
+        }
+        seen += n as u64;
+        seq += 1;
+    }
+    Ok(())
+}
+
+/// [`verify_stream`] without the copy: each message is compared with the
+/// expected pattern where it lies in the ring, run by run.
+fn verify_in_place(rx: &mut Receiver<'_>, total: u64, msg: usize, what: &str) -> Result<()> {
+    let mut want = pattern(msg);
+    let (mut seen, mut seq) = (0u64, 0u64);
+    while seen < total {
+        let n = (total - seen).min(msg as u64) as usize;
+        stamp(&mut want, seq);
+        let mut off = 0;
+        while off < n {
+            let expect = &want[off..n];
+            let Some((got, bad)) = rx.recv_in_place(n - off, |run| {
+                (run != &expect[..run.len()])
+                    .then(|| {
+                        (0..run.len())
+                            .find(|&i| run[i] != expect[i])
+                            .map(|i| (i, run[i]))
+                    })
+                    .flatten()
+            })?
+            else {
+                return Err(corrupt(
+                    what,
+                    format!(
+                        "the stream ended at byte {}, expected {total}",
+                        seen + off as u64
+                    ),
+                ));
+            };
+            if let Some((i, b)) = bad {
+                let at = off + i;
+                return Err(corrupt(
+                    what,
+                    format!(
+                        "byte {} of the stream (message {seq}, offset {at}) is {b:#04x}, expected {:#04x}",
+                        seen + at as u64,
+                        want[at]
+                    ),
+                ));
+            }
+            off += got;
         }
         seen += n as u64;
         seq += 1;

@@ -17,12 +17,14 @@
 //! re-exported here.
 
 mod compare;
+mod curve;
 mod fifo;
 mod ladder;
 mod pitfall;
 mod textbook;
 
 pub use compare::{Comparison, compare};
+pub use curve::{Point, curve};
 pub use fifo::{fifo, fifo_reader};
 pub use ladder::{LadderReport, ladder};
 pub use pitfall::{EofReport, EpipeReport, pitfall_eof, pitfall_epipe};
@@ -59,7 +61,7 @@ pub enum Pitfall {
     about = "Lab 6: pipes — the textbook parent/child pipe, a named pipe, two pitfalls, and a pipe against shared memory",
     after_help = "Run it with no flags first (the textbook program), then --pitfall eof and --pitfall epipe, \
                   then --fifo, then --compare.",
-    group(clap::ArgGroup::new("mode").args(["fifo", "compare", "ladder", "pitfall", "fifo_reader"]))
+    group(clap::ArgGroup::new("mode").args(["fifo", "compare", "ladder", "curve", "pitfall", "fifo_reader"]))
 )]
 pub struct Cli {
     /// The same exchange between two unrelated processes through a named pipe (mkfifo)
@@ -82,8 +84,14 @@ pub struct Cli {
     #[arg(long, requires = "ladder", default_value_t = 100_000,
           value_parser = clap::value_parser!(u64).range(100..=MAX_ITERS))]
     pub round_trips: u64,
-    /// With --ladder: write the pinned histograms as an SVG
-    #[arg(long, requires = "ladder", value_name = "FILE.svg")]
+    /// Stream throughput against message size (64 B to 1 MiB): pipe against the ring, in place and copying out
+    #[arg(long)]
+    pub curve: bool,
+    /// With --curve: the most bytes streamed per point
+    #[arg(long, requires = "curve", default_value = "256M", value_parser = parse_bytes)]
+    pub curve_bytes: u64,
+    /// With --ladder or --curve: write the picture as an SVG
+    #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Show a pitfall: eof (a write end left open) or epipe (the reader has gone)
     #[arg(long, value_enum)]
@@ -111,6 +119,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     if cli.fifo {
         return fifo(out);
+    }
+    if cli.plot.is_some() && !cli.ladder && !cli.curve {
+        anyhow::bail!("--plot draws the --ladder or --curve picture; add one of them");
+    }
+    if cli.curve {
+        curve(cli.curve_bytes, cli.plot.as_deref(), out)?;
+        return Ok(ExitCode::SUCCESS);
     }
     if cli.ladder {
         ladder(cli.round_trips, cli.plot.as_deref(), out)?;
