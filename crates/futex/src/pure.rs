@@ -14,10 +14,13 @@
 //! **Why it collapses.** With more waiters than CPUs, the holder can be
 //! preempted while waiters occupy every CPU spinning: each spins out its
 //! whole time slice (milliseconds) reading a word that cannot change, and the
-//! holder runs again only when the scheduler preempts a spinner. Throughput
-//! then falls by orders of magnitude from 2 to 8 processes on 2 CPUs, where
-//! the yielding spin lock and the futex lock keep theirs. Use it only to see
-//! that, or with at most one waiter per CPU.
+//! holder runs again only when the scheduler preempts a spinner; and a
+//! holder that keeps its CPU takes the lock back before a waiter on the
+//! other CPU sees it free, so a few processes do all the work. With one
+//! increment per critical section, preemption inside it is rare, and on the
+//! 2-vCPU machine of BENCHMARKS.md the damage from 2 to 8 processes was
+//! mostly to fairness (Jain index 0.79 → 0.15) and less to throughput
+//! (0.75×). Use it to see that, or with at most one waiter per CPU.
 
 use crate::OWNER_CHECK_INTERVAL;
 use crate::owner::Me;

@@ -2,9 +2,9 @@
 //! (`spin-pure`) runs with more workers than CPUs, and a bound on how long
 //! each such trial may take.
 //!
-//! With more spinning workers than CPUs, a pure spin lock's holder is often
-//! preempted while the waiters spin out whole time slices; a trial that takes
-//! milliseconds with two workers can take minutes with eight. The bound is a
+//! With more spinning workers than CPUs, a pure spin lock's holder can be
+//! preempted while the waiters spin out whole time slices, so a trial's
+//! time is no longer bounded by the work in it. The bound is a
 //! watchdog thread per trial: if the trial is still running at its deadline,
 //! it prints why, kills the workers and removes the region (the same
 //! clean-up Ctrl-C runs, [`shm::cleanup::run_now`]) and exits with status 2.
@@ -39,7 +39,7 @@ pub fn limit() -> Duration {
 /// oversubscribed `spin-pure` run.
 pub fn warning(cfg: &Config) -> String {
     format!(
-        "warning: spin-pure never yields the CPU, and {} workers > {} CPUs: a preempted holder leaves the waiters spinning out whole time slices, so this run may be orders of magnitude slower than with {} workers. Each trial is stopped after {} (the workers are killed and the region removed).",
+        "warning: spin-pure never yields the CPU, and {} workers > {} CPUs: a holder preempted mid-increment leaves the waiters spinning out whole time slices, and a holder that keeps its CPU takes the lock back before any waiter can, so expect this run to be slower and very unfair compared with {} workers. Each trial is stopped after {} (the workers are killed and the region removed).",
         cfg.workers,
         cpus(),
         cpus(),
