@@ -88,13 +88,14 @@ pub fn criterion_dir() -> PathBuf {
 }
 
 /// The round-trip benchmarks (`ipc::Transport` names), in table order.
-pub const ROUND_TRIPS: [&str; 4] = ["pipe", "fifo", "shm-futex", "shm-spin"];
+pub const ROUND_TRIPS: [&str; 5] = ["pipe", "fifo", "shm-futex", "shm-spin", "shm-adaptive"];
 
 /// The stream benchmarks, in table order: their names and transports.
-pub const STREAMS: [(&str, ipc::Transport); 3] = [
+pub const STREAMS: [(&str, ipc::Transport); 4] = [
     ("pipe", ipc::Transport::Pipe),
     ("ring", ipc::Transport::ShmFutex),
     ("ring-spin", ipc::Transport::ShmSpin),
+    ("ring-adaptive", ipc::Transport::ShmAdaptive),
 ];
 
 /// Contender counts for the contended groups.

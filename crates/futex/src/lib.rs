@@ -134,12 +134,14 @@
 
 mod futex;
 mod owner;
+mod pure;
 mod spin;
 mod sync;
 mod sys;
 mod word;
 
 pub use futex::{FutexLock, FutexState};
+pub use pure::{PureSpinLock, PureSpinState};
 pub use spin::{SpinLock, SpinState};
 
 use std::sync::atomic::AtomicU32;

@@ -21,6 +21,8 @@
 
 mod error;
 mod fifo;
+pub mod ladder;
+mod ladder_sys;
 mod measure;
 mod process;
 mod ring;
@@ -30,7 +32,8 @@ pub use error::{End, Error, Result};
 pub use fifo::Fifo;
 pub use measure::{
     MAX_STREAM_MSG, ROUND_TRIP_BYTES, STREAM_MSG, Transport, fifo_round_trips, fifo_stream,
-    pipe_round_trips, pipe_stream, round_trips, shm_round_trips, shm_stream, stream,
+    pipe_round_trips, pipe_stream, round_trips, shm_round_trips, shm_stream, shm_stream_copy_out,
+    stream,
 };
 pub use process::{Child, Exit, SigPipe, pipe, set_sigpipe, spawn, wait_readable};
 pub use ring::{PEER_CHECK, RING_CAPACITY, Receiver, Ring, RingShared, Sender, Signal};

@@ -42,24 +42,30 @@ pub enum Transport {
     ShmFutex,
     /// The shared-memory [`Ring`], busy-waiting.
     ShmSpin,
+    /// The shared-memory [`Ring`], spinning up to
+    /// [`ADAPTIVE_SPIN`](crate::ladder::ADAPTIVE_SPIN) before it sleeps on
+    /// the futex ([`Signal::Adaptive`]).
+    ShmAdaptive,
 }
 
 impl Transport {
     /// Every transport, in the order the labs print them.
-    pub const ALL: [Transport; 4] = [
+    pub const ALL: [Transport; 5] = [
         Transport::Pipe,
         Transport::Fifo,
         Transport::ShmFutex,
         Transport::ShmSpin,
+        Transport::ShmAdaptive,
     ];
 
-    /// Short name: `pipe`, `fifo`, `shm-futex`, `shm-spin`.
+    /// Short name: `pipe`, `fifo`, `shm-futex`, `shm-spin`, `shm-adaptive`.
     pub fn name(self) -> &'static str {
         match self {
             Transport::Pipe => "pipe",
             Transport::Fifo => "fifo",
             Transport::ShmFutex => "shm-futex",
             Transport::ShmSpin => "shm-spin",
+            Transport::ShmAdaptive => "shm-adaptive",
         }
     }
 }
@@ -78,7 +84,7 @@ impl std::str::FromStr for Transport {
             .find(|t| t.name() == s)
             .ok_or_else(|| {
                 Error::Invalid(format!(
-                    "unknown transport {s:?}; use pipe, fifo, shm-futex or shm-spin"
+                    "unknown transport {s:?}; use pipe, fifo, shm-futex, shm-spin or shm-adaptive"
                 ))
             })
     }
@@ -92,6 +98,7 @@ pub fn round_trips(transport: Transport, iters: u64) -> Result<Duration> {
         Transport::Fifo => fifo_round_trips(iters),
         Transport::ShmFutex => shm_round_trips(iters, Signal::Futex),
         Transport::ShmSpin => shm_round_trips(iters, Signal::Spin),
+        Transport::ShmAdaptive => shm_round_trips(iters, Signal::Adaptive),
     }
 }
 
@@ -104,6 +111,7 @@ pub fn stream(transport: Transport, total_bytes: u64, msg: usize) -> Result<Dura
         Transport::Fifo => fifo_stream(total_bytes, msg),
         Transport::ShmFutex => shm_stream(total_bytes, msg, Signal::Futex),
         Transport::ShmSpin => shm_stream(total_bytes, msg, Signal::Spin),
+        Transport::ShmAdaptive => shm_stream(total_bytes, msg, Signal::Adaptive),
     }
 }
 
@@ -241,8 +249,26 @@ pub fn fifo_stream(total_bytes: u64, msg: usize) -> Result<Duration> {
     )
 }
 
-/// `total_bytes` through one shared-memory [`Ring`] in `msg`-byte sends.
+/// `total_bytes` through one shared-memory [`Ring`] in `msg`-byte sends;
+/// the receiver checks every byte **in place** in the ring
+/// ([`Receiver::recv_in_place`]), so each byte is copied once (by the
+/// sender). [`shm_stream_copy_out`] is the two-copy variant.
 pub fn shm_stream(total_bytes: u64, msg: usize, signal: Signal) -> Result<Duration> {
+    shm_stream_with(total_bytes, msg, signal, false)
+}
+
+/// As [`shm_stream`], but the receiver copies each message out of the ring
+/// into its own buffer before checking it (two copies, like a pipe).
+pub fn shm_stream_copy_out(total_bytes: u64, msg: usize, signal: Signal) -> Result<Duration> {
+    shm_stream_with(total_bytes, msg, signal, true)
+}
+
+fn shm_stream_with(
+    total_bytes: u64,
+    msg: usize,
+    signal: Signal,
+    copy_out: bool,
+) -> Result<Duration> {
     check_msg(msg)?;
     if total_bytes == 0 {
         return Ok(Duration::ZERO);
@@ -258,7 +284,11 @@ pub fn shm_stream(total_bytes: u64, msg: usize, signal: Signal) -> Result<Durati
             let ring = Ring::open(&name)?;
             let mut rx = ring.receiver()?;
             ready.signal()?;
-            verify_stream(&mut rx, total_bytes, msg, what)
+            if copy_out {
+                verify_stream(&mut rx, total_bytes, msg, what)
+            } else {
+                verify_in_place(&mut rx, total_bytes, msg, what)
+            }
         },
         |(), ctl| {
             ctl.wait_ready()?;
@@ -273,6 +303,7 @@ fn shm_label(signal: Signal) -> &'static str {
     match signal {
         Signal::Futex => "shm-futex",
         Signal::Spin => "shm-spin",
+        Signal::Adaptive => "shm-adaptive",
     }
 }
 
@@ -425,6 +456,54 @@ fn verify_stream(rx: &mut impl Rx, total: u64, msg: usize, what: &str) -> Result
     Ok(())
 }
 
+/// [`verify_stream`] without the copy: each message is compared with the
+/// expected pattern where it lies in the ring, run by run.
+fn verify_in_place(rx: &mut Receiver<'_>, total: u64, msg: usize, what: &str) -> Result<()> {
+    let mut want = pattern(msg);
+    let (mut seen, mut seq) = (0u64, 0u64);
+    while seen < total {
+        let n = (total - seen).min(msg as u64) as usize;
+        stamp(&mut want, seq);
+        let mut off = 0;
+        while off < n {
+            let expect = &want[off..n];
+            let Some((got, bad)) = rx.recv_in_place(n - off, |run| {
+                (run != &expect[..run.len()])
+                    .then(|| {
+                        (0..run.len())
+                            .find(|&i| run[i] != expect[i])
+                            .map(|i| (i, run[i]))
+                    })
+                    .flatten()
+            })?
+            else {
+                return Err(corrupt(
+                    what,
+                    format!(
+                        "the stream ended at byte {}, expected {total}",
+                        seen + off as u64
+                    ),
+                ));
+            };
+            if let Some((i, b)) = bad {
+                let at = off + i;
+                return Err(corrupt(
+                    what,
+                    format!(
+                        "byte {} of the stream (message {seq}, offset {at}) is {b:#04x}, expected {:#04x}",
+                        seen + at as u64,
+                        want[at]
+                    ),
+                ));
+            }
+            off += got;
+        }
+        seen += n as u64;
+        seq += 1;
+    }
+    Ok(())
+}
+
 fn corrupt(what: &str, detail: String) -> Error {
     Error::Corrupt {
         transport: what.to_owned(),
@@ -433,13 +512,13 @@ fn corrupt(what: &str, detail: String) -> Error {
 }
 
 /// The child's side of the control pipe.
-struct Ready {
+pub(crate) struct Ready {
     ctl: File,
 }
 
 impl Ready {
     /// "My side is open and claimed: start the clock."
-    fn signal(&mut self) -> Result<()> {
+    pub(crate) fn signal(&mut self) -> Result<()> {
         self.ctl
             .write_all(b"R")
             .map_err(|e| Error::io("write to the control pipe", e))
@@ -448,7 +527,7 @@ impl Ready {
 
 /// The parent's side of the control pipe: `R` (ready), then `D` (done) or
 /// `E` and a message.
-struct Control {
+pub(crate) struct Control {
     ctl: File,
     pid: i32,
     done: bool,
@@ -492,7 +571,7 @@ impl Control {
     }
 
     /// Waits for the child's "ready" (its side is open): start the clock.
-    fn wait_ready(&mut self) -> Result<()> {
+    pub(crate) fn wait_ready(&mut self) -> Result<()> {
         self.expect(b'R', "before it was ready")
     }
 
@@ -511,7 +590,7 @@ impl Control {
 /// closed in the child; `parent` calls `ctl.wait_ready()` once its own side
 /// is open, then times), then collects the child's verdict
 /// and exit status. Any failure kills the child: nothing is left running.
-fn with_child<K>(
+pub(crate) fn with_child<K>(
     what: &str,
     keep: K,
     child: impl FnOnce(&mut Ready) -> Result<()>,
@@ -534,7 +613,10 @@ fn with_child<K>(
         }
     };
     // SAFETY: `keep` holds only descriptors (the callers pass pipe and FIFO
-    // ends or `()`), never a region. The child opens objects, allocates
+    // ends or `()`; the ladder passes a closure holding descriptors, an `Rc`
+    // of an anonymous shared mapping, whose drop only unmaps this process's
+    // view, and named semaphores, whose drop only `sem_close`s), never a
+    // region or anything that removes a name. The child opens objects, allocates
     // (glibc's malloc is fork-safe), and reads and writes descriptors and
     // shared memory; it takes no lock another thread of ours could hold.
     let (child, keep) = unsafe { spawn((keep, ctl_r), body) }?;

@@ -48,6 +48,12 @@ pub enum Signal {
     /// lowest latency when each side has a core of its own, a burnt core
     /// otherwise.
     Spin,
+    /// Adaptive: spin on the counter for up to
+    /// [`ADAPTIVE_SPIN`](crate::ladder::ADAPTIVE_SPIN) (50 µs), then sleep
+    /// as [`Signal::Futex`] does; the other side wakes it the same way. A
+    /// peer that is running answers within the spin, with no system call on
+    /// either side; one that is not costs at most the spin.
+    Adaptive,
 }
 
 impl Signal {
@@ -55,11 +61,16 @@ impl Signal {
         match self {
             Signal::Futex => 0,
             Signal::Spin => 1,
+            Signal::Adaptive => 2,
         }
     }
 
     fn from_u32(v: u32) -> Signal {
-        if v == 1 { Signal::Spin } else { Signal::Futex }
+        match v {
+            1 => Signal::Spin,
+            2 => Signal::Adaptive,
+            _ => Signal::Futex,
+        }
     }
 }
 
@@ -68,6 +79,7 @@ impl fmt::Display for Signal {
         f.write_str(match self {
             Signal::Futex => "futex",
             Signal::Spin => "spin",
+            Signal::Adaptive => "adaptive",
         })
     }
 }
@@ -193,6 +205,22 @@ impl RingShared {
         }
     }
 
+    /// The `len` bytes at stream position `pos`, in place (no copy).
+    ///
+    /// # Safety
+    /// As [`read_at`](Self::read_at) for those bytes, which must not wrap
+    /// (`pos % RING_CAPACITY + len <= RING_CAPACITY`); and the slice must be
+    /// dropped before the receiver stores a `tail` past them (after which
+    /// the sender may overwrite them).
+    unsafe fn filled_at(&self, pos: u64, len: usize) -> &[u8] {
+        let start = (pos % RING_CAPACITY as u64) as usize;
+        debug_assert!(start + len <= RING_CAPACITY);
+        // SAFETY: inside `data` (no wrap, per the contract); published and
+        // owned by the receiver until its next tail store, so nobody writes
+        // them while the slice lives.
+        unsafe { std::slice::from_raw_parts(self.data.get().cast::<u8>().add(start), len) }
+    }
+
     /// After publishing: wake the other side if it said it sleeps on `word`.
     #[inline]
     fn wake_if_waiting(word: &AtomicU32) {
@@ -266,7 +294,7 @@ impl Ring {
             ring: self,
             head: r.head.load(Ordering::Relaxed),
             tail: r.tail.load(Ordering::Acquire),
-            spin: self.signal() == Signal::Spin,
+            signal: self.signal(),
             sleeps: 0,
         })
     }
@@ -282,7 +310,7 @@ impl Ring {
             ring: self,
             tail: r.tail.load(Ordering::Relaxed),
             head: r.head.load(Ordering::Acquire),
-            spin: self.signal() == Signal::Spin,
+            signal: self.signal(),
             sleeps: 0,
         })
     }
@@ -338,12 +366,26 @@ impl Ring {
 /// on `word`. `ready` must be cheap (it runs on every wake-up); the costlier
 /// `peer_alive` runs only after a futex timeout or every few thousand spins.
 fn wait_until<T>(
-    spin: bool,
+    signal: Signal,
     word: &AtomicU32,
     sleeps: &mut u64,
     mut ready: impl FnMut() -> Result<Option<T>>,
     mut peer_alive: impl FnMut() -> Result<()>,
 ) -> Result<T> {
+    let spin = signal == Signal::Spin;
+    if signal == Signal::Adaptive {
+        // Spin first, for a bounded time (the clock is read every 64
+        // rounds); then sleep below as the futex signalling does.
+        let start = std::time::Instant::now();
+        while start.elapsed() < crate::ladder::ADAPTIVE_SPIN {
+            for _ in 0..64 {
+                if let Some(v) = ready()? {
+                    return Ok(v);
+                }
+                std::hint::spin_loop();
+            }
+        }
+    }
     let mut rounds: u32 = 0;
     loop {
         if let Some(v) = ready()? {
@@ -391,7 +433,7 @@ pub struct Sender<'a> {
     head: u64,
     /// The last `tail` we loaded; the receiver may have moved on since.
     tail: u64,
-    spin: bool,
+    signal: Signal,
     sleeps: u64,
 }
 
@@ -425,7 +467,7 @@ impl Sender<'_> {
             unsafe { r.write_at(self.head, &buf[off..off + n]) };
             self.head += n as u64;
             r.head.store(self.head, Ordering::Release);
-            if !self.spin {
+            if self.signal != Signal::Spin {
                 RingShared::wake_if_waiting(&r.data_wait);
             }
             off += n;
@@ -439,7 +481,7 @@ impl Sender<'_> {
         let r = ring.shared();
         let head = self.head;
         wait_until(
-            self.spin,
+            self.signal,
             &r.space_wait,
             &mut self.sleeps,
             || {
@@ -481,7 +523,7 @@ pub struct Receiver<'a> {
     tail: u64,
     /// The last `head` we loaded; the sender may have published more since.
     head: u64,
-    spin: bool,
+    signal: Signal,
     sleeps: u64,
 }
 
@@ -518,10 +560,45 @@ impl Receiver<'_> {
         unsafe { r.read_at(self.tail, &mut buf[..n]) };
         self.tail += n as u64;
         r.tail.store(self.tail, Ordering::Release);
-        if !self.spin {
+        if self.signal != Signal::Spin {
             RingShared::wake_if_waiting(&r.space_wait);
         }
         Ok(n)
+    }
+
+    /// Waits until data is there, then calls `f` on up to `max` bytes of it
+    /// **where they lie in the ring** (no copy out): the longest contiguous
+    /// run, which stops at the ring's end, so it may be shorter than what
+    /// is there. Only after `f` returns is the space handed back to the
+    /// sender. Returns `(bytes, f's result)`, or `None` at end-of-file (or
+    /// for `max == 0`).
+    pub fn recv_in_place<R>(
+        &mut self,
+        max: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<(usize, R)>> {
+        if max == 0 {
+            return Ok(None);
+        }
+        if self.head == self.tail {
+            self.head = self.wait_for_data()?;
+            if self.head == self.tail {
+                return Ok(None);
+            }
+        }
+        let r = self.ring.shared();
+        let to_end = RING_CAPACITY - (self.tail % RING_CAPACITY as u64) as usize;
+        let n = max.min((self.head - self.tail) as usize).min(to_end);
+        // SAFETY: we are the only receiver; `tail + n <= head` (loaded with
+        // Acquire) and the run does not wrap; the slice is dropped when `f`
+        // returns, before the tail store below.
+        let out = f(unsafe { r.filled_at(self.tail, n) });
+        self.tail += n as u64;
+        r.tail.store(self.tail, Ordering::Release);
+        if self.signal != Signal::Spin {
+            RingShared::wake_if_waiting(&r.space_wait);
+        }
+        Ok(Some((n, out)))
     }
 
     /// Fills all of `buf`; end-of-file first is [`Error::Closed`].
@@ -544,7 +621,7 @@ impl Receiver<'_> {
         let r = ring.shared();
         let tail = self.tail;
         wait_until(
-            self.spin,
+            self.signal,
             &r.data_wait,
             &mut self.sleeps,
             || {

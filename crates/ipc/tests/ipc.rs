@@ -58,6 +58,13 @@ fn ring_moves_64_mib_between_processes_spin() {
     let _c = serial();
     ipc::shm_stream(64 * MIB, ipc::STREAM_MSG, Signal::Spin).unwrap();
     ipc::shm_stream(8 * MIB + 13, 3 * ipc::RING_CAPACITY / 2 + 1, Signal::Spin).unwrap();
+    ipc::shm_stream(64 * MIB, ipc::STREAM_MSG, Signal::Adaptive).unwrap();
+    ipc::shm_stream(
+        8 * MIB + 13,
+        3 * ipc::RING_CAPACITY / 2 + 1,
+        Signal::Adaptive,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -92,7 +99,7 @@ fn bad_message_sizes_are_refused() {
 #[test]
 fn ring_between_threads_with_ragged_chunks_then_eof() {
     let _c = serial();
-    for signal in [Signal::Futex, Signal::Spin] {
+    for signal in [Signal::Futex, Signal::Spin, Signal::Adaptive] {
         let ring = Ring::create(&ShmName::unique("ipc-test-threads"), signal).unwrap();
         let total: usize = 5 * ipc::RING_CAPACITY + 777;
         let data: Vec<u8> = (0..total).map(|i| (i * 7 + i / 251) as u8).collect();
@@ -209,7 +216,7 @@ fn a_sender_whose_receiver_closed_gets_an_error() {
 #[test]
 fn a_dead_peer_process_is_an_error_not_a_hang() {
     let _c = serial();
-    for signal in [Signal::Futex, Signal::Spin] {
+    for signal in [Signal::Futex, Signal::Spin, Signal::Adaptive] {
         let ring = Ring::create(&ShmName::unique("ipc-test-dead"), signal).unwrap();
         let name = ring.name().clone();
         let (r, w) = ipc::pipe().unwrap();

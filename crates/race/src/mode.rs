@@ -107,6 +107,8 @@ sync_modes! {
     Atomic => fetch_add,
     /// Test-and-test-and-set spin lock with backoff, in the region.
     Spin => region_lock(shm_futex::SpinLock),
+    /// Test-and-test-and-set spin lock that never yields: collapses when oversubscribed.
+    SpinPure => region_lock(shm_futex::PureSpinLock),
     /// Three-state futex lock (shared futex operations), in the region.
     Futex => region_lock(shm_futex::FutexLock),
     /// glibc's `pthread_mutex_t`, process-shared and robust, in the region.
@@ -254,6 +256,7 @@ mod tests {
                 "none",
                 "atomic",
                 "spin",
+                "spin-pure",
                 "futex",
                 "pthread",
                 "pthread-plain",
@@ -286,5 +289,35 @@ mod tests {
         );
         assert!(!SyncMode::None.synchronised());
         assert!(SyncMode::PthreadPlain.is_region_lock());
+    }
+}
+
+#[cfg(test)]
+mod spin_pure_tests {
+    use super::*;
+    use crate::{Config, run_trial};
+
+    /// The pure spin lock is exact with as many workers as CPUs (at most 2
+    /// here), processes and threads; more would be the collapse, which the
+    /// benches measure and tests do not wait for.
+    #[test]
+    fn spin_pure_is_a_cross_process_region_lock_and_exact() {
+        let m = SyncMode::parse("spin-pure").unwrap();
+        assert_eq!(m, SyncMode::SpinPure);
+        assert!(m.is_region_lock() && m.cross_process() && m.synchronised());
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(2) as u32;
+        for kind in [WorkerKind::Procs, WorkerKind::Threads] {
+            let cfg = Config {
+                sync: m,
+                kind,
+                workers,
+                iters: 50_000,
+            };
+            let r = run_trial(&cfg, 1, &mut |_, _| {}).unwrap();
+            assert_eq!(r.actual, r.expected, "{kind}: lost updates");
+            assert_eq!(r.expected, u64::from(workers) * 50_000);
+        }
     }
 }

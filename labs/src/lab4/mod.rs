@@ -6,6 +6,7 @@
 //! microscope) in the `trace` submodule; the experiment itself is
 //! [`race::run_trial`] / [`race::run_traced`].
 
+mod bound;
 mod plot;
 mod trace;
 
@@ -113,6 +114,12 @@ pub fn run(opts: &Options) -> anyhow::Result<ExitCode> {
     if !opts.json {
         print_intro(opts, &modes);
     }
+    for &sync in &modes {
+        let cfg = config(opts, sync);
+        if bound::oversubscribed(&cfg) {
+            eprintln!("{}\n", bound::warning(&cfg));
+        }
+    }
     let show_bar = !opts.json && std::io::stderr().is_terminal();
     let mut all: Vec<TrialResult> = Vec::new();
     for &sync in &modes {
@@ -125,7 +132,9 @@ pub fn run(opts: &Options) -> anyhow::Result<ExitCode> {
                     b.set_position(done);
                 }
             };
+            let watchdog = bound::Watchdog::start(&cfg, trial);
             let res = race::run_trial(&cfg, trial, &mut on_progress);
+            drop(watchdog);
             if let Some(b) = bar {
                 b.finish_and_clear();
             }

@@ -82,6 +82,7 @@ pub fn compare(iters: u64, bytes: u64, out: &mut impl Write) -> anyhow::Result<C
         Transport::Fifo,
         Transport::ShmFutex,
         Transport::ShmSpin,
+        Transport::ShmAdaptive,
     ] {
         let d = best(RUNS, || ipc::stream(t, bytes, ipc::STREAM_MSG))
             .with_context(|| format!("{t} stream"))?;
@@ -129,6 +130,7 @@ fn label(t: Transport) -> &'static str {
         Transport::Fifo => "fifo (named pipe)",
         Transport::ShmFutex => "shm ring, futex",
         Transport::ShmSpin => "shm ring, spinning",
+        Transport::ShmAdaptive => "shm ring, adaptive",
     }
 }
 

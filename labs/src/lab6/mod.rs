@@ -17,12 +17,16 @@
 //! re-exported here.
 
 mod compare;
+mod curve;
 mod fifo;
+mod ladder;
 mod pitfall;
 mod textbook;
 
 pub use compare::{Comparison, compare};
+pub use curve::{Point, curve};
 pub use fifo::{fifo, fifo_reader};
+pub use ladder::{LadderReport, ladder};
 pub use pitfall::{EofReport, EpipeReport, pitfall_eof, pitfall_epipe};
 pub use textbook::textbook;
 
@@ -57,7 +61,7 @@ pub enum Pitfall {
     about = "Lab 6: pipes — the textbook parent/child pipe, a named pipe, two pitfalls, and a pipe against shared memory",
     after_help = "Run it with no flags first (the textbook program), then --pitfall eof and --pitfall epipe, \
                   then --fifo, then --compare.",
-    group(clap::ArgGroup::new("mode").args(["fifo", "compare", "pitfall", "fifo_reader"]))
+    group(clap::ArgGroup::new("mode").args(["fifo", "compare", "ladder", "curve", "pitfall", "fifo_reader"]))
 )]
 pub struct Cli {
     /// The same exchange between two unrelated processes through a named pipe (mkfifo)
@@ -73,6 +77,22 @@ pub struct Cli {
     /// With --compare: bytes to stream (4096, 64K, 256M, 1G ...)
     #[arg(long, requires = "compare", default_value = "256M", value_parser = parse_bytes)]
     pub bytes: u64,
+    /// The latency ladder: round-trip distributions (p50..max) for every way two processes can signal, pinned and unpinned
+    #[arg(long)]
+    pub ladder: bool,
+    /// With --ladder: timed round trips per rung
+    #[arg(long, requires = "ladder", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(100..=MAX_ITERS))]
+    pub round_trips: u64,
+    /// Stream throughput against message size (64 B to 1 MiB): pipe against the ring, in place and copying out
+    #[arg(long)]
+    pub curve: bool,
+    /// With --curve: the most bytes streamed per point
+    #[arg(long, requires = "curve", default_value = "256M", value_parser = parse_bytes)]
+    pub curve_bytes: u64,
+    /// With --ladder or --curve: write the picture as an SVG
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// Show a pitfall: eof (a write end left open) or epipe (the reader has gone)
     #[arg(long, value_enum)]
     pub pitfall: Option<Pitfall>,
@@ -99,6 +119,17 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     if cli.fifo {
         return fifo(out);
+    }
+    if cli.plot.is_some() && !cli.ladder && !cli.curve {
+        anyhow::bail!("--plot draws the --ladder or --curve picture; add one of them");
+    }
+    if cli.curve {
+        curve(cli.curve_bytes, cli.plot.as_deref(), out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cli.ladder {
+        ladder(cli.round_trips, cli.plot.as_deref(), out)?;
+        return Ok(ExitCode::SUCCESS);
     }
     if cli.compare {
         compare(cli.iters, cli.bytes, out)?;

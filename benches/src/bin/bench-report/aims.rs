@@ -106,6 +106,11 @@ pub fn ratios(r: &Results) -> Vec<Ratio> {
         rt("shm-spin"),
         TIME,
     );
+    push(
+        "shm+adaptive round trip ÷ pipe round trip".into(),
+        rt("shm-adaptive"),
+        TIME,
+    );
     push("FIFO round trip ÷ pipe round trip".into(), rt("fifo"), TIME);
     let st = |c: &str| ratio(stream_per_sec(r, c), stream_per_sec(r, PIPE));
     push(
@@ -116,6 +121,11 @@ pub fn ratios(r: &Results) -> Vec<Ratio> {
     push(
         "spinning ring throughput ÷ pipe throughput (stream)".into(),
         st("ring-spin"),
+        THROUGHPUT,
+    );
+    push(
+        "adaptive ring throughput ÷ pipe throughput (stream)".into(),
+        st("ring-adaptive"),
         THROUGHPUT,
     );
     v
