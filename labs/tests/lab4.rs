@@ -298,3 +298,43 @@ fn a_closed_stdout_ends_it_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(leftovers(pid).is_empty(), "left {:?}", leftovers(pid));
 }
+
+/// A coordinator killed before it releases its workers: the workers notice
+/// it is gone (its pid and start time are in the region) and exit by
+/// themselves instead of waiting at the barrier forever.
+#[test]
+fn workers_of_a_coordinator_killed_before_the_start_exit_by_themselves() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lab4-race"))
+        .args(["--sync", "sem", "--procs", "64", "--iters", "1000000000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let coordinator = nix::unistd::Pid::from_raw(pid as i32);
+    let _ = wait_for_workers(pid, 2);
+    // Stopped before the last of 64 workers arrives, it can never release
+    // them; then killed, it can neither release nor reap them.
+    nix::sys::signal::kill(coordinator, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let workers = children_of(pid);
+    assert!(workers.len() < 64, "all 64 workers started before the stop");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let start = std::time::Instant::now();
+    let running = |w: &i32| {
+        std::fs::read_to_string(format!("/proc/{w}/stat"))
+            .is_ok_and(|s| !s.contains(") Z") && s.contains("lab4-race"))
+    };
+    while workers.iter().any(running) {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "workers {:?} still waiting for a dead coordinator",
+            workers.iter().filter(|w| running(w)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // What the killed coordinator left is its region and semaphore.
+    for n in leftovers(pid) {
+        let _ = std::fs::remove_file(format!("/dev/shm/{n}"));
+    }
+}

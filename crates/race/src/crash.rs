@@ -262,8 +262,8 @@ fn child<L: RawLockTimed + 'static>(name: &ShmName, index: u32) -> ChildExit {
     let counter = &shared.counter.0;
     let iters = ctl.iters.load(Ordering::Relaxed);
     ctl.arrived.fetch_add(1, Ordering::AcqRel);
-    while ctl.go.load(Ordering::Acquire) == 0 {
-        shm_futex::futex_wait(&ctl.go, 0, Some(Duration::from_millis(50)));
+    if crate::worker::wait_for_go(shared).is_err() {
+        return ChildExit::Aborted;
     }
     if index == 0 {
         // The victim.

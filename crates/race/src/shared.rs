@@ -86,6 +86,12 @@ pub struct Control {
     pub go_ns: AtomicU64,
     /// Iterations each worker does.
     pub iters: AtomicU64,
+    /// The coordinator's pid and start time: a worker waiting at the
+    /// barrier gives up when the coordinator has died (else a coordinator
+    /// killed before the start would leave its workers waiting forever).
+    pub coordinator_pid: AtomicI32,
+    /// See `coordinator_pid`.
+    pub coordinator_start: AtomicU64,
 }
 
 /// One worker's line: its progress and results.
@@ -153,6 +159,10 @@ unsafe impl<K: RegionLock> Shared for RaceShared<K> {
         // atomics.
         unsafe {
             (*this).control.0.iters = AtomicU64::new(iters);
+            let me = shm::pid();
+            (*this).control.0.coordinator_pid = AtomicI32::new(me);
+            (*this).control.0.coordinator_start =
+                AtomicU64::new(shm::process::start_time(me).unwrap_or(0));
             let lock = &raw mut (*this).lock.0;
             K::init(lock, ctx)
         }

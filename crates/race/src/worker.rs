@@ -162,7 +162,9 @@ impl<M: LocalLock> Stepper for Local<M> {
 }
 
 /// Waits at the start barrier: spins briefly, then sleeps on the `go` futex
-/// with a timeout, so an aborted run never leaves a worker asleep.
+/// with a timeout, so an aborted run never leaves a worker asleep, and a
+/// worker whose coordinator died before releasing it (killed, say) gives up
+/// instead of waiting forever.
 pub(crate) fn wait_for_go<K: RegionLock>(shared: &RaceShared<K>) -> Result<(), String> {
     let ctl = &shared.control.0;
     let mut spins = 0u32;
@@ -173,8 +175,13 @@ pub(crate) fn wait_for_go<K: RegionLock>(shared: &RaceShared<K>) -> Result<(), S
         if spins < 1000 {
             spins += 1;
             std::hint::spin_loop();
-        } else {
-            shm_futex::futex_wait(&ctl.go, 0, Some(Duration::from_millis(50)));
+        } else if !shm_futex::futex_wait(&ctl.go, 0, Some(Duration::from_millis(50))) {
+            // A 50 ms slice passed: is anyone left to release us?
+            let pid = ctl.coordinator_pid.load(Ordering::Relaxed);
+            let start = ctl.coordinator_start.load(Ordering::Relaxed);
+            if shm::process::liveness(pid, start).is_dead() {
+                return Err("the coordinator died before the start".into());
+            }
         }
     }
     Ok(())
