@@ -8,8 +8,13 @@
 //! of some tens of ns, the same for every row), so the result is a list of
 //! samples, not a mean. A wrong or missing value is an error (the child, on
 //! a bad ping, answers with a poison value so the parent fails too, instead
-//! of waiting). Waits that could block forever are bounded by [`STALL`]: a
-//! peer that stops answering is an error, not a hang.
+//! of waiting). The memory-based rungs bound every wait by [`STALL`] (a peer
+//! that stops answering is an error, not a hang); a pipe, FIFO or socket
+//! reader sees end-of-file when the child dies (each side closes the other's
+//! ends). An `eventfd` has no end-of-file: a child killed from outside in
+//! the middle of that row leaves the parent's `read` waiting (Ctrl-C still
+//! ends it; the child, for its part, dies with its parent:
+//! `PR_SET_PDEATHSIG`).
 //!
 //! The rungs ([`Mechanism`]), from the physical floor up:
 //!
