@@ -175,7 +175,7 @@ fn clean_never_touches_another_users_objects() {
     all.expect_code(0);
     assert!(
         all.stdout
-            .contains(&format!("left {} (owned by", name.file_name())),
+            .contains(&format!("left {name} (owned by")),
         "{}",
         all.stdout
     );
