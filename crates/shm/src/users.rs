@@ -99,7 +99,8 @@ pub struct Scan {
     /// Processes whose `maps` and `fd` were both read.
     pub inspected: usize,
     /// Processes that exist but whose `maps` or `fd` could not be read
-    /// (permission denied: another user's process, without privilege).
+    /// (permission denied: another user's process without privilege, or
+    /// one protected even from root, as a sandbox's init can be).
     /// What they use is not known, and not guessed.
     pub not_inspected: Vec<i32>,
 }
@@ -128,13 +129,18 @@ impl Scan {
 pub fn caveat(n: usize) -> Option<String> {
     (n > 0).then(|| {
         let one = n == 1;
+        let hint = if nix::unistd::geteuid().is_root() {
+            ""
+        } else {
+            "; run as root to see more"
+        };
         format!(
-            "{n} process{} could not be inspected (another user's, without privilege): what {} map{} or hold{} open is not known; run as root to see {}",
+            "{n} process{} could not be inspected (reading {} /proc maps or fd was refused): what {} map{} or hold{} open is not known{hint}",
             if one { "" } else { "es" },
+            if one { "its" } else { "their" },
             if one { "it" } else { "they" },
             if one { "s" } else { "" },
             if one { "s" } else { "" },
-            if one { "it" } else { "them" },
         )
     })
 }

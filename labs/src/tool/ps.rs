@@ -304,22 +304,19 @@ impl ObjectReport {
             if let Some(c) = d.counter {
                 field(&mut out, "counter", fmt::group(c));
             }
-            if !d.workers.is_empty() {
-                let ws: Vec<String> = d
-                    .workers
-                    .iter()
-                    .map(|w| {
-                        format!(
-                            "#{} pid {} {}, {} done ({})",
-                            w.index,
-                            w.id,
-                            w.state,
-                            fmt::group(w.done),
-                            w.liveness
-                        )
-                    })
-                    .collect();
-                field(&mut out, "workers", ws.join("; "));
+            for (i, w) in d.workers.iter().enumerate() {
+                field(
+                    &mut out,
+                    if i == 0 { "workers" } else { "" },
+                    format!(
+                        "#{} pid {} {}, {} done ({})",
+                        w.index,
+                        w.id,
+                        w.state,
+                        fmt::group(w.done),
+                        w.liveness
+                    ),
+                );
             }
             if let Some(n) = &d.note {
                 field(&mut out, "note", n.clone());

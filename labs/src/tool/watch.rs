@@ -59,7 +59,7 @@ fn run(
         view.refresh += 1;
         view.lines = match ps::collect_all(only) {
             Ok(r) if r.objects.is_empty() && only.is_some() => {
-                vec![format!("{what} does not exist (yet): waiting for it")]
+                vec![format!("{what} does not exist: waiting for it to appear")]
             }
             Ok(r) => r.lines(),
             Err(e) => vec![format!("error: {e:#}")],
