@@ -102,7 +102,7 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// The `ps` view, redrawn live in the terminal (q, Esc or Ctrl-C quits)
+    /// The `ps` view, redrawn live in the terminal (q, Esc or Ctrl-C quits); needs a terminal: without one it exits 2
     Watch {
         /// Only this object (it may appear later)
         name: Option<ShmName>,

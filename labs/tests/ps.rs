@@ -903,9 +903,15 @@ fn watch_runs_in_a_pty_refreshes_and_quits_on_q() {
         "{}",
         w.screen()
     );
-    let raw = w.raw();
-    assert!(raw.contains("\x1b[?1049h"), "entered the alternate screen");
-    assert!(raw.contains("\x1b[?1049l"), "left the alternate screen");
+    // The child has exited; its last bytes may still be on their way
+    // through the pty to the reader thread.
+    until("the sequence that leaves the alternate screen", || {
+        w.raw().contains("\x1b[?1049l").then_some(())
+    });
+    assert!(
+        w.raw().contains("\x1b[?1049h"),
+        "entered the alternate screen"
+    );
     let after = tcgetattr(&w.master).unwrap().local_flags;
     assert!(
         after.contains(LocalFlags::ICANON | LocalFlags::ECHO),
@@ -923,6 +929,10 @@ fn watch_quits_on_ctrl_c_and_esc() {
         until("a frame", || w.screen().contains("| refresh").then_some(()));
         w.type_keys(key);
         assert_eq!(w.exit_code("watch to exit"), Some(0), "{key:?}");
-        assert!(w.raw().contains("\x1b[?1049l"), "{key:?}");
+        // The child has exited; its last bytes may still be on their way
+        // through the pty to the reader thread.
+        until("the sequence that leaves the alternate screen", || {
+            w.raw().contains("\x1b[?1049l").then_some(())
+        });
     }
 }
