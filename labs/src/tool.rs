@@ -1,14 +1,24 @@
-//! The `shmlab` tool: `ls`, `inspect NAME` and `clean` for what is in
-//! `/dev/shm`, whoever made it (and `repair-sem` for a wedged semaphore).
+//! The `shmlab` tool: `ls`, `ps`, `watch`, `inspect NAME` and `clean` for
+//! what is in `/dev/shm`, whoever made it (and `repair-sem` for a wedged
+//! semaphore).
 //!
 //! It never maps anything: headers and payloads are read with `read(2)` from
 //! `/dev/shm/NAME`, so an object shorter than its header claims (truncated
-//! by someone) cannot SIGBUS it.
+//! by someone) cannot SIGBUS it, and the tool never shows up as a user of
+//! what it reports on. Who uses an object comes from one scan of `/proc`
+//! ([`shm::users`]); whether it is stale from the one definition,
+//! [`shm::listing::Staleness`], that `ls`, `ps` and `clean` share.
+
+mod locks;
+pub mod ps;
+mod snapshot;
+mod watch;
 
 use crate::fmt;
 use crate::payloads::{LAB3_CHECKPOINTS, LAB3_TYPE, Lab3Payload};
 use anyhow::bail;
-use shm::listing::{Entry, ObjectKind};
+use shm::listing::{Entry, ObjectKind, Staleness};
+use shm::users::Scan;
 use shm::{HEADER_SIZE, HeaderInfo, InitState, MAGIC, Mode, ShmName, VERSION};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -82,8 +92,24 @@ pub struct Cli {
 /// `shmlab` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Cmd {
-    /// List every entry of /dev/shm: kind, size, mode, owner, time; for shmlab regions the header
+    /// List every entry of /dev/shm: kind, size, mode, owner, time, how many processes use it; for shmlab regions the header
     Ls,
+    /// Who uses each object: the processes that map it or hold it open, its creator, the state of each lock inside a shmlab region, and whether it is stale
+    Ps {
+        /// Only this object (`OS`, `/OS`, `sem.NAME`)
+        name: Option<ShmName>,
+        /// One JSON object with the same facts
+        #[arg(long)]
+        json: bool,
+    },
+    /// The `ps` view, redrawn live in the terminal (q, Esc or Ctrl-C quits); needs a terminal: without one it exits 2
+    Watch {
+        /// Only this object (it may appear later)
+        name: Option<ShmName>,
+        /// Seconds between refreshes (0.05 to 60)
+        #[arg(long, default_value = "0.5", value_parser = parse_interval)]
+        interval: std::time::Duration,
+    },
     /// Show one object: a region's header and payload, or a plain object's first bytes
     Inspect {
         /// Object name (`OS`, `/OS`, `sem.NAME`)
@@ -95,9 +121,9 @@ pub enum Cmd {
         #[arg(long = "type", value_name = "TYPE")]
         expect_type: Option<String>,
     },
-    /// Remove shmlab regions (and sem.shmlab-* semaphores) whose creator is gone; only yours
+    /// Remove stale shmlab regions and sem.shmlab-* semaphores: creator dead and no live process using them; only yours
     Clean {
-        /// Remove this one object instead (any kind), if it is yours
+        /// Remove this one object instead (any kind), if it is yours and no live process uses it
         #[arg(long)]
         name: Option<ShmName>,
         /// Say what would be removed, remove nothing
@@ -115,11 +141,34 @@ pub enum Cmd {
     },
 }
 
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = fmt::parse_seconds(s)?;
+    if d < std::time::Duration::from_millis(50) || d > std::time::Duration::from_secs(60) {
+        return Err(format!("{s:?} seconds is out of range; use 0.05 to 60"));
+    }
+    Ok(d)
+}
+
 /// Runs the tool.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if let Cmd::Watch { name, interval } = &cli.cmd {
+        return watch::watch(name.as_ref(), *interval);
+    }
     let out = &mut std::io::stdout().lock();
     match &cli.cmd {
         Cmd::Ls => ls(out),
+        Cmd::Ps { name, json } => {
+            let report = ps::collect(name.as_ref())?;
+            if *json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                for l in report.lines() {
+                    writeln!(out, "{l}")?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Watch { .. } => unreachable!("handled above"),
         Cmd::Inspect {
             name,
             bytes,
@@ -133,11 +182,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn header_summary(h: &HeaderInfo) -> String {
+fn header_summary(h: &HeaderInfo, staleness: &Staleness) -> String {
     let state = h
         .init_state()
         .map_or_else(|| format!("state {}?", h.state), |s| s.to_string());
-    let alive = creator_words(h, "STALE");
+    let alive = creator_words(staleness, "STALE");
     let version = if h.version == VERSION {
         String::new()
     } else {
@@ -149,31 +198,62 @@ fn header_summary(h: &HeaderInfo) -> String {
     )
 }
 
-/// The creator's liveness in words: `alive`, `unknown (...)`, or
-/// `gone: <stale>` / `zombie: <stale>` — a zombie is dead too.
-fn creator_words(h: &HeaderInfo, stale: &str) -> String {
+/// The creator's liveness in words: `alive`, `unknown (...)`,
+/// `gone: <stale>` / `zombie: <stale>` (a zombie is dead too), or `gone,
+/// but mapped by pid N (cmd)` when a live process still uses the object.
+fn creator_words(staleness: &Staleness, stale: &str) -> String {
     use shm::process::Liveness;
-    match h.creator_liveness() {
-        Liveness::Running => "alive".into(),
-        Liveness::Unknown => {
-            "unknown (its /proc entry is hidden: treated as alive, never cleaned)".into()
-        }
-        dead => format!("{dead}: {stale}"),
+    match staleness {
+        Staleness::CreatorMayLive {
+            liveness: Liveness::Unknown,
+            ..
+        } => "unknown (its /proc entry is hidden: treated as alive, never cleaned)".into(),
+        Staleness::CreatorMayLive { liveness, .. } => liveness.to_string(),
+        Staleness::InUse {
+            liveness,
+            user,
+            users,
+            ..
+        } => format!(
+            "{liveness}, but {} by pid {} ({}){}: not stale",
+            if user.mapped() { "mapped" } else { "held open" },
+            user.pid,
+            user.comm,
+            if *users > 1 {
+                format!(" and {} more", users - 1)
+            } else {
+                String::new()
+            }
+        ),
+        Staleness::Stale { liveness, .. } => format!("{liveness}: {stale}"),
+        other => other.reason(),
     }
 }
 
-fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
+/// One scan of `/proc` and one listing of `/dev/shm`.
+fn scan_and_list() -> anyhow::Result<(Scan, Vec<Entry>)> {
+    let scan = shm::users::scan().map_err(|e| anyhow::anyhow!("cannot read /proc: {e}"))?;
     let entries =
         shm::listing::list().map_err(|e| anyhow::anyhow!("cannot list {}: {e}", shm::SHM_DIR))?;
+    Ok((scan, entries))
+}
+
+fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let (scan, entries) = scan_and_list()?;
     if entries.is_empty() {
         writeln!(out, "{} is empty", shm::SHM_DIR)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<[String; 7]> = entries
+    let verdicts: Vec<Staleness> = entries
         .iter()
-        .map(|e| {
+        .map(|e| e.staleness(&scan, &entries))
+        .collect();
+    let rows: Vec<[String; 8]> = entries
+        .iter()
+        .zip(&verdicts)
+        .map(|(e, verdict)| {
             let shmlab = match (&e.header, e.kind) {
-                (Some(h), _) => format!("region {}", header_summary(h)),
+                (Some(h), _) => format!("region {}", header_summary(h, verdict)),
                 (None, ObjectKind::SharedMemory) if !e.readable => "(unreadable)".into(),
                 (None, ObjectKind::Semaphore) if e.is_shmlab_semaphore() => {
                     "shmlab semaphore".into()
@@ -184,12 +264,17 @@ fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
                 ObjectKind::SharedMemory => format!("/{}", e.file_name),
                 _ => e.file_name.clone(),
             };
+            let users = match e.users(&scan).len() {
+                0 => "-".to_string(),
+                n => n.to_string(),
+            };
             [
                 e.kind.to_string(),
                 e.size.to_string(),
                 fmt::mode(e.mode),
                 e.owner.clone(),
                 fmt_time(e.mtime),
+                users,
                 name,
                 shmlab,
             ]
@@ -201,6 +286,7 @@ fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
         "MODE",
         "OWNER",
         "MODIFIED (UTC)",
+        "USERS",
         "NAME",
         "SHMLAB",
     ];
@@ -210,9 +296,9 @@ fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
             w[i] = w[i].max(c.len());
         }
     }
-    let line = |r: [&str; 7]| {
+    let line = |r: [&str; 8]| {
         format!(
-            "{:<w0$}  {:>w1$}  {:<w2$}  {:<w3$}  {:<w4$}  {:<w5$}  {}",
+            "{:<w0$}  {:>w1$}  {:<w2$}  {:<w3$}  {:<w4$}  {:>w5$}  {:<w6$}  {}",
             r[0],
             r[1],
             r[2],
@@ -220,12 +306,14 @@ fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
             r[4],
             r[5],
             r[6],
+            r[7],
             w0 = w[0],
             w1 = w[1],
             w2 = w[2],
             w3 = w[3],
             w4 = w[4],
-            w5 = w[5]
+            w5 = w[5],
+            w6 = w[6]
         )
         .trim_end()
         .to_string()
@@ -234,17 +322,23 @@ fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
     for r in &rows {
         writeln!(out, "{}", line(r.each_ref().map(String::as_str)))?;
     }
-    let stale = entries.iter().filter(|e| e.stale()).count();
+    let stale = verdicts.iter().filter(|v| v.is_stale()).count();
     writeln!(out)?;
     let n = entries.len();
     write!(out, "{n} {}", if n == 1 { "entry" } else { "entries" })?;
     if stale > 0 {
         write!(
             out,
-            "; {stale} stale shmlab region(s): remove with `shmlab clean`"
+            "; {stale} stale shmlab object(s): remove with `shmlab clean`"
         )?;
     }
-    writeln!(out)?;
+    writeln!(
+        out,
+        "; USERS: processes that map it or hold it open (`shmlab ps` names them)"
+    )?;
+    if let Some(c) = scan.caveat() {
+        writeln!(out, "{c}")?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -389,12 +483,36 @@ fn region(
     )?;
     writeln!(out, "  type      {}", h.type_name)?;
     writeln!(out, "  state     {state}")?;
+    let (scan, entries) = scan_and_list()?;
+    let verdict = entries
+        .iter()
+        .find(|e| e.file_name == name.file_name())
+        .map(|e| e.staleness(&scan, &entries));
+    if let Some(v) = &verdict {
+        writeln!(
+            out,
+            "  creator   pid {} (uid {}), {}",
+            h.creator_pid,
+            h.creator_uid,
+            creator_words(v, "this region is STALE (`shmlab clean` removes it)")
+        )?;
+    }
+    let users = entries
+        .iter()
+        .find(|e| e.file_name == name.file_name())
+        .map_or(&[][..], |e| e.users(&scan));
+    let pids: Vec<String> = users
+        .iter()
+        .map(|u| format!("{} ({})", u.pid, u.comm))
+        .collect();
     writeln!(
         out,
-        "  creator   pid {} (uid {}), {}",
-        h.creator_pid,
-        h.creator_uid,
-        creator_words(h, "this region is STALE (`shmlab clean` removes it)")
+        "  used by   {}",
+        if pids.is_empty() {
+            "no process (see `shmlab ps`)".to_string()
+        } else {
+            format!("pid {} (see `shmlab ps`)", pids.join(", "))
+        }
     )?;
     let created_s = i64::try_from(h.created_unix_ns / 1_000_000_000).unwrap_or(0);
     writeln!(out, "  created   {} UTC", fmt_time(created_s))?;
@@ -466,7 +584,33 @@ fn clean_one(out: &mut impl Write, name: &ShmName, dry_run: bool) -> anyhow::Res
             md.uid()
         );
     }
-    let what = describe(name);
+    let (scan, entries) = scan_and_list()?;
+    let entry = entries.iter().find(|e| e.file_name == name.file_name());
+    if let Some(e) = entry
+        && let [first, ..] = e.users(&scan)
+    {
+        let n = e.users(&scan).len();
+        bail!(
+            "{name} is {} by pid {} ({}){}: shmlab clean never removes an object a live process uses; end {} first (see `shmlab ps {name}`)",
+            if first.mapped() {
+                "mapped"
+            } else {
+                "held open"
+            },
+            first.pid,
+            first.comm,
+            if n > 1 {
+                format!(" and {} more process(es)", n - 1)
+            } else {
+                String::new()
+            },
+            if n > 1 { "them" } else { "it" }
+        );
+    }
+    let what = match entry {
+        Some(e) => describe(e, &e.staleness(&scan, &entries)),
+        None => "plain object".into(),
+    };
     if dry_run {
         writeln!(out, "would remove {name} ({what})")?;
         return Ok(ExitCode::SUCCESS);
@@ -476,92 +620,49 @@ fn clean_one(out: &mut impl Write, name: &ShmName, dry_run: bool) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
-fn describe(name: &ShmName) -> String {
-    match shm::probe_header(name) {
-        Ok(Some(h)) => {
-            let note = if h.creator_liveness().may_be_alive() {
-                "; its creator is still running and keeps its mapping"
-            } else {
-                ""
-            };
-            format!("shmlab region {}{note}", header_summary(&h))
+/// What an entry is, for `clean`'s lines.
+fn describe(e: &Entry, verdict: &Staleness) -> String {
+    match (&e.header, e.kind) {
+        (Some(h), _) => format!("shmlab region {}", header_summary(h, verdict)),
+        (None, ObjectKind::Semaphore) if e.is_shmlab_semaphore() => {
+            format!("shmlab semaphore; {}", verdict.reason())
         }
-        _ if name.file_name().starts_with("sem.") => "named semaphore".into(),
+        (None, ObjectKind::Semaphore) => "named semaphore".into(),
         _ => "plain object".into(),
     }
 }
 
-/// The creator pid in a `sem.shmlab-…-<pid>-<n>…` name ([`ShmName::unique`]'s
-/// form): the first of the last two adjacent all-digit fields.
-fn pid_in_name(file_name: &str) -> Option<i32> {
-    let fields: Vec<&str> = file_name.split(['-', '.', '_']).collect();
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (1..fields.len())
-        .rev()
-        .find(|&i| digits(fields[i - 1]) && digits(fields[i]))
-        .and_then(|i| fields[i - 1].parse().ok())
-}
-
 fn clean_stale(out: &mut impl Write, dry_run: bool) -> anyhow::Result<ExitCode> {
-    let entries =
-        shm::listing::list().map_err(|e| anyhow::anyhow!("cannot list {}: {e}", shm::SHM_DIR))?;
+    let (scan, entries) = scan_and_list()?;
     let me = nix::unistd::getuid().as_raw();
     let verb = if dry_run { "would remove" } else { "removed" };
     let mut removed = 0;
-    let mut skipped = Vec::new();
-    let live_regions: Vec<&str> = entries
-        .iter()
-        .filter(|e| e.header.is_some() && !e.stale())
-        .map(|e| e.file_name.as_str())
-        .collect();
-    let mut remove = |out: &mut dyn Write, e: &Entry, why: String| -> anyhow::Result<()> {
-        let Some(name) = e.name() else { return Ok(()) };
-        if !dry_run {
-            match name.unlink() {
-                Ok(()) => {}
-                Err(shm::Error::NotFound { .. }) => return Ok(()), // someone beat us to it
-                Err(err) => {
-                    writeln!(out, "could not remove {name}: {err}")?;
-                    return Ok(());
-                }
-            }
-        }
-        writeln!(out, "{verb} {name} ({why})")?;
-        removed += 1;
-        Ok(())
-    };
+    let mut left = Vec::new();
     for e in &entries {
-        let stale_sem_pid = if e.is_shmlab_semaphore() {
-            pid_in_name(&e.file_name).filter(|&p| shm::process::liveness(p, 0).is_dead())
-        } else {
-            None
-        };
-        let candidate = e.stale() || stale_sem_pid.is_some();
-        if !candidate {
-            continue;
-        }
-        if e.uid != me {
-            skipped.push(format!("{} (owned by {})", e.file_name, e.owner));
-            continue;
-        }
-        if let Some(h) = &e.header {
-            remove(
-                out,
-                e,
-                format!(
-                    "shmlab region {}, creator pid {} {}",
-                    h.type_name,
-                    h.creator_pid,
-                    h.creator_liveness()
-                ),
-            )?;
-        } else if let Some(pid) = stale_sem_pid {
-            let sem_of = &e.file_name["sem.".len()..];
-            if live_regions.iter().any(|r| sem_of.starts_with(r)) {
-                continue;
+        let Some(name) = e.name() else { continue };
+        let verdict = e.staleness(&scan, &entries);
+        match &verdict {
+            Staleness::NotShmlab => continue,
+            v if !v.is_stale() => left.push(format!("left {name}: {}", v.reason())),
+            _ if e.uid != me => left.push(format!(
+                "left {name} (owned by {}): not yours, though stale",
+                e.owner
+            )),
+            _ => {
+                let why = describe(e, &verdict);
+                if !dry_run {
+                    match name.unlink() {
+                        Ok(()) => {}
+                        Err(shm::Error::NotFound { .. }) => continue, // someone beat us to it
+                        Err(err) => {
+                            left.push(format!("could not remove {name}: {err}"));
+                            continue;
+                        }
+                    }
+                }
+                writeln!(out, "{verb} {name} ({why})")?;
+                removed += 1;
             }
-            let how = shm::process::liveness(pid, 0);
-            remove(out, e, format!("shmlab semaphore, creator pid {pid} {how}"))?;
         }
     }
     if removed == 0 {
@@ -573,8 +674,11 @@ fn clean_stale(out: &mut impl Write, dry_run: bool) -> anyhow::Result<ExitCode> 
     } else {
         writeln!(out, "{verb} {removed} object(s)")?;
     }
-    for s in skipped {
-        writeln!(out, "left {s}: not yours")?;
+    for l in left {
+        writeln!(out, "{l}")?;
+    }
+    if let Some(c) = scan.caveat() {
+        writeln!(out, "{c}")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -616,13 +720,6 @@ mod tests {
         assert_eq!(fmt_time(0), "1970-01-01 00:00:00");
         assert_eq!(fmt_time(951_782_400), "2000-02-29 00:00:00");
         assert_eq!(fmt_time(1_700_000_000), "2023-11-14 22:13:20");
-    }
-
-    #[test]
-    fn pids_in_names() {
-        assert_eq!(pid_in_name("sem.shmlab-race-sem-1234-0"), Some(1234));
-        assert_eq!(pid_in_name("sem.shmlab-race-sem-1234-0-lock"), Some(1234));
-        assert_eq!(pid_in_name("sem.shmlab-demo"), None);
     }
 
     #[test]

@@ -47,6 +47,40 @@ fn start_sem_race() -> (std::process::Child, String) {
     (child, tag)
 }
 
+/// The coordinator is dead; its orphaned workers either finish their
+/// increments and exit, or, if it died before opening the start barrier,
+/// wait there forever. A region is only stale once no live process maps
+/// it, so end the ones still there (they are this test's grandchildren:
+/// the processes that map the region) and wait until none does.
+fn end_orphaned_workers(tag: &str) {
+    let start = Instant::now();
+    loop {
+        let scan = shm::users::scan().unwrap();
+        let users: Vec<i32> = shm::listing::list()
+            .unwrap()
+            .iter()
+            .filter(|e| e.file_name.contains(tag))
+            .flat_map(|e| e.users(&scan).iter().map(|u| u.pid))
+            .collect();
+        if users.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "workers {users:?} never went away"
+        );
+        if start.elapsed() > Duration::from_millis(300) {
+            for pid in users {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn a_coordinator_killed_with_sigkill_leaves_objects_that_clean_removes() {
     let _one = cleaning();
@@ -59,8 +93,7 @@ fn a_coordinator_killed_with_sigkill_leaves_objects_that_clean_removes() {
         2,
         "expected the region and sem.* left behind: {left:?}"
     );
-    // Its orphaned workers finish their increments and exit by themselves.
-    std::thread::sleep(Duration::from_millis(300));
+    end_orphaned_workers(&tag);
     let ls = String::from_utf8(shmlab(&["ls"]).stdout).unwrap();
     let row = ls
         .lines()
@@ -102,8 +135,7 @@ fn a_killed_coordinator_not_yet_reaped_is_stale_and_cleaned() {
         shm::process::liveness(pid, 0),
         shm::process::Liveness::Zombie
     );
-    // Its orphaned workers finish their increments and exit by themselves.
-    std::thread::sleep(Duration::from_millis(300));
+    end_orphaned_workers(&tag);
     let ls = String::from_utf8(shmlab(&["ls"]).stdout).unwrap();
     let row = ls
         .lines()

@@ -174,8 +174,7 @@ fn clean_never_touches_another_users_objects() {
     let all = run(SHMLAB, &["clean"]);
     all.expect_code(0);
     assert!(
-        all.stdout
-            .contains(&format!("left {} (owned by", name.file_name())),
+        all.stdout.contains(&format!("left {name} (owned by")),
         "{}",
         all.stdout
     );

@@ -37,6 +37,7 @@ mod region;
 mod size;
 mod sys;
 pub mod time;
+pub mod users;
 
 pub use error::{Error, Result};
 pub use mapping::{Access, Mapping};

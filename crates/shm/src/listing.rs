@@ -1,5 +1,8 @@
-//! What is in `/dev/shm`, whoever made it.
+//! What is in `/dev/shm`, whoever made it, and the one definition of
+//! *stale* that `shmlab ls`, `ps` and `clean` share ([`Entry::staleness`]).
 
+use crate::process::Liveness;
+use crate::users::{FileId, Scan, Use};
 use crate::{HeaderInfo, Mode, SHM_DIR, ShmName};
 use std::os::unix::fs::MetadataExt;
 
@@ -45,6 +48,125 @@ pub struct Entry {
     pub header: Option<HeaderInfo>,
     /// Whether we could read the object's first bytes.
     pub readable: bool,
+    /// Its file's device and inode: what [`Scan::users`] is keyed by.
+    pub id: FileId,
+}
+
+/// Who created a shmlab object, as the object records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Creator {
+    /// The creator's pid.
+    pub pid: i32,
+    /// Its start time (clock ticks since boot), 0 if not recorded.
+    pub start: u64,
+    /// Where the pid comes from.
+    pub source: CreatorSource,
+}
+
+impl Creator {
+    /// Whether the creator still runs (pid and start time, through
+    /// [`crate::process::liveness`]).
+    pub fn liveness(&self) -> Liveness {
+        crate::process::liveness(self.pid, self.start)
+    }
+}
+
+/// Where an object's creator pid is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreatorSource {
+    /// The region's header (pid and start time).
+    Header,
+    /// A `sem.shmlab-…-<pid>-<n>` semaphore's name (pid only).
+    SemaphoreName,
+}
+
+/// Whether an entry is stale, and why (or why not): the one definition
+/// that `shmlab ls`, `ps` and `clean` use.
+///
+/// An object is **stale** only when shmlab knows its creator
+/// ([`Entry::creator`]), that creator is dead for certain (a zombie or gone;
+/// [`Liveness::Unknown`] is never dead), *and* no live process maps it or
+/// holds it open. A shmlab semaphore also stays while the region it belongs
+/// to is not stale.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Staleness {
+    /// Not shmlab's (no creator recorded): never stale.
+    NotShmlab,
+    /// The creator runs, or its liveness cannot be known.
+    CreatorMayLive {
+        /// The creator.
+        creator: Creator,
+        /// Running or unknown.
+        liveness: Liveness,
+    },
+    /// The creator is dead, but live processes map it or hold it open (the
+    /// first of them by pid).
+    InUse {
+        /// The creator.
+        creator: Creator,
+        /// Zombie or gone.
+        liveness: Liveness,
+        /// A process using it.
+        user: Use,
+        /// How many processes use it.
+        users: usize,
+    },
+    /// A semaphore whose region is still there and not stale.
+    RegionLive {
+        /// The creator.
+        creator: Creator,
+        /// The region's file name.
+        region: String,
+    },
+    /// Stale: the creator is dead and nobody uses it.
+    Stale {
+        /// The creator.
+        creator: Creator,
+        /// Zombie or gone.
+        liveness: Liveness,
+    },
+}
+
+impl Staleness {
+    /// Whether it may be removed as stale.
+    pub fn is_stale(&self) -> bool {
+        matches!(self, Staleness::Stale { .. })
+    }
+
+    /// Why, in words: `creator pid 12 gone, mapped by nobody`, `mapped by
+    /// pid 14 (lab4-race)`, `creator pid 12 alive`, ...
+    pub fn reason(&self) -> String {
+        match self {
+            Staleness::NotShmlab => "not a shmlab object".into(),
+            Staleness::CreatorMayLive { creator, liveness } => {
+                format!("creator pid {} {liveness}", creator.pid)
+            }
+            Staleness::InUse {
+                creator,
+                liveness,
+                user,
+                users,
+            } => {
+                let others = match users - 1 {
+                    0 => String::new(),
+                    1 => " and 1 other process".into(),
+                    n => format!(" and {n} other processes"),
+                };
+                let how = if user.mapped() { "mapped" } else { "held open" };
+                format!(
+                    "{how} by pid {} ({}){others}, though its creator pid {} is {liveness}",
+                    user.pid, user.comm, creator.pid
+                )
+            }
+            Staleness::RegionLive { region, .. } => {
+                format!("its region /{region} is still there and not stale")
+            }
+            Staleness::Stale { creator, liveness } => format!(
+                "creator pid {} {liveness}, and no live process maps it or holds it open",
+                creator.pid
+            ),
+        }
+    }
 }
 
 impl Entry {
@@ -54,13 +176,73 @@ impl Entry {
         ShmName::parse(&self.file_name).ok()
     }
 
-    /// A shmlab region whose creator is dead for certain: gone, its pid
-    /// reused, or a zombie its parent has not reaped. A creator whose
-    /// liveness cannot be known ([`Liveness::Unknown`](crate::process::Liveness::Unknown)) is *not* dead.
+    /// Who created it, where shmlab can tell: a region's header, or the pid
+    /// in a shmlab semaphore's name. `None` for anything else.
+    pub fn creator(&self) -> Option<Creator> {
+        if let Some(h) = &self.header {
+            return Some(Creator {
+                pid: h.creator_pid,
+                start: h.creator_start,
+                source: CreatorSource::Header,
+            });
+        }
+        if self.is_shmlab_semaphore() {
+            return pid_in_name(&self.file_name).map(|pid| Creator {
+                pid,
+                start: 0,
+                source: CreatorSource::SemaphoreName,
+            });
+        }
+        None
+    }
+
+    /// The processes the scan found mapping it or holding it open.
+    pub fn users<'s>(&self, scan: &'s Scan) -> &'s [Use] {
+        scan.users(self.id)
+    }
+
+    /// Whether it is stale (see [`Staleness`]), given one [`Scan`] of
+    /// `/proc` and the whole listing it is part of (a shmlab semaphore is
+    /// kept while its region is).
+    pub fn staleness(&self, scan: &Scan, listing: &[Entry]) -> Staleness {
+        let Some(creator) = self.creator() else {
+            return Staleness::NotShmlab;
+        };
+        let liveness = creator.liveness();
+        if liveness.may_be_alive() {
+            return Staleness::CreatorMayLive { creator, liveness };
+        }
+        if let [first, ..] = self.users(scan) {
+            return Staleness::InUse {
+                creator,
+                liveness,
+                user: first.clone(),
+                users: self.users(scan).len(),
+            };
+        }
+        if self.kind == ObjectKind::Semaphore {
+            let sem_of = &self.file_name["sem.".len()..];
+            if let Some(r) = listing.iter().find(|r| {
+                r.header.is_some()
+                    && sem_of.starts_with(r.file_name.as_str())
+                    && !r.staleness(scan, &[]).is_stale()
+            }) {
+                return Staleness::RegionLive {
+                    creator,
+                    region: r.file_name.clone(),
+                };
+            }
+        }
+        Staleness::Stale { creator, liveness }
+    }
+
+    /// [`staleness`](Self::staleness) with a fresh scan of `/proc` and
+    /// listing: for one entry. To judge many, scan once and call
+    /// `staleness`.
     pub fn stale(&self) -> bool {
-        self.header
-            .as_ref()
-            .is_some_and(|h| h.creator_liveness().is_dead())
+        let scan = crate::users::scan().unwrap_or_default();
+        let listing = list().unwrap_or_default();
+        self.staleness(&scan, &listing).is_stale()
     }
 
     /// For a semaphore `sem.X`: whether a shmlab region `X` or `X-…` refers
@@ -101,6 +283,10 @@ pub fn list() -> std::io::Result<Vec<Entry>> {
             mtime: md.mtime(),
             header,
             readable,
+            id: FileId {
+                dev: md.dev(),
+                ino: md.ino(),
+            },
             file_name,
         });
     }
@@ -115,10 +301,34 @@ fn read_header(path: &std::path::Path) -> (Option<HeaderInfo>, bool) {
     }
 }
 
+/// The creator pid in a `sem.shmlab-…-<pid>-<n>…` name
+/// ([`ShmName::unique`]'s form): the first of the last two adjacent
+/// all-digit fields.
+pub fn pid_in_name(file_name: &str) -> Option<i32> {
+    let fields: Vec<&str> = file_name.split(['-', '.', '_']).collect();
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (1..fields.len())
+        .rev()
+        .find(|&i| digits(fields[i - 1]) && digits(fields[i]))
+        .and_then(|i| fields[i - 1].parse().ok())
+}
+
 /// The user name for `uid` (from the passwd database), or the number.
 pub fn user_name(uid: u32) -> String {
     nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
         .ok()
         .flatten()
         .map_or_else(|| uid.to_string(), |u| u.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pids_in_names() {
+        assert_eq!(pid_in_name("sem.shmlab-race-sem-1234-0"), Some(1234));
+        assert_eq!(pid_in_name("sem.shmlab-race-sem-1234-0-lock"), Some(1234));
+        assert_eq!(pid_in_name("sem.shmlab-demo"), None);
+    }
 }

@@ -1,4 +1,5 @@
-//! `shmlab`: `ls`, `inspect NAME` and `clean` for what is in /dev/shm.
+//! `shmlab`: `ls`, `ps`, `watch`, `inspect NAME` and `clean` for what is in
+//! /dev/shm, who uses it and who holds the locks inside it.
 
 use std::process::ExitCode;
 

@@ -1,0 +1,131 @@
+//! `shmlab watch [NAME]`: the `ps` report, redrawn in the terminal every
+//! interval (ratatui on crossterm), so a student can keep it open in a
+//! second terminal while a lab runs and see processes attach, hold the
+//! lock, wait and vanish.
+//!
+//! Keys: `q`, Esc or Ctrl-C quit (exit 0); arrows, PgUp/PgDn, Home/End
+//! scroll. The terminal is restored on every way out: those keys, an error
+//! (restored before it is printed), and a panic (ratatui's hook). Standard
+//! output must be a terminal: otherwise `watch` says so in one line and
+//! exits 2, pointing at `shmlab ps`, which prints the same report.
+
+use super::ps;
+use anyhow::bail;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Paragraph};
+use shm::ShmName;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// What the loop keeps between frames.
+struct View {
+    lines: Vec<String>,
+    refresh: u64,
+    scroll: u16,
+    title: String,
+}
+
+/// Runs the view until a quit key.
+pub fn watch(only: Option<&ShmName>, interval: Duration) -> anyhow::Result<ExitCode> {
+    if !std::io::stdout().is_terminal() {
+        bail!(
+            "shmlab watch draws in a terminal and standard output is not one; run `shmlab ps` (or `shmlab ps --json`) for the same report once"
+        );
+    }
+    let mut terminal = ratatui::try_init()
+        .map_err(|e| anyhow::anyhow!("cannot set up the terminal for shmlab watch: {e}"))?;
+    let outcome = run(&mut terminal, only, interval);
+    drop(terminal); // shows the cursor again
+    ratatui::restore();
+    outcome.map(|()| ExitCode::SUCCESS)
+}
+
+fn run(
+    terminal: &mut ratatui::DefaultTerminal,
+    only: Option<&ShmName>,
+    interval: Duration,
+) -> anyhow::Result<()> {
+    let what = only.map_or_else(|| shm::SHM_DIR.to_string(), |n| n.to_string());
+    let mut view = View {
+        lines: Vec::new(),
+        refresh: 0,
+        scroll: 0,
+        title: String::new(),
+    };
+    loop {
+        view.refresh += 1;
+        view.lines = match ps::collect_all(only) {
+            Ok(r) if r.objects.is_empty() && only.is_some() => {
+                vec![format!("{what} does not exist: waiting for it to appear")]
+            }
+            Ok(r) => r.lines(),
+            Err(e) => vec![format!("error: {e:#}")],
+        };
+        view.title = format!(
+            " shmlab watch {what} | refresh {} every {} | q quits, arrows scroll ",
+            view.refresh,
+            crate::fmt::secs(interval)
+        );
+        terminal.draw(|f| draw(f, &view))?;
+        let deadline = Instant::now() + interval;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !event::poll(left)? {
+                break;
+            }
+            let page = terminal.size()?.height.saturating_sub(3).max(1);
+            let max = (view.lines.len() as u16).saturating_sub(1);
+            match event::read()? {
+                Event::Key(k) if k.kind != KeyEventKind::Release => match k.code {
+                    KeyCode::Char('q') | KeyCode::Esc => return Ok(()),
+                    KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                        return Ok(());
+                    }
+                    KeyCode::Down | KeyCode::Char('j') => view.scroll = (view.scroll + 1).min(max),
+                    KeyCode::Up | KeyCode::Char('k') => view.scroll = view.scroll.saturating_sub(1),
+                    KeyCode::PageDown | KeyCode::Char(' ') => {
+                        view.scroll = view.scroll.saturating_add(page).min(max);
+                    }
+                    KeyCode::PageUp => view.scroll = view.scroll.saturating_sub(page),
+                    KeyCode::Home => view.scroll = 0,
+                    KeyCode::End => view.scroll = max,
+                    _ => continue,
+                },
+                Event::Resize(..) => {}
+                _ => continue,
+            }
+            terminal.draw(|f| draw(f, &view))?;
+        }
+    }
+}
+
+/// How a report line is shown: object names bold, stale objects and dead
+/// holders red, held locks yellow.
+fn style(line: &str) -> Style {
+    if line.starts_with('/') {
+        Style::default().add_modifier(Modifier::BOLD)
+    } else if line.contains("stale     yes") || line.contains("UNLINKED") {
+        Style::default().fg(Color::Red)
+    } else if line.contains(" zombie") || line.contains(" gone") || line.contains("wedged") {
+        Style::default().fg(Color::LightRed)
+    } else if line.starts_with("  lock ") && line.contains(": held") {
+        Style::default().fg(Color::Yellow)
+    } else {
+        Style::default()
+    }
+}
+
+fn draw(f: &mut ratatui::Frame<'_>, view: &View) {
+    let lines: Vec<Line<'_>> = view
+        .lines
+        .iter()
+        .map(|l| Line::styled(l.as_str(), style(l)))
+        .collect();
+    let p = Paragraph::new(lines)
+        .block(Block::bordered().title(view.title.as_str()))
+        .scroll((view.scroll, 0));
+    f.render_widget(p, f.area());
+}
