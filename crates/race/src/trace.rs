@@ -175,7 +175,7 @@ pub struct TraceReport {
     /// Increments off the surviving chain: their updates were lost. Equal
     /// to expected − actual whenever the trace is complete.
     pub lost_found: u64,
-    /// Lost increments that read a value another increment read too: the
+    /// Lost increments that read a value another worker read too: the
     /// classic collision (both read 41, both wrote 42).
     pub same_value: u64,
     /// The other lost increments: built on a value that a late store of an
@@ -274,14 +274,20 @@ pub fn analyse(incs: &[Increment], final_value: u64) -> TraceReport {
     }
     let mut lost: Vec<usize> = (0..incs.len()).filter(|&i| !on_chain[i]).collect();
     lost.sort_by_key(|&i| rank[i]);
-    let same_value = lost
-        .iter()
-        .filter(|&&i| readers[&incs[i].read].len() > 1)
-        .count() as u64;
+    // Another worker's increment that read the same value.
+    let twins = |i: usize| {
+        readers[&incs[i].read]
+            .iter()
+            .copied()
+            .filter(move |&j| incs[j].worker != incs[i].worker)
+    };
+    let same_value = lost.iter().filter(|&&i| twins(i).next().is_some()).count() as u64;
     let took_its_place = |i: usize| -> Option<usize> {
-        // A twin (another increment that read the same value), the one
-        // that survived if there is one, else the nearest in time...
-        let twins = readers[&incs[i].read].iter().copied().filter(|&j| j != i);
+        // A twin (another worker's increment that read the same value), the
+        // one that survived if there is one, else the nearest in time...
+        // (A worker that reads a value twice was set back by someone else's
+        // late store: that store is what the fallback below finds.)
+        let twins = twins(i);
         let twin = twins
             .clone()
             .find(|&j| on_chain[j])
@@ -385,13 +391,14 @@ mod tests {
         // next two, and the whole branch was undone by worker 1's late 1.
         let lost: Vec<u64> = r.collisions.iter().map(|c| c.lost.seq).collect();
         assert_eq!(lost, [0, 1, 2]);
-        // Each has a surviving twin: worker 1's late 0 -> 1, then worker
-        // 0's second 1 -> 2 and 2 -> 3, which were built on it.
+        // Worker 1's late 0 -> 1 undid all three: the first had a twin in
+        // it (both read 0), the other two were set back by it.
         let took: Vec<(u32, u64)> = r
             .collisions
             .iter()
             .map(|c| c.overwritten_by.map(|k| (k.worker, k.seq)).unwrap())
             .collect();
-        assert_eq!(took, [(1, 0), (0, 3), (0, 4)]);
+        assert_eq!(took, [(1, 0), (1, 0), (1, 0)]);
+        assert_eq!((r.same_value, r.stale_overwrites), (1, 2));
     }
 }
