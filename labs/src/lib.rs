@@ -122,6 +122,7 @@ pub mod items;
 pub mod lab1;
 pub mod lab10;
 pub mod lab11;
+pub mod lab12;
 pub mod lab13;
 pub mod lab2;
 pub mod lab3;
