@@ -201,6 +201,8 @@ struct Buffer {
     count: AtomicI64,
     /// Items put plus items taken: the watchdog's progress counter.
     progress: CachePadded<AtomicU64>,
+    /// Items put into the ring.
+    put: CachePadded<AtomicU64>,
     /// Consumption tickets handed out.
     claimed: CachePadded<AtomicU64>,
     capacity: AtomicU32,
@@ -290,13 +292,15 @@ pub struct Report {
     pub consumers: u32,
     /// Slots.
     pub slots: u32,
-    /// Items produced (producers × items).
+    /// Items asked for (producers × items).
+    pub asked: u64,
+    /// Items producers put into the ring (fewer than asked after a stall).
     pub produced: u64,
     /// Items consumers took out (with duplicates and torn ones).
     pub consumed: u64,
     /// Consumed exactly once and intact.
     pub exactly_once: u64,
-    /// Never consumed.
+    /// Produced but never consumed (after a stall: the items left in the ring).
     pub lost: u64,
     /// Extra copies consumed.
     pub duplicated: u64,
@@ -316,7 +320,7 @@ impl Report {
     /// Every item exactly once, nothing torn, nothing taken from an empty
     /// ring, no stall.
     pub fn correct(&self) -> bool {
-        self.exactly_once == self.produced
+        self.exactly_once == self.asked
             && self.duplicated == 0
             && self.torn == 0
             && self.took_from_empty == 0
@@ -434,6 +438,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
     };
     let t = items::tally(&region.receipts[..total as usize]);
     let torn = region.torn.load(Ordering::Relaxed);
+    let produced = region.put.load(Ordering::Acquire);
     if stall.is_none() && t.consumed + torn != total {
         bail!(
             "the run neither finished nor stalled within {}s",
@@ -447,10 +452,12 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         producers: cfg.producers,
         consumers: cfg.consumers,
         slots: cfg.slots,
-        produced: total,
+        asked: total,
+        produced,
         consumed: t.consumed + torn,
         exactly_once: t.exactly_once,
-        lost: t.lost,
+        // Receipts of items never made are not lost items.
+        lost: t.lost.saturating_sub(total - produced),
         duplicated: t.duplicated,
         torn,
         rewaited: region.rewaited.load(Ordering::Relaxed),
@@ -663,6 +670,7 @@ impl<M: Monitor> Ctx<'_, M> {
         b.ring[(h % k) as usize].write(p, seq);
         b.head.store(h + 1, Ordering::Relaxed);
         b.count.fetch_add(1, Ordering::Relaxed);
+        b.put.fetch_add(1, Ordering::Relaxed);
         b.progress.fetch_add(1, Ordering::Release);
         match self.bug {
             Bug::OneCv => self.m.signal(self.cv(NOT_EMPTY)),
@@ -763,10 +771,14 @@ fn print_report(cfg: &Config, r: &Report) {
             "two condition variables, not-full and not-empty"
         }
     );
+    println!("asked            {:>12}", group(r.asked));
     println!("produced         {:>12}", group(r.produced));
     println!("consumed         {:>12}", group(r.consumed));
     println!("exactly once     {:>12}", group(r.exactly_once));
-    println!("lost             {:>12}", group(r.lost));
+    println!(
+        "lost             {:>12}   (produced, never consumed)",
+        group(r.lost)
+    );
     println!("duplicated       {:>12}", group(r.duplicated));
     println!(
         "torn             {:>12}   (checksum did not match: a blank or half-written slot)",
