@@ -554,7 +554,7 @@ pub fn main(cfg: &Config, check: bool, json: bool) -> anyhow::Result<ExitCode> {
 fn print_report(cfg: &Config, r: &Report) {
     let kind = if cfg.threads { "threads" } else { "processes" };
     println!(
-        "lab12-rwlock: {} reader(s) and {} writer(s) ({kind}) on a {WORDS}-word record; --impl {} --prefer {}; readers hold the lock {} each time, back to back; each writer asks {} times, 1 ms apart; time limit {}",
+        "lab12-rwlock: {} reader(s) and {} writer(s) ({kind}) on an {WORDS}-word record; --impl {} --prefer {}; readers hold the lock {} each time, back to back; each writer asks {} times, 1 ms apart; time limit {}",
         r.readers,
         r.writers,
         cfg.imp.name(),
@@ -595,8 +595,9 @@ fn print_report(cfg: &Config, r: &Report) {
     println!("elapsed          {:>12}", duration_ns(r.elapsed_ns));
     if r.writes_served < r.writes_asked {
         println!(
-            "\nSTARVATION: {} write request(s) not served when the time limit ended the run; one had waited {}",
-            group(r.writes_asked - r.writes_served),
+            "\nSTARVATION: only {} of {} write requests served before the time limit; the request still waiting then had waited {}",
+            group(r.writes_served),
+            group(r.writes_asked),
             duration_ns(r.starved_ns)
         );
     }
@@ -611,7 +612,7 @@ fn print_report(cfg: &Config, r: &Report) {
     println!("\nWhat to notice:");
     match (cfg.imp, cfg.prefer) {
         (Impl::None, _) => println!(
-            "- Without a lock, readers see the record half-updated (torn) and two writers lose increments: the read lock is what keeps the words consistent."
+            "- Without a lock, readers see the record half-updated (torn): the read lock is what keeps the words consistent. Writers that overlapped (load, then store) would lose increments too, and the final version would fall short."
         ),
         (_, Prefer::Reader) => println!(
             "- Readers overlap, so the lock is rarely free of readers: a writer waits until they all happen to be out at once. Its wait time is long-tailed, and with enough readers it never gets in (starvation)."
