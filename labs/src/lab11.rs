@@ -405,9 +405,12 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             Ok((stall, elapsed))
         })();
         region.stop.store(1, Ordering::Release);
-        // Without the mutex (POSIX allows it): a killed worker may hold it.
-        region.pthread.0.broadcast(0);
-        region.pthread.0.broadcast(1);
+        // Only the futex condition variables are woken from here. glibc's
+        // process-shared pthread_cond_t keeps an internal lock in the
+        // condition variable: a worker killed inside pthread_cond_wait or
+        // _signal can leave it taken, and then pthread_cond_broadcast
+        // blocks forever. pthread waiters see `stop` within a slice instead,
+        // and whoever is wedged is killed below.
         region.futex.0.broadcast(0);
         region.futex.0.broadcast(1);
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -240,3 +240,46 @@ fn a_killed_lab_leaves_only_what_shmlab_clean_removes() {
     assert!(out.status.success(), "{out:?}");
     assert!(mine(&tag).is_empty(), "left {:?}", mine(&tag));
 }
+
+/// A worker killed with SIGKILL mid-run (perhaps holding the mutex): the
+/// lab notices, stops the others, says so on one line, exits 2, and
+/// removes the region.
+#[test]
+fn a_killed_worker_is_reported_and_the_region_removed() {
+    for imp in ["pthread", "futex"] {
+        let child = Command::new(LAB11)
+            .args(["--items", "500000", "--slots", "1", "--impl", imp])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let tag = format!("-{pid}-");
+        let start = Instant::now();
+        let kids = loop {
+            let kids: Vec<i32> =
+                std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|s| s.parse().ok())
+                    .collect();
+            if kids.len() == 5 && !mine(&tag).is_empty() {
+                break kids;
+            }
+            assert!(start.elapsed().as_secs() < 10, "the workers never started");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(kids[3]),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{imp}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{imp}: {err}");
+        assert!(err.contains("ended abnormally"), "{imp}: {err}");
+        assert!(mine(&tag).is_empty(), "left {:?}", mine(&tag));
+    }
+}

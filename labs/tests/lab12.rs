@@ -175,3 +175,54 @@ fn ctrl_c_removes_the_region() {
     assert_eq!(out.status.signal(), Some(libc::SIGINT), "{:?}", out.status);
     assert!(mine(&tag).is_empty(), "left {:?}", mine(&tag));
 }
+
+/// The lab killed with SIGKILL: its workers notice the parent is gone and
+/// end, and `shmlab clean` removes the region.
+#[test]
+fn a_killed_lab_leaves_only_what_shmlab_clean_removes() {
+    let mut child = Command::new(LAB12)
+        .args(["--secs", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let tag = format!("-{pid}-");
+    let start = Instant::now();
+    let kids = loop {
+        let kids: Vec<i32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        if kids.len() == 4 && !mine(&tag).is_empty() {
+            break kids;
+        }
+        assert!(start.elapsed().as_secs() < 10, "the workers never started");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let start = Instant::now();
+    for k in kids {
+        while std::fs::read_to_string(format!("/proc/{k}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "worker {k} kept running after its parent was killed"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let left = mine(&tag);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_shmlab"))
+        .args(["clean", "--name", &format!("/{}", left[0])])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(mine(&tag).is_empty(), "left {:?}", mine(&tag));
+}
