@@ -53,6 +53,10 @@ pub const MAX_ITEMS: u64 = 1 << 20;
 pub const MAX_WORKERS: u32 = 32;
 /// How long one timed wait lasts before a waiter looks for `stop`.
 const SLICE: Duration = Duration::from_millis(50);
+/// The status recorded for a worker the lab itself had to kill because it
+/// did not end within 5 s of `stop` (wedged in a pthread call by another
+/// worker's death): not the culprit.
+const WEDGED_AND_KILLED: i32 = -9;
 /// How long a run may take before the watchdog gives up on it.
 const RUN_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -423,19 +427,29 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                 let _ = nix::sys::signal::kill(*k, nix::sys::signal::Signal::SIGKILL);
                 let _ = nix::sys::wait::waitpid(*k, None);
                 shm::cleanup::unregister_child(k.as_raw());
-                *e = Some(-1);
+                *e = Some(WEDGED_AND_KILLED);
             }
         }
         let out = outcome?;
-        for (w, e) in exited.iter().enumerate() {
-            match e.and_then(|c| WorkerExit::try_from(c).ok()) {
-                Some(WorkerExit::Done) => {}
-                Some(WorkerExit::Stopped) if out.0.is_some() => {}
-                _ => bail!(
-                    "worker {w} (pid {}) ended abnormally (status {e:?}): killed, or it could not open the region",
-                    kids[w]
-                ),
-            }
+        let exit = |w: usize| exited[w].and_then(|c| WorkerExit::try_from(c).ok());
+        // The culprit first: a worker killed (or that never opened the
+        // region); the others were only stopped because of it.
+        let culprit = (0..kids.len()).find(|&w| {
+            exited[w] != Some(WEDGED_AND_KILLED)
+                && !matches!(exit(w), Some(WorkerExit::Done | WorkerExit::Stopped))
+        });
+        if let Some(w) = culprit {
+            let how = match exit(w) {
+                Some(WorkerExit::NoRegion) => "could not open the region",
+                _ => "was killed",
+            };
+            bail!(
+                "worker {w} (pid {}) {how}; the run was stopped and the others ended",
+                kids[w]
+            );
+        }
+        if out.0.is_none() && (0..kids.len()).any(|w| exit(w) == Some(WorkerExit::Stopped)) {
+            bail!("a worker stopped early although nothing stalled (was the parent replaced?)");
         }
         out
     };

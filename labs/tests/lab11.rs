@@ -279,7 +279,10 @@ fn a_killed_worker_is_reported_and_the_region_removed() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{imp}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{imp}: {err}");
-        assert!(err.contains("ended abnormally"), "{imp}: {err}");
+        assert!(
+            err.contains(&format!("(pid {}) was killed", kids[3])),
+            "{imp}: {err}"
+        );
         assert!(mine(&tag).is_empty(), "left {:?}", mine(&tag));
     }
 }
