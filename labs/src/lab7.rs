@@ -18,6 +18,7 @@
 //! counts the lost, duplicated and torn ones.
 
 use crate::fmt::{duration_ns, group};
+use crate::items::{self, Slot};
 use anyhow::{Context, bail};
 use shm::lock::{Lock, LockState};
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
@@ -87,39 +88,6 @@ impl Config {
             format!("--items x --producers must be between 1 and {MAX_ITEMS}; use fewer --items")
         })
     }
-}
-
-/// One slot: an item written field by field.
-#[derive(Debug, Default)]
-#[repr(C)]
-struct Slot {
-    producer: AtomicU32,
-    _pad: AtomicU32,
-    seq: AtomicU64,
-    payload: [AtomicU64; 4],
-    checksum: AtomicU64,
-}
-
-fn checksum(producer: u32, seq: u64, payload: &[u64; 4]) -> u64 {
-    // FNV-1a over the fields: cheap, and any torn mix of two items fails it.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for w in [producer as u64, seq].iter().chain(payload) {
-        for b in w.to_le_bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    h
-}
-
-fn payload_for(producer: u32, seq: u64) -> [u64; 4] {
-    let x = (producer as u64) << 40 ^ seq;
-    [
-        x,
-        x.rotate_left(17),
-        !x,
-        x.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-    ]
 }
 
 shm::code_enum! {
@@ -300,26 +268,15 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             }
         }
         let elapsed_ns = t0.elapsed().as_nanos() as u64;
-        let mut exactly_once = 0;
-        let mut lost = 0;
-        let mut duplicated = 0;
-        let mut consumed = 0;
-        for r in &region.receipts[..total as usize] {
-            match r.load(Ordering::Relaxed) {
-                0 => lost += 1,
-                1 => exactly_once += 1,
-                k => duplicated += k as u64 - 1,
-            }
-            consumed += r.load(Ordering::Relaxed) as u64;
-        }
+        let t = items::tally(&region.receipts[..total as usize]);
         let torn = region.torn.load(Ordering::Relaxed);
         Ok(Report {
             sync: cfg.sync,
             produced: total,
-            consumed: consumed + torn,
-            exactly_once,
-            lost,
-            duplicated,
+            consumed: t.consumed + torn,
+            exactly_once: t.exactly_once,
+            lost: t.lost,
+            duplicated: t.duplicated,
             torn,
             elapsed_ns,
         })
@@ -373,31 +330,15 @@ fn worker(name: &ShmName, role: Role, cfg: Config) -> WorkerExit {
     }
 }
 
-fn write_slot(s: &Slot, p: u32, seq: u64) {
-    let payload = payload_for(p, seq);
-    s.producer.store(p, Ordering::Relaxed);
-    s.seq.store(seq, Ordering::Relaxed);
-    for (w, v) in s.payload.iter().zip(payload) {
-        w.store(v, Ordering::Relaxed);
-    }
-    s.checksum
-        .store(checksum(p, seq, &payload), Ordering::Relaxed);
-}
-
 /// Reads a slot and records the receipt, or counts it torn.
 fn read_slot(b: &Buffer, s: &Slot) {
-    let p = s.producer.load(Ordering::Relaxed);
-    let seq = s.seq.load(Ordering::Relaxed);
-    let payload = [0, 1, 2, 3].map(|i| s.payload[i].load(Ordering::Relaxed));
-    let sum = s.checksum.load(Ordering::Relaxed);
-    if sum != checksum(p, seq, &payload) {
-        b.torn.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    if let Some(r) = receipt(b, p, seq) {
-        let _ = r.fetch_add(1, Ordering::Relaxed);
-    } else {
-        b.torn.fetch_add(1, Ordering::Relaxed);
+    match s.read().and_then(|(p, seq)| receipt(b, p, seq)) {
+        Some(r) => {
+            let _ = r.fetch_add(1, Ordering::Relaxed);
+        }
+        None => {
+            b.torn.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -405,8 +346,7 @@ fn read_slot(b: &Buffer, s: &Slot) {
 /// seq) no producer made (garbage read from a torn slot).
 fn receipt(b: &Buffer, p: u32, seq: u64) -> Option<&AtomicU8> {
     let per = b.per.load(Ordering::Relaxed);
-    let index = (p as u64).checked_mul(per)?.checked_add(seq)?;
-    (seq < per && index < b.total.load(Ordering::Relaxed)).then(|| &b.receipts[index as usize])
+    items::receipt_index(p, seq, per, b.total.load(Ordering::Relaxed)).map(|i| &b.receipts[i])
 }
 
 fn produce(b: &Buffer, lock: &Lock<'_, FutexLock>, sync: BufferSync, p: u32, seq: u64) -> bool {
@@ -417,7 +357,7 @@ fn produce(b: &Buffer, lock: &Lock<'_, FutexLock>, sync: BufferSync, p: u32, seq
                 return false;
             }
             let h = b.head.load(Ordering::Relaxed);
-            write_slot(&b.ring[(h % k) as usize], p, seq);
+            b.ring[(h % k) as usize].write(p, seq);
             b.head.store(h + 1, Ordering::Relaxed);
             b.mutex.post().is_ok() && b.full.post().is_ok()
         }
@@ -426,7 +366,7 @@ fn produce(b: &Buffer, lock: &Lock<'_, FutexLock>, sync: BufferSync, p: u32, seq
             let c = b.count.load(Ordering::SeqCst);
             if (c as u64) < k {
                 let h = b.head.load(Ordering::Relaxed);
-                write_slot(&b.ring[(h % k) as usize], p, seq);
+                b.ring[(h % k) as usize].write(p, seq);
                 b.head.store(h + 1, Ordering::Relaxed);
                 b.count.store(c + 1, Ordering::SeqCst);
                 drop(g);
@@ -445,7 +385,7 @@ fn produce(b: &Buffer, lock: &Lock<'_, FutexLock>, sync: BufferSync, p: u32, seq
                 let h = b.head.load(Ordering::Relaxed);
                 let t = b.tail.load(Ordering::Relaxed);
                 if h.wrapping_sub(t) < k || waits > 1000 {
-                    write_slot(&b.ring[(h % k) as usize], p, seq);
+                    b.ring[(h % k) as usize].write(p, seq);
                     b.head.store(h + 1, Ordering::Relaxed);
                     return true;
                 }

@@ -17,6 +17,7 @@
 //!   digit grouping, one set of time units), and how `--wait` seconds are
 //!   read;
 //! - [`payloads`]: the region payloads the tool decodes;
+//! - [`items`]: the bounded-buffer labs' items, checksums and receipts;
 
 use std::process::ExitCode;
 
@@ -117,8 +118,11 @@ fn is_closed_stdout(payload: &(dyn std::any::Any + Send)) -> bool {
 }
 
 pub mod fmt;
+pub mod items;
 pub mod lab1;
 pub mod lab10;
+pub mod lab11;
+pub mod lab12;
 pub mod lab13;
 pub mod lab2;
 pub mod lab3;

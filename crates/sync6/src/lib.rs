@@ -1,0 +1,59 @@
+//! # Week 6: condition variables and readers–writer locks in shared memory
+//!
+//! Two kinds of primitive, each in two implementations, all living inside a
+//! shmlab region and used by separate processes:
+//!
+//! - [`cond`]: a **monitor** — one mutex and two condition variables — as
+//!   glibc's process-shared `pthread_mutex_t` + `pthread_cond_t`
+//!   ([`PthreadMonitor`]), and as shmlab's own futex mutex + sequence-number
+//!   futex condition variables ([`FutexMonitor`]);
+//! - [`rwlock`]: a readers–writer lock, as glibc's process-shared
+//!   `pthread_rwlock_t` ([`PthreadRwLock`]) and as shmlab's own futex rwlock
+//!   ([`FutexRwLock`]), each reader-preferring or writer-preferring.
+//!
+//! Every wait is **bounded** (a timeout on `CLOCK_MONOTONIC`, or a futex
+//! wait with a relative timeout), so a program that would sleep forever
+//! because of a bug sees a timeout and can report it.
+//!
+//! Every object is initialised **in place** with `unsafe fn init(*mut
+//! Self)` from a payload's `Shared::init_in_place`, never built on the stack
+//! and copied: a futex-based object's identity is its address. The futex
+//! operations are the shared ones of `shm_futex` (never
+//! `FUTEX_PRIVATE_FLAG`), so they work across processes.
+//!
+//! All unsafe calls are in the private `sys` module.
+
+pub mod cond;
+pub mod rwlock;
+mod sys;
+
+pub use cond::{FutexMonitor, Monitor, PthreadMonitor, Wait};
+pub use rwlock::{FutexRwLock, Policy, PthreadRwLock, RwLock};
+
+/// A pthread call that returned an error number.
+#[derive(Debug)]
+pub struct PthreadError {
+    /// The call.
+    pub op: &'static str,
+    /// Its error number.
+    pub errno: i32,
+}
+
+impl std::fmt::Display for PthreadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} failed: {}",
+            self.op,
+            std::io::Error::from_raw_os_error(self.errno)
+        )
+    }
+}
+
+impl std::error::Error for PthreadError {}
+
+impl From<(&'static str, i32)> for PthreadError {
+    fn from((op, errno): (&'static str, i32)) -> Self {
+        PthreadError { op, errno }
+    }
+}

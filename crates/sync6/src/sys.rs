@@ -1,0 +1,228 @@
+//! The crate's only unsafe calls: glibc's `pthread_mutex_*`,
+//! `pthread_cond_*` and `pthread_rwlock_*` with their attribute objects,
+//! all process-shared and initialised in place (the pattern of
+//! `crates/pthread`).
+//!
+//! pthread functions *return* their error number (0 is success), and the
+//! wrappers hand it back as-is. The object wrappers take `&UnsafeCell<T>`:
+//! the borrow guarantees live, aligned memory for the whole call, and
+//! `UnsafeCell` is what lets glibc write through a shared reference. An
+//! all-zero mutex, condition variable or rwlock is glibc's static
+//! initializer, so even a never-initialised one cannot make these calls read
+//! garbage; the types in this crate initialise them with
+//! `PTHREAD_PROCESS_SHARED` before anyone else maps the region.
+
+use libc::{
+    c_int, clockid_t, pthread_cond_t, pthread_condattr_t, pthread_mutex_t, pthread_mutexattr_t,
+    pthread_rwlock_t, pthread_rwlockattr_t, timespec,
+};
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
+
+unsafe extern "C" {
+    /// glibc >= 2.30: `pthread_rwlock_timedrdlock` against a chosen clock.
+    fn pthread_rwlock_clockrdlock(
+        l: *mut pthread_rwlock_t,
+        clock: clockid_t,
+        abstime: *const timespec,
+    ) -> c_int;
+    /// glibc >= 2.30: `pthread_rwlock_timedwrlock` against a chosen clock.
+    fn pthread_rwlock_clockwrlock(
+        l: *mut pthread_rwlock_t,
+        clock: clockid_t,
+        abstime: *const timespec,
+    ) -> c_int;
+}
+
+/// glibc's `PTHREAD_RWLOCK_PREFER_READER_NP` (the default kind).
+pub(crate) const RWLOCK_PREFER_READER: c_int = 0;
+/// glibc's `PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP`: the only kind in
+/// which a waiting writer really holds new readers back.
+pub(crate) const RWLOCK_PREFER_WRITER: c_int = 2;
+
+/// pthread's convention: 0 is success, anything else *is* the error number.
+fn check(op: &'static str, rc: c_int) -> Result<(), (&'static str, c_int)> {
+    if rc == 0 { Ok(()) } else { Err((op, rc)) }
+}
+
+/// `pthread_mutexattr_t`, boxed so it never moves, destroyed on drop.
+struct MutexAttr(Box<MaybeUninit<pthread_mutexattr_t>>);
+
+impl Drop for MutexAttr {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `mutex_init` before this value was built;
+        // destroyed once, here.
+        unsafe { libc::pthread_mutexattr_destroy(self.0.as_mut_ptr()) };
+    }
+}
+
+/// `pthread_mutex_init` in place with `PTHREAD_PROCESS_SHARED` and
+/// `PTHREAD_MUTEX_ERRORCHECK` (an unlock by a thread that does not hold it
+/// is refused with `EPERM` instead of being undefined).
+///
+/// # Safety
+/// `m` points to writable, aligned storage that nobody uses yet and that
+/// never moves.
+pub(crate) unsafe fn mutex_init(m: *mut pthread_mutex_t) -> Result<(), (&'static str, c_int)> {
+    let mut a = Box::new(MaybeUninit::<pthread_mutexattr_t>::uninit());
+    // SAFETY: boxed, aligned storage for one attribute object; a failed
+    // init leaves nothing to destroy (no MutexAttr is built then).
+    check("pthread_mutexattr_init", unsafe {
+        libc::pthread_mutexattr_init(a.as_mut_ptr())
+    })?;
+    let mut attr = MutexAttr(a);
+    let p = attr.0.as_mut_ptr();
+    // SAFETY: the attribute object is initialised and exclusively ours.
+    check("pthread_mutexattr_setpshared", unsafe {
+        libc::pthread_mutexattr_setpshared(p, libc::PTHREAD_PROCESS_SHARED)
+    })?;
+    // SAFETY: as above.
+    check("pthread_mutexattr_settype", unsafe {
+        libc::pthread_mutexattr_settype(p, libc::PTHREAD_MUTEX_ERRORCHECK)
+    })?;
+    // SAFETY: `m` per the caller's contract; the attribute outlives the call.
+    check("pthread_mutex_init", unsafe {
+        libc::pthread_mutex_init(m, p)
+    })
+}
+
+/// `pthread_condattr_t`, boxed so it never moves, destroyed on drop.
+struct CondAttr(Box<MaybeUninit<pthread_condattr_t>>);
+
+impl Drop for CondAttr {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `cond_init` before this value was built;
+        // destroyed once, here.
+        unsafe { libc::pthread_condattr_destroy(self.0.as_mut_ptr()) };
+    }
+}
+
+/// `pthread_cond_init` in place with `PTHREAD_PROCESS_SHARED` and
+/// `pthread_condattr_setclock(CLOCK_MONOTONIC)`, so the deadline of
+/// [`cond_timedwait`] is not moved by changes to the wall clock.
+///
+/// # Safety
+/// `c` points to writable, aligned storage that nobody uses yet and that
+/// never moves.
+pub(crate) unsafe fn cond_init(c: *mut pthread_cond_t) -> Result<(), (&'static str, c_int)> {
+    let mut a = Box::new(MaybeUninit::<pthread_condattr_t>::uninit());
+    // SAFETY: boxed, aligned storage for one attribute object.
+    check("pthread_condattr_init", unsafe {
+        libc::pthread_condattr_init(a.as_mut_ptr())
+    })?;
+    let mut attr = CondAttr(a);
+    let p = attr.0.as_mut_ptr();
+    // SAFETY: the attribute object is initialised and exclusively ours.
+    check("pthread_condattr_setpshared", unsafe {
+        libc::pthread_condattr_setpshared(p, libc::PTHREAD_PROCESS_SHARED)
+    })?;
+    // SAFETY: as above.
+    check("pthread_condattr_setclock", unsafe {
+        libc::pthread_condattr_setclock(p, libc::CLOCK_MONOTONIC)
+    })?;
+    // SAFETY: `c` per the caller's contract; the attribute outlives the call.
+    check("pthread_cond_init", unsafe {
+        libc::pthread_cond_init(c, p)
+    })
+}
+
+/// `pthread_rwlockattr_t`, boxed so it never moves, destroyed on drop.
+struct RwAttr(Box<MaybeUninit<pthread_rwlockattr_t>>);
+
+impl Drop for RwAttr {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `rwlock_init` before this value was built;
+        // destroyed once, here.
+        unsafe { libc::pthread_rwlockattr_destroy(self.0.as_mut_ptr()) };
+    }
+}
+
+/// `pthread_rwlock_init` in place with `PTHREAD_PROCESS_SHARED` and the
+/// glibc kind `kind` ([`RWLOCK_PREFER_READER`] or [`RWLOCK_PREFER_WRITER`]).
+///
+/// # Safety
+/// `l` points to writable, aligned storage that nobody uses yet and that
+/// never moves.
+pub(crate) unsafe fn rwlock_init(
+    l: *mut pthread_rwlock_t,
+    kind: c_int,
+) -> Result<(), (&'static str, c_int)> {
+    let mut a = Box::new(MaybeUninit::<pthread_rwlockattr_t>::uninit());
+    // SAFETY: boxed, aligned storage for one attribute object.
+    check("pthread_rwlockattr_init", unsafe {
+        libc::pthread_rwlockattr_init(a.as_mut_ptr())
+    })?;
+    let mut attr = RwAttr(a);
+    let p = attr.0.as_mut_ptr();
+    // SAFETY: the attribute object is initialised and exclusively ours.
+    check("pthread_rwlockattr_setpshared", unsafe {
+        libc::pthread_rwlockattr_setpshared(p, libc::PTHREAD_PROCESS_SHARED)
+    })?;
+    // SAFETY: as above.
+    check("pthread_rwlockattr_setkind_np", unsafe {
+        libc::pthread_rwlockattr_setkind_np(p, kind)
+    })?;
+    // SAFETY: `l` per the caller's contract; the attribute outlives the call.
+    check("pthread_rwlock_init", unsafe {
+        libc::pthread_rwlock_init(l, p)
+    })
+}
+
+/// `pthread_mutex_lock(m)`: 0 or an error number.
+pub(crate) fn mutex_lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+    // SAFETY: live and aligned for the call (borrowed); glibc mutates it
+    // only through atomics and the futex.
+    unsafe { libc::pthread_mutex_lock(m.get()) }
+}
+
+/// `pthread_mutex_unlock(m)`: 0, or `EPERM` if this thread does not hold it.
+pub(crate) fn mutex_unlock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+    // SAFETY: as for `mutex_lock`.
+    unsafe { libc::pthread_mutex_unlock(m.get()) }
+}
+
+/// `pthread_cond_timedwait(c, m, deadline)` (the deadline on the clock the
+/// condition variable was made with, `CLOCK_MONOTONIC`): 0 (woken, maybe
+/// spuriously), `ETIMEDOUT`, or `EPERM` if `m` is not held.
+pub(crate) fn cond_timedwait(
+    c: &UnsafeCell<pthread_cond_t>,
+    m: &UnsafeCell<pthread_mutex_t>,
+    deadline: &timespec,
+) -> c_int {
+    // SAFETY: both objects live and aligned for the call (borrowed); an
+    // error-checking mutex not held by this thread is refused (EPERM)
+    // rather than undefined; `deadline` outlives the call.
+    unsafe { libc::pthread_cond_timedwait(c.get(), m.get(), deadline) }
+}
+
+/// `pthread_cond_signal(c)`.
+pub(crate) fn cond_signal(c: &UnsafeCell<pthread_cond_t>) -> c_int {
+    // SAFETY: live and aligned for the call (borrowed).
+    unsafe { libc::pthread_cond_signal(c.get()) }
+}
+
+/// `pthread_cond_broadcast(c)`.
+pub(crate) fn cond_broadcast(c: &UnsafeCell<pthread_cond_t>) -> c_int {
+    // SAFETY: live and aligned for the call (borrowed).
+    unsafe { libc::pthread_cond_broadcast(c.get()) }
+}
+
+/// `pthread_rwlock_clockrdlock(l, CLOCK_MONOTONIC, deadline)`: 0 or
+/// `ETIMEDOUT` (or an error number).
+pub(crate) fn rwlock_rdlock(l: &UnsafeCell<pthread_rwlock_t>, deadline: &timespec) -> c_int {
+    // SAFETY: live and aligned for the call (borrowed); `deadline` outlives it.
+    unsafe { pthread_rwlock_clockrdlock(l.get(), libc::CLOCK_MONOTONIC, deadline) }
+}
+
+/// `pthread_rwlock_clockwrlock(l, CLOCK_MONOTONIC, deadline)`: 0 or
+/// `ETIMEDOUT` (or an error number).
+pub(crate) fn rwlock_wrlock(l: &UnsafeCell<pthread_rwlock_t>, deadline: &timespec) -> c_int {
+    // SAFETY: as for `rwlock_rdlock`.
+    unsafe { pthread_rwlock_clockwrlock(l.get(), libc::CLOCK_MONOTONIC, deadline) }
+}
+
+/// `pthread_rwlock_unlock(l)`.
+pub(crate) fn rwlock_unlock(l: &UnsafeCell<pthread_rwlock_t>) -> c_int {
+    // SAFETY: live and aligned for the call (borrowed).
+    unsafe { libc::pthread_rwlock_unlock(l.get()) }
+}

@@ -1,0 +1,228 @@
+//! `lab12-rwlock`: both locks under both policies never let a reader see a
+//! torn record and never lose a write, across processes and threads; a
+//! writer under writer preference is always served; no lock tears; Ctrl-C
+//! leaves nothing; bad input exits 2 with one line.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LAB12: &str = env!("CARGO_BIN_EXE_lab12-rwlock");
+
+fn mine(tag: &str) -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("lab12") && n.contains(tag))
+        .collect()
+}
+
+fn lab12(args: &[&str]) -> std::process::Output {
+    let child = Command::new(LAB12)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tag = format!("-{}-", child.id());
+    let out = child.wait_with_output().unwrap();
+    assert!(mine(&tag).is_empty(), "{args:?} left {:?}", mine(&tag));
+    out
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = lab12(&all);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn no_torn_read_and_no_lost_write_under_either_lock_and_policy() {
+    for imp in ["pthread", "futex"] {
+        for prefer in ["reader", "writer"] {
+            for threads in [false, true] {
+                let mut args = vec![
+                    "--impl",
+                    imp,
+                    "--prefer",
+                    prefer,
+                    "--writers",
+                    "2",
+                    "--writes",
+                    "50",
+                    "--secs",
+                    "1",
+                ];
+                if threads {
+                    args.push("--threads");
+                }
+                let v = json(&args);
+                assert_eq!(v["torn"], 0, "{args:?}: {v}");
+                assert_eq!(v["record_intact"], true, "{args:?}: {v}");
+                assert_eq!(v["final_version"], v["writes_served"], "{args:?}: {v}");
+                assert!(v["reads"].as_u64().unwrap() > 0, "{args:?}: {v}");
+            }
+        }
+    }
+}
+
+#[test]
+fn under_writer_preference_every_write_is_served() {
+    for imp in ["pthread", "futex"] {
+        for threads in [false, true] {
+            // A generous limit: the writer is served after at most one read
+            // hold per request, however slow the machine.
+            let mut args = vec![
+                "--impl", imp, "--prefer", "writer", "--writes", "100", "--secs", "120",
+            ];
+            if threads {
+                args.push("--threads");
+            }
+            let v = json(&args);
+            assert_eq!(v["writes_served"], 100, "{args:?}: {v}");
+            assert_eq!(v["final_version"], 100, "{args:?}: {v}");
+            assert_eq!(v["starved_ns"], 0, "{args:?}: {v}");
+            assert_eq!(v["torn"], 0, "{args:?}: {v}");
+            assert!(v["writer_wait"]["max_ns"].as_u64().is_some(), "{v}");
+        }
+    }
+    let out = lab12(&[
+        "--prefer", "writer", "--writes", "20", "--secs", "120", "--check",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn without_a_lock_the_checker_sees_torn_reads() {
+    // Many writes and short read holds: a reader overlaps a writer's
+    // word-by-word update many times.
+    let v = json(&[
+        "--impl",
+        "none",
+        "--writes",
+        "2000",
+        "--read-us",
+        "20",
+        "--secs",
+        "60",
+    ]);
+    assert!(v["torn"].as_u64().unwrap() > 0, "{v}");
+    let out = lab12(&[
+        "--impl",
+        "none",
+        "--writes",
+        "2000",
+        "--read-us",
+        "20",
+        "--secs",
+        "60",
+        "--check",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    for args in [
+        &["--readers", "0"][..],
+        &["--writers", "40"],
+        &["--readers", "30", "--writers", "10"],
+        &["--impl", "spin"],
+        &["--prefer", "nobody"],
+        &["--writes", "0"],
+        &["--writes", "40000", "--writers", "2"],
+        &["--read-us", "200000"],
+        &["--secs", "0"],
+        &["--secs", "x"],
+    ] {
+        let out = lab12(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+/// Ctrl-C mid-run: the workers are killed, the region removed, and the lab
+/// dies of SIGINT.
+#[test]
+fn ctrl_c_removes_the_region() {
+    use std::os::unix::process::ExitStatusExt;
+    let child = Command::new(LAB12)
+        .args(["--secs", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tag = format!("-{}-", child.id());
+    let start = Instant::now();
+    while mine(&tag).is_empty() {
+        assert!(start.elapsed().as_secs() < 10, "the region never appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGINT), "{:?}", out.status);
+    assert!(mine(&tag).is_empty(), "left {:?}", mine(&tag));
+}
+
+/// The lab killed with SIGKILL: its workers notice the parent is gone and
+/// end, and `shmlab clean` removes the region.
+#[test]
+fn a_killed_lab_leaves_only_what_shmlab_clean_removes() {
+    let mut child = Command::new(LAB12)
+        .args(["--secs", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let tag = format!("-{pid}-");
+    let start = Instant::now();
+    let kids = loop {
+        let kids: Vec<i32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        if kids.len() == 4 && !mine(&tag).is_empty() {
+            break kids;
+        }
+        assert!(start.elapsed().as_secs() < 10, "the workers never started");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let start = Instant::now();
+    for k in kids {
+        while std::fs::read_to_string(format!("/proc/{k}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "worker {k} kept running after its parent was killed"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let left = mine(&tag);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_shmlab"))
+        .args(["clean", "--name", &format!("/{}", left[0])])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(mine(&tag).is_empty(), "left {:?}", mine(&tag));
+}
