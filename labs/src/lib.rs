@@ -9,7 +9,7 @@
 //! Each lab's `main` is thin: it parses, calls library code, and maps the
 //! result with [`main_with`].
 //!
-//! Besides a module per lab (`lab1` ... `lab10`, `lab13`) and the `shmlab` tool
+//! Besides a module per lab (`lab1` ... `lab13`) and the `shmlab` tool
 //! ([`tool`]), the crate has shared modules, and a lab (or the tool)
 //! borrows only from these and from this root, never from another lab or
 //! the tool:
