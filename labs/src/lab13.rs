@@ -3,7 +3,9 @@
 //! across processes and names it.
 //!
 //! Philosopher `i` needs fork `i` (left) and fork `(i + 1) % n` (right).
-//! Every round starts at a barrier (a futex barrier in the region), so all
+//! Every round starts at a barrier in the region (shmlab's futex barrier,
+//! or with `--barrier pthread` glibc's process-shared `pthread_barrier_t`;
+//! both from `sync6`), so all
 //! philosophers reach for their forks together; each holds its first fork
 //! for `--hold-us` before reaching for the second.
 //!
@@ -32,12 +34,13 @@ use crate::fmt::{self, group};
 use anyhow::Context;
 use shm::lock::{Lock, LockState, RawLock};
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
-use shm_futex::{FutexLock, futex_wait, futex_wake};
+use shm_futex::FutexLock;
 use shm_sem::SemCell;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use sync6::{Barrier, FutexBarrier, PthreadBarrier};
 
 /// Most philosophers a table seats.
 pub const MAX_PHILOSOPHERS: u32 = 16;
@@ -88,6 +91,18 @@ pub struct Config {
     pub hold: Duration,
     /// Threads instead of processes.
     pub threads: bool,
+    /// Which barrier separates the rounds.
+    pub barrier: BarrierKind,
+}
+
+/// The barrier between rounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BarrierKind {
+    /// shmlab's futex barrier (waiters can be told to stop).
+    Futex,
+    /// glibc's process-shared `pthread_barrier_t` (no timed wait).
+    Pthread,
 }
 
 impl Config {
@@ -101,6 +116,11 @@ impl Config {
         }
         if self.rounds == 0 {
             anyhow::bail!("--rounds 0 eats nothing; use --rounds 1 or more");
+        }
+        if self.barrier == BarrierKind::Pthread && self.threads {
+            anyhow::bail!(
+                "--barrier pthread has no timed wait, so a thread stuck in it could never be stopped; use --barrier futex with --threads"
+            );
         }
         if self.hold > Duration::from_secs(1) {
             anyhow::bail!("--hold-us above 1,000,000 makes every round last seconds; use less");
@@ -120,35 +140,6 @@ shm::code_enum! {
         NoTable = 3,
         /// A lock or semaphore operation failed.
         SyncFailed = 4,
-    }
-}
-
-/// A sense-reversing barrier on a futex: the last to arrive bumps the
-/// generation and wakes the others.
-#[derive(Debug, Default)]
-#[repr(C)]
-struct Barrier {
-    arrived: AtomicU32,
-    generation: AtomicU32,
-}
-
-impl Barrier {
-    /// Waits for `n` arrivals; `false` if `stop` was raised meanwhile.
-    fn wait(&self, n: u32, stop: &AtomicU32) -> bool {
-        let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == n {
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation.fetch_add(1, Ordering::Release);
-            futex_wake(&self.generation, i32::MAX);
-            return true;
-        }
-        while self.generation.load(Ordering::Acquire) == generation {
-            if stop.load(Ordering::Acquire) != 0 {
-                return false;
-            }
-            futex_wait(&self.generation, generation, Some(WAIT_SLICE));
-        }
-        true
     }
 }
 
@@ -173,14 +164,15 @@ struct Table {
     forks: [CachePadded<LockState<FutexLock>>; MAX_PHILOSOPHERS as usize],
     seats: [CachePadded<Seat>; MAX_PHILOSOPHERS as usize],
     arbiter: SemCell,
-    barrier: CachePadded<Barrier>,
+    barrier: CachePadded<FutexBarrier>,
+    pthread_barrier: CachePadded<PthreadBarrier>,
     stop: AtomicU32,
     ready: AtomicU32,
 }
 
-// SAFETY: repr(C); futex lock states, atomics and a process-shared
-// semaphore, all valid zeroed and interior-mutable; `init_in_place`
-// initialises every lock state and the semaphore.
+// SAFETY: repr(C); futex lock states, atomics, a process-shared semaphore
+// and barriers, all valid zeroed and interior-mutable; `init_in_place`
+// initialises every lock state, the semaphore and both barriers.
 unsafe impl Shared for Table {
     type Init = u32;
 
@@ -197,6 +189,9 @@ unsafe impl Shared for Table {
                 (*this).seats[f].0.waiting_for = AtomicI32::new(-1);
             }
             SemCell::init(&raw mut (*this).arbiter, n - 1).map_err(|e| e.to_string())?;
+            FutexBarrier::init(&raw mut (*this).barrier.0, n);
+            PthreadBarrier::init(&raw mut (*this).pthread_barrier.0, n)
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -228,6 +223,8 @@ pub struct Report {
     pub kind: &'static str,
     /// Meals each was to eat.
     pub rounds: u32,
+    /// The barrier between rounds.
+    pub barrier: BarrierKind,
     /// Meals each ate.
     pub meals: Vec<u64>,
     /// Times a philosopher put its first fork back (trylock).
@@ -292,13 +289,23 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         let found = if started.is_ok() {
             watch(&table, n, || {
                 reap_some(&kids, &mut exited);
+                // All done, or one failed: the others may wait for it (at
+                // a pthread barrier, for good) and are stopped below.
                 exited.iter().all(Option::is_some)
+                    || exited.iter().flatten().any(|&c| {
+                        !matches!(
+                            PhilosopherExit::try_from(c),
+                            Ok(PhilosopherExit::Done | PhilosopherExit::Stopped)
+                        )
+                    })
             })
         } else {
             None
         };
         table.stop.store(1, Ordering::Release);
-        futex_wake(&table.barrier.0.generation, i32::MAX);
+        table.barrier.0.wake_all();
+        // Philosophers at a pthread barrier cannot see `stop`: they are
+        // killed after this grace period.
         let deadline = Instant::now() + Duration::from_secs(5);
         while exited.iter().any(Option::is_none) && Instant::now() < deadline {
             reap_some(&kids, &mut exited);
@@ -343,6 +350,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         philosophers: n,
         kind: if cfg.threads { "threads" } else { "procs" },
         rounds: cfg.rounds,
+        barrier: cfg.barrier,
         meals,
         retries,
         deadlock,
@@ -481,7 +489,11 @@ fn philosopher(table: &Table, i: u32, cfg: &Config) -> PhilosopherExit {
     let stop = &table.stop;
     let mut rng = u64::from(shm::gettid() as u32) | 1;
     for _ in 0..cfg.rounds {
-        if !table.barrier.0.wait(n, stop) {
+        let passed = match cfg.barrier {
+            BarrierKind::Futex => table.barrier.0.wait(stop),
+            BarrierKind::Pthread => table.pthread_barrier.0.wait(stop),
+        };
+        if !passed || stop.load(Ordering::Acquire) != 0 {
             return PhilosopherExit::Stopped;
         }
         if cfg.order == Order::Waiter {
@@ -583,10 +595,14 @@ pub fn main(cfg: &Config, json: bool, check: bool) -> anyhow::Result<ExitCode> {
 fn print_report(cfg: &Config, r: &Report) {
     let kind = if cfg.threads { "threads" } else { "processes" };
     println!(
-        "lab13-deadlock: {} philosophers ({kind}), --order {}, {} rounds, first fork held {} before reaching for the second",
+        "lab13-deadlock: {} philosophers ({kind}), --order {}, {} rounds, {} barrier, first fork held {} before reaching for the second",
         r.philosophers,
         r.order.name(),
         group(u64::from(r.rounds)),
+        match r.barrier {
+            BarrierKind::Futex => "futex",
+            BarrierKind::Pthread => "pthread",
+        },
         fmt::duration_ns(cfg.hold.as_nanos() as u64)
     );
     println!(

@@ -185,3 +185,43 @@ fn ctrl_c_clears_the_table() {
     assert_eq!(out.status.signal(), Some(libc::SIGINT), "{:?}", out.status);
     assert!(mine().is_empty(), "left {:?}", mine());
 }
+
+/// glibc's process-shared `pthread_barrier_t` between the rounds: the same
+/// outcomes as the futex barrier; refused with threads (no timed wait).
+#[test]
+fn the_pthread_barrier_separates_the_rounds_too() {
+    let v = json(&[
+        "--order",
+        "global",
+        "--barrier",
+        "pthread",
+        "--rounds",
+        "30",
+        "--hold-us",
+        "200",
+    ]);
+    assert!(v["deadlock"].is_null(), "{v}");
+    assert_eq!(v["barrier"], "pthread");
+    assert!(
+        v["meals"].as_array().unwrap().iter().all(|m| m == 30),
+        "{v}"
+    );
+    let v = json(&[
+        "--order",
+        "naive",
+        "--barrier",
+        "pthread",
+        "--philosophers",
+        "3",
+    ]);
+    assert_eq!(v["deadlock"].as_array().map(Vec::len), Some(3), "{v}");
+    let out = lab13(&["--barrier", "pthread", "--threads"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .trim_end()
+            .lines()
+            .count(),
+        1
+    );
+}

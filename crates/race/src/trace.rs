@@ -292,13 +292,16 @@ pub fn analyse(incs: &[Increment], final_value: u64) -> TraceReport {
             .clone()
             .find(|&j| on_chain[j])
             .or_else(|| twins.min_by_key(|&j| incs[j].t_write.abs_diff(incs[i].t_write)));
-        // ...else the first later store that set the counter back to at
-        // most its value: what undid it and whatever was built on it.
+        // ...else the first later store by another worker that set the
+        // counter back to at most its value: what undid it and whatever was
+        // built on it.
+        // (Another worker's store: a worker's own later stores build on what
+        // it read, they never undo its earlier one.)
         twin.or_else(|| {
             order[rank[i] + 1..]
                 .iter()
                 .copied()
-                .find(|&j| incs[j].wrote() <= incs[i].wrote())
+                .find(|&j| incs[j].worker != incs[i].worker && incs[j].wrote() <= incs[i].wrote())
         })
     };
     let collisions: Vec<Collision> = lost

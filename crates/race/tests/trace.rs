@@ -40,6 +40,7 @@ fn the_trace_finds_exactly_the_lost_updates() {
                     }
                     // Or a later store undid it.
                     Some(k) => {
+                        assert_ne!(k.worker, c.lost.worker, "{c:?}");
                         assert!(k.t_write >= c.lost.t_write, "{c:?}");
                         assert!(k.wrote() <= c.lost.wrote(), "{c:?}");
                     }

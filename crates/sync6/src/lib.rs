@@ -1,6 +1,6 @@
-//! # Week 6: condition variables and readers–writer locks in shared memory
+//! # Week 6: condition variables, readers–writer locks and barriers in shared memory
 //!
-//! Two kinds of primitive, each in two implementations, all living inside a
+//! Three kinds of primitive, each in two implementations, all living inside a
 //! shmlab region and used by separate processes:
 //!
 //! - [`cond`]: a **monitor** — one mutex and two condition variables — as
@@ -9,11 +9,15 @@
 //!   futex condition variables ([`FutexMonitor`]);
 //! - [`rwlock`]: a readers–writer lock, as glibc's process-shared
 //!   `pthread_rwlock_t` ([`PthreadRwLock`]) and as shmlab's own futex rwlock
-//!   ([`FutexRwLock`]), each reader-preferring or writer-preferring.
+//!   ([`FutexRwLock`]), each reader-preferring or writer-preferring;
+//! - [`barrier`]: glibc's process-shared `pthread_barrier_t`
+//!   ([`PthreadBarrier`]) and shmlab's futex barrier ([`FutexBarrier`]).
 //!
 //! Every wait is **bounded** (a timeout on `CLOCK_MONOTONIC`, or a futex
 //! wait with a relative timeout), so a program that would sleep forever
-//! because of a bug sees a timeout and can report it.
+//! because of a bug sees a timeout and can report it — except
+//! `pthread_barrier_wait`, for which glibc has no timed form (see
+//! [`PthreadBarrier`]).
 //!
 //! Every object is initialised **in place** with `unsafe fn init(*mut
 //! Self)` from a payload's `Shared::init_in_place`, never built on the stack
@@ -23,10 +27,12 @@
 //!
 //! All unsafe calls are in the private `sys` module.
 
+pub mod barrier;
 pub mod cond;
 pub mod rwlock;
 mod sys;
 
+pub use barrier::{Barrier, FutexBarrier, PthreadBarrier};
 pub use cond::{FutexMonitor, Monitor, PthreadMonitor, Wait};
 pub use rwlock::{FutexRwLock, Policy, PthreadRwLock, RwLock};
 

@@ -1,5 +1,6 @@
 //! The crate's only unsafe calls: glibc's `pthread_mutex_*`,
-//! `pthread_cond_*` and `pthread_rwlock_*` with their attribute objects,
+//! `pthread_cond_*`, `pthread_rwlock_*` and `pthread_barrier_*` with their
+//! attribute objects,
 //! all process-shared and initialised in place (the pattern of
 //! `crates/pthread`).
 //!
@@ -13,8 +14,8 @@
 //! `PTHREAD_PROCESS_SHARED` before anyone else maps the region.
 
 use libc::{
-    c_int, clockid_t, pthread_cond_t, pthread_condattr_t, pthread_mutex_t, pthread_mutexattr_t,
-    pthread_rwlock_t, pthread_rwlockattr_t, timespec,
+    c_int, clockid_t, pthread_barrier_t, pthread_barrierattr_t, pthread_cond_t, pthread_condattr_t,
+    pthread_mutex_t, pthread_mutexattr_t, pthread_rwlock_t, pthread_rwlockattr_t, timespec,
 };
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
@@ -225,4 +226,50 @@ pub(crate) fn rwlock_wrlock(l: &UnsafeCell<pthread_rwlock_t>, deadline: &timespe
 pub(crate) fn rwlock_unlock(l: &UnsafeCell<pthread_rwlock_t>) -> c_int {
     // SAFETY: live and aligned for the call (borrowed).
     unsafe { libc::pthread_rwlock_unlock(l.get()) }
+}
+
+/// `pthread_barrierattr_t`, boxed so it never moves, destroyed on drop.
+struct BarrierAttr(Box<MaybeUninit<pthread_barrierattr_t>>);
+
+impl Drop for BarrierAttr {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `barrier_init` before this value was built;
+        // destroyed once, here.
+        unsafe { libc::pthread_barrierattr_destroy(self.0.as_mut_ptr()) };
+    }
+}
+
+/// `pthread_barrier_init(b, attr, count)` in place with
+/// `PTHREAD_PROCESS_SHARED`.
+///
+/// # Safety
+/// `b` points to writable, aligned storage that nobody uses yet and that
+/// never moves.
+pub(crate) unsafe fn barrier_init(
+    b: *mut pthread_barrier_t,
+    count: u32,
+) -> Result<(), (&'static str, c_int)> {
+    let mut a = Box::new(MaybeUninit::<pthread_barrierattr_t>::uninit());
+    // SAFETY: boxed, aligned storage for one attribute object.
+    check("pthread_barrierattr_init", unsafe {
+        libc::pthread_barrierattr_init(a.as_mut_ptr())
+    })?;
+    let mut attr = BarrierAttr(a);
+    let p = attr.0.as_mut_ptr();
+    // SAFETY: the attribute object is initialised and exclusively ours.
+    check("pthread_barrierattr_setpshared", unsafe {
+        libc::pthread_barrierattr_setpshared(p, libc::PTHREAD_PROCESS_SHARED)
+    })?;
+    // SAFETY: `b` per the caller's contract; the attribute outlives the call.
+    check("pthread_barrier_init", unsafe {
+        libc::pthread_barrier_init(b, p, count)
+    })
+}
+
+/// `pthread_barrier_wait(b)`: 0, `PTHREAD_BARRIER_SERIAL_THREAD` (for one
+/// of the waiters), or an error number. It has no timeout.
+pub(crate) fn barrier_wait(b: &UnsafeCell<pthread_barrier_t>) -> c_int {
+    // SAFETY: live and aligned for the call (borrowed); glibc changes it
+    // only through atomics and its futex.
+    unsafe { libc::pthread_barrier_wait(b.get()) }
 }

@@ -2,7 +2,7 @@
 //! across processes and named. See `labs::lab13`.
 
 use clap::Parser;
-use labs::lab13::{Config, MAX_PHILOSOPHERS, Order};
+use labs::lab13::{BarrierKind, Config, MAX_PHILOSOPHERS, Order};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ struct Cli {
     /// Philosophers as threads of this process instead of processes
     #[arg(long)]
     threads: bool,
+    /// The barrier between rounds: shmlab's futex one, or glibc's process-shared pthread_barrier_t (processes only: it has no timed wait)
+    #[arg(long, value_enum, default_value = "futex")]
+    barrier: BarrierKind,
     /// One JSON object instead of text
     #[arg(long)]
     json: bool,
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         rounds: cli.rounds,
         hold: Duration::from_micros(cli.hold_us),
         threads: cli.threads,
+        barrier: cli.barrier,
     };
     labs::main_with(|| labs::lab13::main(&cfg, cli.json, cli.check))
 }
