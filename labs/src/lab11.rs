@@ -38,7 +38,7 @@ use crate::fmt::{duration_ns, group};
 use crate::items::{self, Slot};
 use anyhow::{Context, bail};
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
-use shm_futex::{futex_wait, futex_wake};
+use shm_futex::futex_wait;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -360,7 +360,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                 .enumerate()
                 .map(|(w, &role)| s.spawn(move || worker(b, w, role, cfg.bug, cfg.imp, false)))
                 .collect();
-            let t0 = open_gate(b, n)?;
+            let t0 = crate::workers::open_gate(&b.arrived, &b.go, n)?;
             let stall = watch(b, cfg, n, t0, || handles.iter().all(|h| h.is_finished()));
             let elapsed = t0.elapsed().as_nanos() as u64;
             b.stop.store(1, Ordering::Release);
@@ -395,10 +395,10 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                 kids.push(nix::unistd::Pid::from_raw(pid));
                 exited.push(None);
             }
-            let t0 = open_gate(&region, n)?;
+            let t0 = crate::workers::open_gate(&region.arrived, &region.go, n)?;
             let mut failed = false;
             let stall = watch(&region, cfg, n, t0, || {
-                reap_some(&kids, &mut exited);
+                crate::workers::reap_some(&kids, &mut exited);
                 failed |= exited
                     .iter()
                     .flatten()
@@ -417,19 +417,12 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         // and whoever is wedged is killed below.
         region.futex.0.broadcast(0);
         region.futex.0.broadcast(1);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while exited.iter().any(Option::is_none) && Instant::now() < deadline {
-            reap_some(&kids, &mut exited);
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        for (k, e) in kids.iter().zip(&mut exited) {
-            if e.is_none() {
-                let _ = nix::sys::signal::kill(*k, nix::sys::signal::Signal::SIGKILL);
-                let _ = nix::sys::wait::waitpid(*k, None);
-                shm::cleanup::unregister_child(k.as_raw());
-                *e = Some(WEDGED_AND_KILLED);
-            }
-        }
+        crate::workers::finish(
+            &kids,
+            &mut exited,
+            Duration::from_secs(5),
+            WEDGED_AND_KILLED,
+        );
         let out = outcome?;
         let exit = |w: usize| exited[w].and_then(|c| WorkerExit::try_from(c).ok());
         // The culprit first: a worker killed (or that never opened the
@@ -482,39 +475,6 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         stall,
         elapsed_ns,
     })
-}
-
-/// Waits (bounded) for every worker at the gate, then opens it.
-fn open_gate(b: &Buffer, n: u32) -> anyhow::Result<Instant> {
-    let start = Instant::now();
-    while b.arrived.load(Ordering::Acquire) < n {
-        if start.elapsed() > Duration::from_secs(10) {
-            bail!("a worker never reached the start gate");
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let t0 = Instant::now();
-    b.go.store(1, Ordering::Release);
-    futex_wake(&b.go, i32::MAX);
-    Ok(t0)
-}
-
-/// Reaps the worker processes that have exited, recording their status.
-fn reap_some(kids: &[nix::unistd::Pid], exited: &mut [Option<i32>]) {
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-    for (k, e) in kids.iter().zip(exited.iter_mut()) {
-        if e.is_some() {
-            continue;
-        }
-        match waitpid(*k, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => {}
-            Ok(WaitStatus::Exited(_, code)) => *e = Some(code),
-            Ok(_) | Err(_) => *e = Some(-1),
-        }
-        if e.is_some() {
-            shm::cleanup::unregister_child(k.as_raw());
-        }
-    }
 }
 
 /// The watchdog: until `done()`, looks every 2 ms; no progress for

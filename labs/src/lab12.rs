@@ -25,7 +25,7 @@
 use crate::fmt::{duration_ns, group};
 use anyhow::{Context, bail};
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
-use shm_futex::{futex_wait, futex_wake};
+use shm_futex::futex_wait;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -296,7 +296,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                 .iter()
                 .map(|&role| s.spawn(move || worker(r, role, cfg, false)))
                 .collect();
-            let t0 = open_gate(r, n)?;
+            let t0 = crate::workers::open_gate(&r.arrived, &r.go, n)?;
             while !handles.iter().all(|h| h.is_finished()) {
                 if t0.elapsed() > cfg.limit {
                     r.stop.store(1, Ordering::Release);
@@ -334,9 +334,9 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                 kids.push(nix::unistd::Pid::from_raw(pid));
                 exited.push(None);
             }
-            let t0 = open_gate(&region, n)?;
+            let t0 = crate::workers::open_gate(&region.arrived, &region.go, n)?;
             while exited.iter().any(Option::is_none) {
-                reap_some(&kids, &mut exited);
+                crate::workers::reap_some(&kids, &mut exited);
                 if exited.iter().flatten().any(|&c| {
                     !matches!(
                         WorkerExit::try_from(c),
@@ -353,18 +353,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             Ok(t0.elapsed().as_nanos() as u64)
         })();
         region.stop.store(1, Ordering::Release);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while exited.iter().any(Option::is_none) && Instant::now() < deadline {
-            reap_some(&kids, &mut exited);
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        for (k, e) in kids.iter().zip(&mut exited) {
-            if e.is_none() {
-                let _ = nix::sys::signal::kill(*k, nix::sys::signal::Signal::SIGKILL);
-                let _ = nix::sys::wait::waitpid(*k, None);
-                shm::cleanup::unregister_child(k.as_raw());
-            }
-        }
+        crate::workers::finish(&kids, &mut exited, Duration::from_secs(5), -1);
         outcome?
     };
     let served = region.served.load(Ordering::Acquire);
@@ -401,37 +390,6 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         starved_ns: region.starved_ns.load(Ordering::Acquire),
         elapsed_ns,
     })
-}
-
-fn open_gate(r: &Record, n: u32) -> anyhow::Result<Instant> {
-    let start = Instant::now();
-    while r.arrived.load(Ordering::Acquire) < n {
-        if start.elapsed() > Duration::from_secs(10) {
-            bail!("a worker never reached the start gate");
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let t0 = Instant::now();
-    r.go.store(1, Ordering::Release);
-    futex_wake(&r.go, i32::MAX);
-    Ok(t0)
-}
-
-fn reap_some(kids: &[nix::unistd::Pid], exited: &mut [Option<i32>]) {
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-    for (k, e) in kids.iter().zip(exited.iter_mut()) {
-        if e.is_some() {
-            continue;
-        }
-        match waitpid(*k, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => {}
-            Ok(WaitStatus::Exited(_, code)) => *e = Some(code),
-            Ok(_) | Err(_) => *e = Some(-1),
-        }
-        if e.is_some() {
-            shm::cleanup::unregister_child(k.as_raw());
-        }
-    }
 }
 
 fn worker(r: &Record, role: Role, cfg: &Config, process: bool) -> WorkerExit {

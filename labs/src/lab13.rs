@@ -288,7 +288,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         let mut exited = vec![None; kids.len()];
         let found = if started.is_ok() {
             watch(&table, n, || {
-                reap_some(&kids, &mut exited);
+                crate::workers::reap_some(&kids, &mut exited);
                 // All done, or one failed: the others may wait for it (at
                 // a pthread barrier, for good) and are stopped below.
                 exited.iter().all(Option::is_some)
@@ -306,18 +306,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         table.barrier.0.wake_all();
         // Philosophers at a pthread barrier cannot see `stop`: they are
         // killed after this grace period.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while exited.iter().any(Option::is_none) && Instant::now() < deadline {
-            reap_some(&kids, &mut exited);
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        for (k, e) in kids.iter().zip(&mut exited) {
-            if e.is_none() {
-                let _ = nix::sys::signal::kill(*k, nix::sys::signal::Signal::SIGKILL);
-                let _ = nix::sys::wait::waitpid(*k, None);
-                shm::cleanup::unregister_child(k.as_raw());
-            }
-        }
+        crate::workers::finish(&kids, &mut exited, Duration::from_secs(5), -1);
         started?;
         let ok = exited.iter().all(|e| {
             matches!(
@@ -356,24 +345,6 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         deadlock,
         elapsed_ns,
     })
-}
-
-/// Reaps the philosopher processes that have exited, recording their status.
-fn reap_some(kids: &[nix::unistd::Pid], exited: &mut [Option<i32>]) {
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-    for (k, e) in kids.iter().zip(exited.iter_mut()) {
-        if e.is_some() {
-            continue;
-        }
-        match waitpid(*k, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => {}
-            Ok(WaitStatus::Exited(_, code)) => *e = Some(code),
-            Ok(_) | Err(_) => *e = Some(-1),
-        }
-        if e.is_some() {
-            shm::cleanup::unregister_child(k.as_raw());
-        }
-    }
 }
 
 /// Watches the table until `done()` or a deadlock; returns the cycle found.

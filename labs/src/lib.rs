@@ -17,6 +17,8 @@
 //!   digit grouping, one set of time units), and how `--wait` seconds are
 //!   read;
 //! - [`payloads`]: the region payloads the tool decodes;
+//! - [`workers`]: the start gate, reaping and the final grace-then-kill
+//!   for the labs that fork their own worker processes;
 //! - [`items`]: the bounded-buffer labs' items, checksums and receipts;
 
 use std::process::ExitCode;
@@ -134,3 +136,4 @@ pub mod lab8;
 pub mod lab9;
 pub mod payloads;
 pub mod tool;
+pub mod workers;

@@ -4,45 +4,12 @@
 //! watchdog reports it instead of hanging; Ctrl-C and a killed lab leave
 //! nothing that `shmlab clean` cannot remove.
 
+mod common;
+use common::{run_json, run_leaving_nothing, shm_entries};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const LAB11: &str = env!("CARGO_BIN_EXE_lab11-condvar");
-
-fn mine(tag: &str) -> Vec<String> {
-    std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("lab11") && n.contains(tag))
-        .collect()
-}
-
-/// Runs the lab, and checks that it left nothing of its own in /dev/shm.
-fn lab11(args: &[&str]) -> std::process::Output {
-    let child = Command::new(LAB11)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let tag = format!("-{}-", child.id());
-    let out = child.wait_with_output().unwrap();
-    assert!(mine(&tag).is_empty(), "{args:?} left {:?}", mine(&tag));
-    out
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let out = lab11(&all);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 #[test]
 fn the_correct_monitor_delivers_every_item_exactly_once() {
@@ -64,7 +31,7 @@ fn the_correct_monitor_delivers_every_item_exactly_once() {
                 if threads {
                     args.push("--threads");
                 }
-                let v = json(&args);
+                let v = run_json(LAB11, "lab11", &args);
                 let produced = v["produced"].as_u64().unwrap();
                 assert_eq!(produced, 3000 * p.parse::<u64>().unwrap(), "{v}");
                 assert_eq!(v["asked"], produced, "{v}");
@@ -87,7 +54,7 @@ fn waiting_with_if_takes_from_an_empty_ring_and_is_counted() {
             if threads {
                 args.push("--threads");
             }
-            let v = json(&args);
+            let v = run_json(LAB11, "lab11", &args);
             let took = v["took_from_empty"].as_u64().unwrap();
             assert!(took > 0, "{args:?}: {v}");
             // Every take from an empty ring read a slot already read (or
@@ -100,7 +67,11 @@ fn waiting_with_if_takes_from_an_empty_ring_and_is_counted() {
             assert_eq!(v["rewaited"], 0, "`if` never waits twice: {v}");
         }
     }
-    let out = lab11(&["--bug", "if", "--items", "10000", "--check"]);
+    let out = run_leaving_nothing(
+        LAB11,
+        "lab11",
+        &["--bug", "if", "--items", "10000", "--check"],
+    );
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("BROKEN"), "{text}");
@@ -115,7 +86,7 @@ fn one_condition_variable_with_signal_stalls_and_the_watchdog_reports_it() {
                 args.push("--threads");
             }
             let t0 = Instant::now();
-            let v = json(&args);
+            let v = run_json(LAB11, "lab11", &args);
             // Bounded: the lab ended by itself, long before its own
             // two-minute deadline.
             assert!(t0.elapsed() < Duration::from_secs(100), "{args:?}");
@@ -142,7 +113,7 @@ fn one_condition_variable_with_signal_stalls_and_the_watchdog_reports_it() {
             assert!(produced < v["asked"].as_u64().unwrap(), "{v}");
         }
     }
-    let out = lab11(&["--bug", "one-cv", "--check"]);
+    let out = run_leaving_nothing(LAB11, "lab11", &["--bug", "one-cv", "--check"]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -164,7 +135,7 @@ fn bad_input_exits_2_with_one_line() {
         &["--items", "1000000", "--producers", "2"],
         &["--stall-ms", "5"],
     ] {
-        let out = lab11(args);
+        let out = run_leaving_nothing(LAB11, "lab11", args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
@@ -180,7 +151,7 @@ fn spawn_long() -> (std::process::Child, String) {
         .unwrap();
     let tag = format!("-{}-", child.id());
     let start = Instant::now();
-    while mine(&tag).is_empty() {
+    while shm_entries("lab11", &tag).is_empty() {
         assert!(start.elapsed().as_secs() < 10, "the region never appeared");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -201,7 +172,11 @@ fn ctrl_c_removes_the_region() {
     .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.signal(), Some(libc::SIGINT), "{:?}", out.status);
-    assert!(mine(&tag).is_empty(), "left {:?}", mine(&tag));
+    assert!(
+        shm_entries("lab11", &tag).is_empty(),
+        "left {:?}",
+        shm_entries("lab11", &tag)
+    );
 }
 
 /// The lab killed with SIGKILL (no clean-up possible): its workers notice
@@ -231,14 +206,18 @@ fn a_killed_lab_leaves_only_what_shmlab_clean_removes() {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-    let left = mine(&tag);
+    let left = shm_entries("lab11", &tag);
     assert_eq!(left.len(), 1, "{left:?}");
     let out = Command::new(env!("CARGO_BIN_EXE_shmlab"))
         .args(["clean", "--name", &format!("/{}", left[0])])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(mine(&tag).is_empty(), "left {:?}", mine(&tag));
+    assert!(
+        shm_entries("lab11", &tag).is_empty(),
+        "left {:?}",
+        shm_entries("lab11", &tag)
+    );
 }
 
 /// A worker killed with SIGKILL mid-run (perhaps holding the mutex): the
@@ -263,7 +242,7 @@ fn a_killed_worker_is_reported_and_the_region_removed() {
                     .split_whitespace()
                     .filter_map(|s| s.parse().ok())
                     .collect();
-            if kids.len() == 5 && !mine(&tag).is_empty() {
+            if kids.len() == 5 && !shm_entries("lab11", &tag).is_empty() {
                 break kids;
             }
             assert!(start.elapsed().as_secs() < 10, "the workers never started");
@@ -283,6 +262,10 @@ fn a_killed_worker_is_reported_and_the_region_removed() {
             err.contains(&format!("(pid {}) was killed", kids[3])),
             "{imp}: {err}"
         );
-        assert!(mine(&tag).is_empty(), "left {:?}", mine(&tag));
+        assert!(
+            shm_entries("lab11", &tag).is_empty(),
+            "left {:?}",
+            shm_entries("lab11", &tag)
+        );
     }
 }

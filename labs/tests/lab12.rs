@@ -3,44 +3,12 @@
 //! writer under writer preference is always served; no lock tears; Ctrl-C
 //! leaves nothing; bad input exits 2 with one line.
 
+mod common;
+use common::{run_json, run_leaving_nothing, shm_entries};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const LAB12: &str = env!("CARGO_BIN_EXE_lab12-rwlock");
-
-fn mine(tag: &str) -> Vec<String> {
-    std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("lab12") && n.contains(tag))
-        .collect()
-}
-
-fn lab12(args: &[&str]) -> std::process::Output {
-    let child = Command::new(LAB12)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let tag = format!("-{}-", child.id());
-    let out = child.wait_with_output().unwrap();
-    assert!(mine(&tag).is_empty(), "{args:?} left {:?}", mine(&tag));
-    out
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let out = lab12(&all);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 #[test]
 fn no_torn_read_and_no_lost_write_under_either_lock_and_policy() {
@@ -62,7 +30,7 @@ fn no_torn_read_and_no_lost_write_under_either_lock_and_policy() {
                 if threads {
                     args.push("--threads");
                 }
-                let v = json(&args);
+                let v = run_json(LAB12, "lab12", &args);
                 assert_eq!(v["torn"], 0, "{args:?}: {v}");
                 assert_eq!(v["record_intact"], true, "{args:?}: {v}");
                 assert_eq!(v["final_version"], v["writes_served"], "{args:?}: {v}");
@@ -84,7 +52,7 @@ fn under_writer_preference_every_write_is_served() {
             if threads {
                 args.push("--threads");
             }
-            let v = json(&args);
+            let v = run_json(LAB12, "lab12", &args);
             assert_eq!(v["writes_served"], 100, "{args:?}: {v}");
             assert_eq!(v["final_version"], 100, "{args:?}: {v}");
             assert_eq!(v["starved_ns"], 0, "{args:?}: {v}");
@@ -92,9 +60,13 @@ fn under_writer_preference_every_write_is_served() {
             assert!(v["writer_wait"]["max_ns"].as_u64().is_some(), "{v}");
         }
     }
-    let out = lab12(&[
-        "--prefer", "writer", "--writes", "20", "--secs", "120", "--check",
-    ]);
+    let out = run_leaving_nothing(
+        LAB12,
+        "lab12",
+        &[
+            "--prefer", "writer", "--writes", "20", "--secs", "120", "--check",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0));
 }
 
@@ -102,28 +74,36 @@ fn under_writer_preference_every_write_is_served() {
 fn without_a_lock_the_checker_sees_torn_reads() {
     // Many writes and short read holds: a reader overlaps a writer's
     // word-by-word update many times.
-    let v = json(&[
-        "--impl",
-        "none",
-        "--writes",
-        "2000",
-        "--read-us",
-        "20",
-        "--secs",
-        "60",
-    ]);
+    let v = run_json(
+        LAB12,
+        "lab12",
+        &[
+            "--impl",
+            "none",
+            "--writes",
+            "2000",
+            "--read-us",
+            "20",
+            "--secs",
+            "60",
+        ],
+    );
     assert!(v["torn"].as_u64().unwrap() > 0, "{v}");
-    let out = lab12(&[
-        "--impl",
-        "none",
-        "--writes",
-        "2000",
-        "--read-us",
-        "20",
-        "--secs",
-        "60",
-        "--check",
-    ]);
+    let out = run_leaving_nothing(
+        LAB12,
+        "lab12",
+        &[
+            "--impl",
+            "none",
+            "--writes",
+            "2000",
+            "--read-us",
+            "20",
+            "--secs",
+            "60",
+            "--check",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -141,7 +121,7 @@ fn bad_input_exits_2_with_one_line() {
         &["--secs", "0"],
         &["--secs", "x"],
     ] {
-        let out = lab12(args);
+        let out = run_leaving_nothing(LAB12, "lab12", args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
@@ -161,7 +141,7 @@ fn ctrl_c_removes_the_region() {
         .unwrap();
     let tag = format!("-{}-", child.id());
     let start = Instant::now();
-    while mine(&tag).is_empty() {
+    while shm_entries("lab12", &tag).is_empty() {
         assert!(start.elapsed().as_secs() < 10, "the region never appeared");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -173,7 +153,11 @@ fn ctrl_c_removes_the_region() {
     .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.signal(), Some(libc::SIGINT), "{:?}", out.status);
-    assert!(mine(&tag).is_empty(), "left {:?}", mine(&tag));
+    assert!(
+        shm_entries("lab12", &tag).is_empty(),
+        "left {:?}",
+        shm_entries("lab12", &tag)
+    );
 }
 
 /// The lab killed with SIGKILL: its workers notice the parent is gone and
@@ -195,7 +179,7 @@ fn a_killed_lab_leaves_only_what_shmlab_clean_removes() {
             .split_whitespace()
             .filter_map(|s| s.parse().ok())
             .collect();
-        if kids.len() == 4 && !mine(&tag).is_empty() {
+        if kids.len() == 4 && !shm_entries("lab12", &tag).is_empty() {
             break kids;
         }
         assert!(start.elapsed().as_secs() < 10, "the workers never started");
@@ -217,12 +201,16 @@ fn a_killed_lab_leaves_only_what_shmlab_clean_removes() {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-    let left = mine(&tag);
+    let left = shm_entries("lab12", &tag);
     assert_eq!(left.len(), 1, "{left:?}");
     let out = Command::new(env!("CARGO_BIN_EXE_shmlab"))
         .args(["clean", "--name", &format!("/{}", left[0])])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(mine(&tag).is_empty(), "left {:?}", mine(&tag));
+    assert!(
+        shm_entries("lab12", &tag).is_empty(),
+        "left {:?}",
+        shm_entries("lab12", &tag)
+    );
 }

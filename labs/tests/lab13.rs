@@ -2,39 +2,11 @@
 //! exactly; lock ordering, an arbiter and try-and-back-off never deadlock
 //! and every philosopher eats every meal.
 
+mod common;
+use common::{run_json, run_leaving_nothing, shm_entries};
 use std::process::Command;
 
-/// Runs the lab, and checks that it left nothing of its own in /dev/shm.
-fn lab13(args: &[&str]) -> std::process::Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_lab13-deadlock"))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let tag = format!("-{}-", child.id());
-    let out = child.wait_with_output().unwrap();
-    let left: Vec<String> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains("lab13") && n.contains(&tag))
-        .collect();
-    assert!(left.is_empty(), "{args:?} left {left:?}");
-    out
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let out = lab13(&all);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+const LAB13: &str = env!("CARGO_BIN_EXE_lab13-deadlock");
 
 #[test]
 fn the_naive_order_deadlocks_and_the_cycle_is_named() {
@@ -44,7 +16,7 @@ fn the_naive_order_deadlocks_and_the_cycle_is_named() {
         if threads {
             args.push("--threads");
         }
-        let v = json(&args);
+        let v = run_json(LAB13, "lab13", &args);
         let cycle = v["deadlock"]
             .as_array()
             .unwrap_or_else(|| panic!("{n} philosophers did not deadlock: {v}"));
@@ -95,7 +67,7 @@ fn ordering_an_arbiter_or_trying_never_deadlock() {
             if threads {
                 args.push("--threads");
             }
-            let v = json(&args);
+            let v = run_json(LAB13, "lab13", &args);
             assert!(v["deadlock"].is_null(), "{order}: {v}");
             let meals = v["meals"].as_array().unwrap();
             assert_eq!(meals.len(), 5);
@@ -106,7 +78,7 @@ fn ordering_an_arbiter_or_trying_never_deadlock() {
 
 #[test]
 fn check_exits_1_on_a_deadlock_and_the_report_says_who_waits_for_whom() {
-    let out = lab13(&["--philosophers", "3", "--check"]);
+    let out = run_leaving_nothing(LAB13, "lab13", &["--philosophers", "3", "--check"]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("DEADLOCK"), "{text}");
@@ -115,15 +87,19 @@ fn check_exits_1_on_a_deadlock_and_the_report_says_who_waits_for_whom() {
             && text.contains("holds fork 0, waits for fork 1, held by philosopher 1"),
         "{text}"
     );
-    let ok = lab13(&[
-        "--order",
-        "global",
-        "--philosophers",
-        "3",
-        "--rounds",
-        "5",
-        "--check",
-    ]);
+    let ok = run_leaving_nothing(
+        LAB13,
+        "lab13",
+        &[
+            "--order",
+            "global",
+            "--philosophers",
+            "3",
+            "--rounds",
+            "5",
+            "--check",
+        ],
+    );
     assert_eq!(ok.status.code(), Some(0));
 }
 
@@ -136,7 +112,7 @@ fn bad_input_exits_2_with_one_line() {
         &["--rounds", "0"],
         &["--hold-us", "2000000"],
     ] {
-        let out = lab13(args);
+        let out = run_leaving_nothing(LAB13, "lab13", args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
@@ -162,14 +138,7 @@ fn ctrl_c_clears_the_table() {
         .spawn()
         .unwrap();
     let tag = format!("-{}-", child.id());
-    let mine = || -> Vec<String> {
-        std::fs::read_dir("/dev/shm")
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains("lab13") && n.contains(&tag))
-            .collect()
-    };
+    let mine = || shm_entries("lab13", &tag);
     let start = std::time::Instant::now();
     while mine().is_empty() {
         assert!(start.elapsed().as_secs() < 10, "the table never appeared");
@@ -190,32 +159,40 @@ fn ctrl_c_clears_the_table() {
 /// outcomes as the futex barrier; refused with threads (no timed wait).
 #[test]
 fn the_pthread_barrier_separates_the_rounds_too() {
-    let v = json(&[
-        "--order",
-        "global",
-        "--barrier",
-        "pthread",
-        "--rounds",
-        "30",
-        "--hold-us",
-        "200",
-    ]);
+    let v = run_json(
+        LAB13,
+        "lab13",
+        &[
+            "--order",
+            "global",
+            "--barrier",
+            "pthread",
+            "--rounds",
+            "30",
+            "--hold-us",
+            "200",
+        ],
+    );
     assert!(v["deadlock"].is_null(), "{v}");
     assert_eq!(v["barrier"], "pthread");
     assert!(
         v["meals"].as_array().unwrap().iter().all(|m| m == 30),
         "{v}"
     );
-    let v = json(&[
-        "--order",
-        "naive",
-        "--barrier",
-        "pthread",
-        "--philosophers",
-        "3",
-    ]);
+    let v = run_json(
+        LAB13,
+        "lab13",
+        &[
+            "--order",
+            "naive",
+            "--barrier",
+            "pthread",
+            "--philosophers",
+            "3",
+        ],
+    );
     assert_eq!(v["deadlock"].as_array().map(Vec::len), Some(3), "{v}");
-    let out = lab13(&["--barrier", "pthread", "--threads"]);
+    let out = run_leaving_nothing(LAB13, "lab13", &["--barrier", "pthread", "--threads"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr)

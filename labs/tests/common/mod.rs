@@ -194,3 +194,45 @@ pub fn compile_c(dir: &Path, exe: &str, src: &str) -> PathBuf {
     assert!(status.success(), "cc failed for {exe}.c");
     out
 }
+
+/// The `/dev/shm` entries whose name contains `what` and `tag` (a lab's
+/// `-PID-`): what that run of that lab made.
+pub fn shm_entries(what: &str, tag: &str) -> Vec<String> {
+    std::fs::read_dir(shm::SHM_DIR)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(what) && n.contains(tag))
+        .collect()
+}
+
+/// Runs `bin args` to completion (output captured) and asserts that it
+/// left nothing of its own in `/dev/shm` (entries named `what` with its
+/// pid).
+pub fn run_leaving_nothing(bin: &str, what: &str, args: &[&str]) -> Output {
+    let child = Command::new(bin)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+    let tag = format!("-{}-", child.id());
+    let out = child.wait_with_output().expect("wait for child");
+    let left = shm_entries(what, &tag);
+    assert!(left.is_empty(), "{args:?} left {left:?}");
+    out
+}
+
+/// [`run_leaving_nothing`] with `--json` added: asserts success and parses
+/// the one JSON object it prints.
+pub fn run_json(bin: &str, what: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = run_leaving_nothing(bin, what, &all);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
