@@ -39,7 +39,6 @@ use crate::items::{self, Slot};
 use anyhow::{Context, bail};
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
 use shm_futex::futex_wait;
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -714,19 +713,12 @@ impl<M: Monitor> Ctx<'_, M> {
 pub fn main(cfg: &Config, check: bool, json: bool) -> anyhow::Result<ExitCode> {
     cfg.validate()?;
     let r = run(cfg)?;
-    if json {
-        let line = serde_json::to_string(&r).context("encoding JSON")?;
-        writeln!(std::io::stdout().lock(), "{line}").context("writing to stdout")?;
-    } else {
-        print_report(cfg, &r);
-    }
-    if check && !r.correct() {
-        if !json {
-            println!("\ncheck failed (exit 1)");
-        }
-        return Ok(ExitCode::from(crate::EXIT_CHECK_FAILED));
-    }
-    Ok(ExitCode::SUCCESS)
+    crate::emit(json, &r, |r| print_report(cfg, r))?;
+    Ok(crate::check_exit(
+        check && !r.correct(),
+        json,
+        "the buffer lost, duplicated or tore items",
+    ))
 }
 
 fn print_report(cfg: &Config, r: &Report) {

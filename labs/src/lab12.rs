@@ -26,7 +26,6 @@ use crate::fmt::{duration_ns, group};
 use anyhow::{Context, bail};
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
 use shm_futex::futex_wait;
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -494,19 +493,12 @@ fn writer<L: RwLock>(r: &Record, l: &L, cfg: &Config, stopped: &dyn Fn() -> bool
 /// unserved write request.
 pub fn main(cfg: &Config, check: bool, json: bool) -> anyhow::Result<ExitCode> {
     let r = run(cfg)?;
-    if json {
-        let line = serde_json::to_string(&r).context("encoding JSON")?;
-        writeln!(std::io::stdout().lock(), "{line}").context("writing to stdout")?;
-    } else {
-        print_report(cfg, &r);
-    }
-    if check && !r.correct() {
-        if !json {
-            println!("\ncheck failed (exit 1)");
-        }
-        return Ok(ExitCode::from(crate::EXIT_CHECK_FAILED));
-    }
-    Ok(ExitCode::SUCCESS)
+    crate::emit(json, &r, |r| print_report(cfg, r))?;
+    Ok(crate::check_exit(
+        check && !r.correct(),
+        json,
+        "a reader saw a torn record or a write was lost",
+    ))
 }
 
 fn print_report(cfg: &Config, r: &Report) {

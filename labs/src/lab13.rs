@@ -36,7 +36,6 @@ use shm::lock::{Lock, LockState, RawLock};
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
 use shm_futex::FutexLock;
 use shm_sem::SemCell;
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -548,19 +547,12 @@ fn take<'g, 'a>(
 /// Runs the lab and prints its report.
 pub fn main(cfg: &Config, json: bool, check: bool) -> anyhow::Result<ExitCode> {
     let r = run(cfg)?;
-    if json {
-        let line = serde_json::to_string(&r).context("encoding JSON")?;
-        writeln!(std::io::stdout().lock(), "{line}").context("writing to stdout")?;
-    } else {
-        print_report(cfg, &r);
-    }
-    if check && r.deadlock.is_some() {
-        if !json {
-            println!("\ncheck failed: the table deadlocked (exit 1)");
-        }
-        return Ok(ExitCode::from(crate::EXIT_CHECK_FAILED));
-    }
-    Ok(ExitCode::SUCCESS)
+    crate::emit(json, &r, |r| print_report(cfg, r))?;
+    Ok(crate::check_exit(
+        check && r.deadlock.is_some(),
+        json,
+        "the table deadlocked",
+    ))
 }
 
 fn print_report(cfg: &Config, r: &Report) {

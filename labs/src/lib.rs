@@ -23,6 +23,31 @@
 
 use std::process::ExitCode;
 
+/// Writes a lab's result: one JSON line with `--json`, else its text report.
+pub fn emit<R: serde::Serialize>(json: bool, r: &R, text: impl FnOnce(&R)) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    if json {
+        let line = serde_json::to_string(r).context("encoding JSON")?;
+        writeln!(std::io::stdout().lock(), "{line}").context("writing to stdout")?;
+    } else {
+        text(r);
+    }
+    Ok(())
+}
+
+/// The exit status of a lab run with `--check`: 1 when `failed` (saying
+/// `check failed: <why> (exit 1)` unless the output is JSON), else 0.
+pub fn check_exit(failed: bool, json: bool, why: &str) -> ExitCode {
+    if !failed {
+        return ExitCode::SUCCESS;
+    }
+    if !json {
+        println!("\ncheck failed: {why} (exit 1)");
+    }
+    ExitCode::from(EXIT_CHECK_FAILED)
+}
+
 /// Exit status for bad input.
 pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit status for a failed check.
