@@ -5,7 +5,10 @@
 //! nothing that `shmlab clean` cannot remove.
 
 mod common;
-use common::{run_json, run_leaving_nothing, shm_entries};
+use common::{
+    children_of, expect_bad_input, interrupt, run_json, run_leaving_nothing, shm_entries,
+    shmlab_clean_removes_what_is_left, wait_until_gone,
+};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -124,22 +127,21 @@ fn one_condition_variable_with_signal_stalls_and_the_watchdog_reports_it() {
 
 #[test]
 fn bad_input_exits_2_with_one_line() {
-    for args in [
-        &["--producers", "0"][..],
-        &["--consumers", "40"],
-        &["--slots", "0"],
-        &["--impl", "spin"],
-        &["--bug", "while"],
-        &["--items", "0"],
-        &["--producers", "30", "--consumers", "10"],
-        &["--items", "1000000", "--producers", "2"],
-        &["--stall-ms", "5"],
-    ] {
-        let out = run_leaving_nothing(LAB11, "lab11", args);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
-    }
+    expect_bad_input(
+        LAB11,
+        "lab11",
+        &[
+            &["--producers", "0"][..],
+            &["--consumers", "40"],
+            &["--slots", "0"],
+            &["--impl", "spin"],
+            &["--bug", "while"],
+            &["--items", "0"],
+            &["--producers", "30", "--consumers", "10"],
+            &["--items", "1000000", "--producers", "2"],
+            &["--stall-ms", "5"],
+        ],
+    );
 }
 
 fn spawn_long() -> (std::process::Child, String) {
@@ -163,15 +165,8 @@ fn spawn_long() -> (std::process::Child, String) {
 /// dies of SIGINT as a shell expects.
 #[test]
 fn ctrl_c_removes_the_region() {
-    use std::os::unix::process::ExitStatusExt;
     let (child, tag) = spawn_long();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.signal(), Some(libc::SIGINT), "{:?}", out.status);
+    interrupt(child);
     assert!(
         shm_entries("lab11", &tag).is_empty(),
         "left {:?}",
@@ -185,39 +180,11 @@ fn ctrl_c_removes_the_region() {
 fn a_killed_lab_leaves_only_what_shmlab_clean_removes() {
     let (mut child, tag) = spawn_long();
     let pid = child.id();
-    let kids: Vec<i32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect();
+    let kids: Vec<i32> = children_of(pid);
     child.kill().unwrap();
     child.wait().unwrap();
-    let start = Instant::now();
-    for k in kids {
-        while std::path::Path::new(&format!("/proc/{k}")).exists()
-            && std::fs::read_to_string(format!("/proc/{k}/stat"))
-                .map(|s| !s.contains(") Z "))
-                .unwrap_or(false)
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "worker {k} kept running after its parent was killed"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    let left = shm_entries("lab11", &tag);
-    assert_eq!(left.len(), 1, "{left:?}");
-    let out = Command::new(env!("CARGO_BIN_EXE_shmlab"))
-        .args(["clean", "--name", &format!("/{}", left[0])])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert!(
-        shm_entries("lab11", &tag).is_empty(),
-        "left {:?}",
-        shm_entries("lab11", &tag)
-    );
+    wait_until_gone(&kids, Duration::from_secs(20));
+    shmlab_clean_removes_what_is_left("lab11", &tag);
 }
 
 /// A worker killed with SIGKILL mid-run (perhaps holding the mutex): the
@@ -236,12 +203,7 @@ fn a_killed_worker_is_reported_and_the_region_removed() {
         let tag = format!("-{pid}-");
         let start = Instant::now();
         let kids = loop {
-            let kids: Vec<i32> =
-                std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .filter_map(|s| s.parse().ok())
-                    .collect();
+            let kids: Vec<i32> = children_of(pid);
             if kids.len() == 5 && !shm_entries("lab11", &tag).is_empty() {
                 break kids;
             }

@@ -4,7 +4,10 @@
 //! leaves nothing; bad input exits 2 with one line.
 
 mod common;
-use common::{run_json, run_leaving_nothing, shm_entries};
+use common::{
+    children_of, expect_bad_input, interrupt, run_json, run_leaving_nothing, shm_entries,
+    shmlab_clean_removes_what_is_left, wait_until_gone,
+};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -109,30 +112,28 @@ fn without_a_lock_the_checker_sees_torn_reads() {
 
 #[test]
 fn bad_input_exits_2_with_one_line() {
-    for args in [
-        &["--readers", "0"][..],
-        &["--writers", "40"],
-        &["--readers", "30", "--writers", "10"],
-        &["--impl", "spin"],
-        &["--prefer", "nobody"],
-        &["--writes", "0"],
-        &["--writes", "40000", "--writers", "2"],
-        &["--read-us", "200000"],
-        &["--secs", "0"],
-        &["--secs", "x"],
-    ] {
-        let out = run_leaving_nothing(LAB12, "lab12", args);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
-    }
+    expect_bad_input(
+        LAB12,
+        "lab12",
+        &[
+            &["--readers", "0"][..],
+            &["--writers", "40"],
+            &["--readers", "30", "--writers", "10"],
+            &["--impl", "spin"],
+            &["--prefer", "nobody"],
+            &["--writes", "0"],
+            &["--writes", "40000", "--writers", "2"],
+            &["--read-us", "200000"],
+            &["--secs", "0"],
+            &["--secs", "x"],
+        ],
+    );
 }
 
 /// Ctrl-C mid-run: the workers are killed, the region removed, and the lab
 /// dies of SIGINT.
 #[test]
 fn ctrl_c_removes_the_region() {
-    use std::os::unix::process::ExitStatusExt;
     let child = Command::new(LAB12)
         .args(["--secs", "60"])
         .stdout(Stdio::piped())
@@ -146,13 +147,7 @@ fn ctrl_c_removes_the_region() {
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(200));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.signal(), Some(libc::SIGINT), "{:?}", out.status);
+    interrupt(child);
     assert!(
         shm_entries("lab12", &tag).is_empty(),
         "left {:?}",
@@ -174,11 +169,7 @@ fn a_killed_lab_leaves_only_what_shmlab_clean_removes() {
     let tag = format!("-{pid}-");
     let start = Instant::now();
     let kids = loop {
-        let kids: Vec<i32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|s| s.parse().ok())
-            .collect();
+        let kids: Vec<i32> = children_of(pid);
         if kids.len() == 4 && !shm_entries("lab12", &tag).is_empty() {
             break kids;
         }
@@ -188,29 +179,6 @@ fn a_killed_lab_leaves_only_what_shmlab_clean_removes() {
     std::thread::sleep(Duration::from_millis(200));
     child.kill().unwrap();
     child.wait().unwrap();
-    let start = Instant::now();
-    for k in kids {
-        while std::fs::read_to_string(format!("/proc/{k}/stat"))
-            .map(|s| !s.contains(") Z "))
-            .unwrap_or(false)
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "worker {k} kept running after its parent was killed"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    let left = shm_entries("lab12", &tag);
-    assert_eq!(left.len(), 1, "{left:?}");
-    let out = Command::new(env!("CARGO_BIN_EXE_shmlab"))
-        .args(["clean", "--name", &format!("/{}", left[0])])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert!(
-        shm_entries("lab12", &tag).is_empty(),
-        "left {:?}",
-        shm_entries("lab12", &tag)
-    );
+    wait_until_gone(&kids, Duration::from_secs(20));
+    shmlab_clean_removes_what_is_left("lab12", &tag);
 }

@@ -3,7 +3,7 @@
 //! and every philosopher eats every meal.
 
 mod common;
-use common::{run_json, run_leaving_nothing, shm_entries};
+use common::{expect_bad_input, interrupt, run_json, run_leaving_nothing, shm_entries};
 use std::process::Command;
 
 const LAB13: &str = env!("CARGO_BIN_EXE_lab13-deadlock");
@@ -105,25 +105,23 @@ fn check_exits_1_on_a_deadlock_and_the_report_says_who_waits_for_whom() {
 
 #[test]
 fn bad_input_exits_2_with_one_line() {
-    for args in [
-        &["--philosophers", "1"][..],
-        &["--philosophers", "17"],
-        &["--order", "random"],
-        &["--rounds", "0"],
-        &["--hold-us", "2000000"],
-    ] {
-        let out = run_leaving_nothing(LAB13, "lab13", args);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
-    }
+    expect_bad_input(
+        LAB13,
+        "lab13",
+        &[
+            &["--philosophers", "1"][..],
+            &["--philosophers", "17"],
+            &["--order", "random"],
+            &["--rounds", "0"],
+            &["--hold-us", "2000000"],
+        ],
+    );
 }
 
 /// Ctrl-C mid-meal: the philosophers are killed, the table is removed, and
 /// the lab dies of SIGINT as a shell expects.
 #[test]
 fn ctrl_c_clears_the_table() {
-    use std::os::unix::process::ExitStatusExt;
     let child = Command::new(env!("CARGO_BIN_EXE_lab13-deadlock"))
         .args([
             "--order",
@@ -145,13 +143,7 @@ fn ctrl_c_clears_the_table() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     std::thread::sleep(std::time::Duration::from_millis(100));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.signal(), Some(libc::SIGINT), "{:?}", out.status);
+    interrupt(child);
     assert!(mine().is_empty(), "left {:?}", mine());
 }
 

@@ -236,3 +236,66 @@ pub fn run_json(bin: &str, what: &str, args: &[&str]) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// The processes `pid` forked that are still its children
+/// (`/proc/PID/task/PID/children`).
+pub fn children_of(pid: u32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// Waits (at most `limit`) until none of `pids` runs any more (gone, or a
+/// zombie nobody reaps); panics naming the first still running.
+pub fn wait_until_gone(pids: &[i32], limit: std::time::Duration) {
+    let start = std::time::Instant::now();
+    for &p in pids {
+        while shm::process::liveness(p, 0) == shm::process::Liveness::Running {
+            assert!(
+                start.elapsed() < limit,
+                "process {p} still runs after {limit:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+/// Sends SIGINT (Ctrl-C) to `child` and asserts it died of it, as a shell
+/// expects of an interrupted program.
+pub fn interrupt(child: std::process::Child) -> Output {
+    use std::os::unix::process::ExitStatusExt;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGINT), "{:?}", out.status);
+    out
+}
+
+/// Each of `cases` exits 2 with one line on stderr and leaves nothing.
+pub fn expect_bad_input(bin: &str, what: &str, cases: &[&[&str]]) {
+    for args in cases {
+        let out = run_leaving_nothing(bin, what, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+/// What a killed lab left (one object named `what` with its `tag`) is
+/// removed by `shmlab clean --name`, and then nothing is left.
+pub fn shmlab_clean_removes_what_is_left(what: &str, tag: &str) {
+    let left = shm_entries(what, tag);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let out = Command::new(SHMLAB)
+        .args(["clean", "--name", &format!("/{}", left[0])])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let after = shm_entries(what, tag);
+    assert!(after.is_empty(), "left {after:?}");
+}
