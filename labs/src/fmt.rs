@@ -22,6 +22,22 @@ pub fn group(n: u64) -> String {
     out
 }
 
+/// A byte count in binary units: whole units when exact (`64 B`,
+/// `16 KiB`, `1 MiB`, `4 GiB`), else one decimal (`1.5 MiB`, `3.2 KiB`).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if n >= size {
+            return if n % size == 0 {
+                format!("{} {unit}", n / size)
+            } else {
+                format!("{:.1} {unit}", n as f64 / size as f64)
+            };
+        }
+    }
+    format!("{n} B")
+}
+
 /// The time units, smallest first, each with its size in nanoseconds.
 const TIME_UNITS: [(&str, f64); 4] = [("ns", 1.0), ("µs", 1e3), ("ms", 1e6), ("s", 1e9)];
 
@@ -104,6 +120,16 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bytes_are_whole_units_when_exact() {
+        assert_eq!(super::bytes(64), "64 B");
+        assert_eq!(super::bytes(16 << 10), "16 KiB");
+        assert_eq!(super::bytes(1 << 20), "1 MiB");
+        assert_eq!(super::bytes(3 << 29), "1.5 GiB");
+        assert_eq!(super::bytes(1536 * 1024 + 1), "1.5 MiB");
+        assert_eq!(super::bytes(1023), "1023 B");
+    }
+
     use super::*;
 
     #[test]

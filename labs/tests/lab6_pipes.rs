@@ -137,7 +137,39 @@ fn compare_runs_every_transport_and_leaves_nothing() {
             r.out
         );
     }
-    assert!(r.out.contains("stream of 3.0 MiB"), "{}", r.out);
+    assert!(r.out.contains("stream of 3 MiB"), "{}", r.out);
+    assert!(r.out.contains("the ring holds 1 MiB"), "{}", r.out);
+    assert!(r.out.contains("checks each message in place"), "{}", r.out);
+    assert!(leftovers(r.pid).is_empty(), "{:?}", leftovers(r.pid));
+}
+
+#[test]
+fn compare_takes_a_ring_size_and_copy_out() {
+    let r = run(&[
+        "--compare",
+        "--iters",
+        "200",
+        "--bytes",
+        "2M",
+        "--ring-size",
+        "16K",
+        "--copy-out",
+    ]);
+    assert_eq!(r.code, Some(0), "{}{}", r.out, r.err);
+    assert!(r.out.contains("the ring holds 16 KiB"), "{}", r.out);
+    assert!(r.out.contains("copies each message out"), "{}", r.out);
+    for label in [
+        "shm ring, futex",
+        "shm ring, spinning",
+        "shm ring, adaptive",
+    ] {
+        assert_eq!(
+            r.out.matches(&format!("\n{label} ")).count(),
+            2,
+            "{label}: {}",
+            r.out
+        );
+    }
     assert!(leftovers(r.pid).is_empty(), "{:?}", leftovers(r.pid));
 }
 
@@ -152,6 +184,13 @@ fn bad_input_exits_2_with_one_line() {
         &["--fifo", "--compare"],
         &["--pitfall", "segfault"],
         &["--pitfall", "eof", "--fifo"],
+        &["--compare", "--ring-size", "3000"],
+        &["--compare", "--ring-size", "2G"],
+        &["--curve", "--ring-size", "0"],
+        &["--ring-size", "64K"],
+        &["--ladder", "--ring-size", "64K"],
+        &["--copy-out"],
+        &["--curve", "--copy-out"],
     ] {
         let r = run(args);
         assert_eq!(r.code, Some(2), "{args:?}: {}{}", r.out, r.err);

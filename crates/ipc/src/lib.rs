@@ -3,7 +3,7 @@
 //! The pieces lab 6 and the IPC benchmarks are built from:
 //!
 //! - [`Ring`]: a single-producer single-consumer byte ring in a shared
-//!   region (1 MiB), opened by name from any process, whose ends wait
+//!   region (1 MiB unless created with another capacity), opened by name from any process, whose ends wait
 //!   either on a futex or by spinning ([`Signal`]);
 //! - [`Fifo`]: a named pipe in the temporary directory, removed on drop and
 //!   on Ctrl-C;
@@ -31,9 +31,12 @@ mod sys;
 pub use error::{End, Error, Result};
 pub use fifo::Fifo;
 pub use measure::{
-    MAX_STREAM_MSG, ROUND_TRIP_BYTES, STREAM_MSG, Transport, fifo_round_trips, fifo_stream,
-    pipe_round_trips, pipe_stream, round_trips, shm_round_trips, shm_stream, shm_stream_copy_out,
-    stream,
+    MAX_STREAM_MSG, ROUND_TRIP_BYTES, Receive, STREAM_MSG, ShmStream, Transport, fifo_round_trips,
+    fifo_stream, pipe_round_trips, pipe_stream, round_trips, shm_round_trips, shm_stream,
+    shm_stream_copy_out, shm_stream_with, stream,
 };
 pub use process::{Child, Exit, SigPipe, pipe, set_sigpipe, spawn, wait_readable};
-pub use ring::{PEER_CHECK, RING_CAPACITY, Receiver, Ring, RingShared, Sender, Signal};
+pub use ring::{
+    DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY, PEER_CHECK, Receiver, Ring, RingConfig,
+    RingShared, Sender, Signal,
+};

@@ -249,34 +249,74 @@ pub fn fifo_stream(total_bytes: u64, msg: usize) -> Result<Duration> {
     )
 }
 
-/// `total_bytes` through one shared-memory [`Ring`] in `msg`-byte sends;
-/// the receiver checks every byte **in place** in the ring
-/// ([`Receiver::recv_in_place`]), so each byte is copied once (by the
-/// sender). [`shm_stream_copy_out`] is the two-copy variant.
+/// How the receiving end of a shared-memory stream takes its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Receive {
+    /// Check each message where it lies in the ring
+    /// ([`Receiver::recv_in_place`]): each byte is copied once, by the
+    /// sender.
+    InPlace,
+    /// Copy each message out into the receiver's own buffer, then check it
+    /// ([`Receiver::recv`]): two copies, as a pipe makes.
+    CopyOut,
+}
+
+/// The ring a shared-memory stream goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShmStream {
+    /// How its ends wait.
+    pub signal: Signal,
+    /// Its capacity in bytes ([`crate::RingConfig::check`]).
+    pub capacity: usize,
+    /// How the receiver takes the bytes.
+    pub receive: Receive,
+}
+
+impl ShmStream {
+    /// A [`crate::DEFAULT_CAPACITY`] ring checked in place.
+    pub fn new(signal: Signal) -> ShmStream {
+        ShmStream {
+            signal,
+            capacity: crate::DEFAULT_CAPACITY,
+            receive: Receive::InPlace,
+        }
+    }
+}
+
+/// `total_bytes` through one shared-memory [`Ring`] (of the default size)
+/// in `msg`-byte sends; the receiver checks every byte **in place** in the
+/// ring ([`Receiver::recv_in_place`]), so each byte is copied once (by the
+/// sender). [`shm_stream_copy_out`] is the two-copy variant,
+/// [`shm_stream_with`] takes any ring.
 pub fn shm_stream(total_bytes: u64, msg: usize, signal: Signal) -> Result<Duration> {
-    shm_stream_with(total_bytes, msg, signal, false)
+    shm_stream_with(total_bytes, msg, &ShmStream::new(signal))
 }
 
 /// As [`shm_stream`], but the receiver copies each message out of the ring
 /// into its own buffer before checking it (two copies, like a pipe).
 pub fn shm_stream_copy_out(total_bytes: u64, msg: usize, signal: Signal) -> Result<Duration> {
-    shm_stream_with(total_bytes, msg, signal, true)
+    shm_stream_with(
+        total_bytes,
+        msg,
+        &ShmStream {
+            receive: Receive::CopyOut,
+            ..ShmStream::new(signal)
+        },
+    )
 }
 
-fn shm_stream_with(
-    total_bytes: u64,
-    msg: usize,
-    signal: Signal,
-    copy_out: bool,
-) -> Result<Duration> {
+/// `total_bytes` in `msg`-byte sends through a ring as `how` says; a ring
+/// size it cannot have is [`Error::Invalid`] before anything is created.
+pub fn shm_stream_with(total_bytes: u64, msg: usize, how: &ShmStream) -> Result<Duration> {
     check_msg(msg)?;
     if total_bytes == 0 {
         return Ok(Duration::ZERO);
     }
-    let what = shm_label(signal);
-    let ring = Ring::create(&ShmName::unique("stream"), signal)?;
+    let what = shm_label(how.signal);
+    let ring = Ring::with_capacity(&ShmName::unique("stream"), how.signal, how.capacity)?;
     let mut tx = ring.sender()?;
     let name = ring.name().clone();
+    let receive = how.receive;
     let elapsed = with_child(
         what,
         (),
@@ -284,10 +324,9 @@ fn shm_stream_with(
             let ring = Ring::open(&name)?;
             let mut rx = ring.receiver()?;
             ready.signal()?;
-            if copy_out {
-                verify_stream(&mut rx, total_bytes, msg, what)
-            } else {
-                verify_in_place(&mut rx, total_bytes, msg, what)
+            match receive {
+                Receive::CopyOut => verify_stream(&mut rx, total_bytes, msg, what),
+                Receive::InPlace => verify_in_place(&mut rx, total_bytes, msg, what),
             }
         },
         |(), ctl| {

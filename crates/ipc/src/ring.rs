@@ -2,7 +2,7 @@
 //!
 //! Two counters only ever grow: `head`, the bytes ever written (stored by
 //! the sender alone), and `tail`, the bytes ever read (stored by the receiver
-//! alone); byte `i` of the stream lives at `data[i % CAPACITY]`. The sender
+//! alone); byte `i` of the stream lives at `data[i % capacity]`. The sender
 //! copies bytes into the free part, then publishes them by storing `head`
 //! with `Release`; the receiver loads `head` with `Acquire`, so those bytes
 //! are visible to it, copies them out, then hands the space back by storing
@@ -22,17 +22,52 @@
 //!
 //! A sleeper also wakes every [`PEER_CHECK`] to see whether the process at
 //! the other end has died, so a crashed peer is an error, not a hang.
+//!
+//! The capacity is chosen at creation ([`Ring::with_capacity`], default
+//! [`DEFAULT_CAPACITY`], 1 MiB): the bytes are the region's trailing bytes
+//! ([`shm::Shared::trailing_len`]), and the control block records how many
+//! so an opener can check it mapped them all. Which size is fastest depends
+//! on the caches: a ring that fits in the two CPUs' caches with the
+//! messages in flight moves bytes cache to cache, a larger one through
+//! memory.
 
 use crate::error::End;
 use crate::{Error, Result, sys};
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering, fence};
 use std::time::Duration;
 
-/// Bytes a ring holds: 1 MiB.
-pub const RING_CAPACITY: usize = 1 << 20;
+/// Bytes a ring holds unless told otherwise: 1 MiB.
+pub const DEFAULT_CAPACITY: usize = 1 << 20;
+/// The smallest ring: one page.
+pub const MIN_CAPACITY: usize = 4096;
+/// The largest ring: 1 GiB (what a region's trailing bytes may be).
+pub const MAX_CAPACITY: usize = shm::MAX_TRAILING;
+
+/// What a ring is created with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingConfig {
+    /// How its ends wait.
+    pub signal: Signal,
+    /// Bytes it holds: a multiple of 4096 in
+    /// [`MIN_CAPACITY`]..=[`MAX_CAPACITY`].
+    pub capacity: usize,
+}
+
+impl RingConfig {
+    /// `Ok` if the capacity is one a ring can have; otherwise what is wrong
+    /// and what to ask for instead.
+    pub fn check(&self) -> Result<()> {
+        let c = self.capacity;
+        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&c) || c % 4096 != 0 {
+            return Err(Error::Invalid(format!(
+                "a ring of {c} bytes: the size must be a multiple of 4096 between 4K and 1G (64K, 256K, 1M ...)"
+            )));
+        }
+        Ok(())
+    }
+}
 
 /// How often a sleeping end checks that its peer is still alive.
 pub const PEER_CHECK: Duration = Duration::from_millis(50);
@@ -91,6 +126,9 @@ impl fmt::Display for Signal {
 struct Control {
     /// [`Signal`] as a number; fixed at creation.
     signal: AtomicU32,
+    /// Bytes the ring holds (the region's trailing bytes); fixed at
+    /// creation.
+    capacity: AtomicU64,
     /// Pid holding the sender end, 0 if none yet.
     sender_pid: AtomicI32,
     /// Pid holding the receiver end, 0 if none yet.
@@ -111,7 +149,14 @@ struct Control {
 /// | `data_wait` | receiver sets 1, sender clears | futex word: "receiver sleeps, wake me on data" |
 /// | `space_wait` | sender sets 1, receiver clears | futex word: "sender sleeps, wake me on space" |
 /// | `ctl` | claims and closes | see `Control` |
-/// | `data` | the side that owns a byte (see the module docs) | the bytes |
+///
+/// The bytes themselves follow as the region's trailing bytes
+/// ([`Region::trailing`]): a byte is written only by the one sender while
+/// it lies in the free part (`head..tail + capacity`) and read only by the
+/// one receiver while it lies in the filled part (`tail..head`); the two
+/// parts change hands only through the Release/Acquire pairs on `head` and
+/// `tail`, and [`Sender`]/[`Receiver`] (each claimed by at most one holder)
+/// are the only code touching them.
 #[repr(C)]
 pub struct RingShared {
     head: CachePadded<AtomicU64>,
@@ -119,37 +164,45 @@ pub struct RingShared {
     data_wait: CachePadded<AtomicU32>,
     space_wait: CachePadded<AtomicU32>,
     ctl: CachePadded<Control>,
-    data: UnsafeCell<[u8; RING_CAPACITY]>,
 }
 
-// SAFETY: every field but `data` is atomic. A byte of `data` is written
-// only by the one sender while it lies in the free part
-// (`head..tail + CAPACITY`) and read only by the one receiver while it lies
-// in the filled part (`tail..head`); the two parts change hands only through
-// the Release/Acquire pairs on `head` and `tail`, and `Sender`/`Receiver`
-// (each claimed by at most one holder) are the only code touching `data`.
-unsafe impl Sync for RingShared {}
-
-// SAFETY: `#[repr(C)]`, no pointers; all zeroes is a valid empty ring
-// (counters 0, nobody waiting, futex signalling, no holders); the fields
-// written by several processes are atomics or the `UnsafeCell` guarded as
-// described on the `Sync` impl.
+// SAFETY: `#[repr(C)]`, no pointers, atomics only (so `Sync`, and written
+// by several processes only through atomics); all zeroes is a valid empty
+// ring (counters 0, nobody waiting, futex signalling, no holders) apart
+// from `capacity`, which `init_in_place` stores before the region is
+// published.
 unsafe impl Shared for RingShared {
-    type Init = Signal;
+    type Init = RingConfig;
 
     fn type_name() -> String {
-        format!("ipc/ring-{}KiB", RING_CAPACITY / 1024)
+        "ipc/ring".into()
+    }
+
+    fn trailing_len(init: &RingConfig) -> usize {
+        init.capacity
     }
 
     unsafe fn init_in_place(
         this: *mut Self,
-        signal: Signal,
-        _ctx: &InitCtx<'_>,
+        init: RingConfig,
+        ctx: &InitCtx<'_>,
     ) -> std::result::Result<(), String> {
+        init.check().map_err(|e| e.to_string())?;
+        if ctx.trailing_len != init.capacity {
+            return Err(format!(
+                "the region has {} bytes for a ring of {}",
+                ctx.trailing_len, init.capacity
+            ));
+        }
         // SAFETY: the caller guarantees `this` is valid, aligned, zeroed and
-        // not yet shared; we only store through an atomic.
+        // not yet shared; we only store through atomics.
         let ring = unsafe { &*this };
-        ring.ctl.signal.store(signal.to_u32(), Ordering::Relaxed);
+        ring.ctl
+            .signal
+            .store(init.signal.to_u32(), Ordering::Relaxed);
+        ring.ctl
+            .capacity
+            .store(init.capacity as u64, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -167,60 +220,6 @@ impl fmt::Debug for RingShared {
 }
 
 impl RingShared {
-    /// Copies `src` into the ring at stream position `pos`.
-    ///
-    /// # Safety
-    /// Only the sender may call this, and only for bytes in the free part:
-    /// `tail <= pos` and `pos + src.len() <= tail + RING_CAPACITY` for a
-    /// `tail` it loaded with `Acquire`.
-    unsafe fn write_at(&self, pos: u64, src: &[u8]) {
-        let start = (pos % RING_CAPACITY as u64) as usize;
-        let first = src.len().min(RING_CAPACITY - start);
-        let base = self.data.get().cast::<u8>();
-        // SAFETY: `start + first <= CAPACITY` and `src.len() - first <=
-        // start`, so both copies stay inside `data`; the caller owns these
-        // bytes, so nobody reads or writes them concurrently; `src` is
-        // ordinary memory, so it cannot overlap the ring.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), base.add(start), first);
-            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), base, src.len() - first);
-        }
-    }
-
-    /// Copies bytes at stream position `pos` out into `dst`.
-    ///
-    /// # Safety
-    /// Only the receiver may call this, and only for bytes in the filled
-    /// part: `pos + dst.len() <= head` for a `head` it loaded with `Acquire`.
-    unsafe fn read_at(&self, pos: u64, dst: &mut [u8]) {
-        let start = (pos % RING_CAPACITY as u64) as usize;
-        let first = dst.len().min(RING_CAPACITY - start);
-        let base = self.data.get().cast::<u8>().cast_const();
-        // SAFETY: as in `write_at`, with the roles swapped: the bytes are
-        // published (Acquire on `head`) and the sender will not touch them
-        // until we store a `tail` past them.
-        unsafe {
-            std::ptr::copy_nonoverlapping(base.add(start), dst.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(base, dst.as_mut_ptr().add(first), dst.len() - first);
-        }
-    }
-
-    /// The `len` bytes at stream position `pos`, in place (no copy).
-    ///
-    /// # Safety
-    /// As [`read_at`](Self::read_at) for those bytes, which must not wrap
-    /// (`pos % RING_CAPACITY + len <= RING_CAPACITY`); and the slice must be
-    /// dropped before the receiver stores a `tail` past them (after which
-    /// the sender may overwrite them).
-    unsafe fn filled_at(&self, pos: u64, len: usize) -> &[u8] {
-        let start = (pos % RING_CAPACITY as u64) as usize;
-        debug_assert!(start + len <= RING_CAPACITY);
-        // SAFETY: inside `data` (no wrap, per the contract); published and
-        // owned by the receiver until its next tail store, so nobody writes
-        // them while the slice lives.
-        unsafe { std::slice::from_raw_parts(self.data.get().cast::<u8>().add(start), len) }
-    }
-
     /// After publishing: wake the other side if it said it sleeps on `word`.
     #[inline]
     fn wake_if_waiting(word: &AtomicU32) {
@@ -237,6 +236,8 @@ impl RingShared {
 /// dropped.
 pub struct Ring {
     region: Region<RingShared>,
+    /// The ring's byte count (the region's trailing bytes), read once.
+    capacity: usize,
 }
 
 impl fmt::Debug for Ring {
@@ -245,6 +246,7 @@ impl fmt::Debug for Ring {
         f.debug_struct("Ring")
             .field("name", self.name())
             .field("signal", &self.signal())
+            .field("capacity", &self.capacity)
             .field("head", &r.head.load(Ordering::Relaxed))
             .field("tail", &r.tail.load(Ordering::Relaxed))
             .field("ctl", &r.ctl.0)
@@ -253,20 +255,93 @@ impl fmt::Debug for Ring {
 }
 
 impl Ring {
-    /// Bytes the ring holds.
-    pub const CAPACITY: usize = RING_CAPACITY;
-
-    /// Creates the region `name` holding an empty ring whose ends wait by
-    /// `signal`.
+    /// Creates the region `name` holding an empty ring of
+    /// [`DEFAULT_CAPACITY`] bytes whose ends wait by `signal`.
     pub fn create(name: &ShmName, signal: Signal) -> Result<Ring> {
-        let region = Region::create(name, &RegionOptions::default(), signal)?;
-        Ok(Ring { region })
+        Ring::with_capacity(name, signal, DEFAULT_CAPACITY)
     }
 
-    /// Opens the ring another process (or thread) created.
+    /// Creates the region `name` holding an empty ring of `capacity` bytes
+    /// (see [`RingConfig::check`]); a size it cannot have is
+    /// [`Error::Invalid`] and creates nothing.
+    pub fn with_capacity(name: &ShmName, signal: Signal, capacity: usize) -> Result<Ring> {
+        let config = RingConfig { signal, capacity };
+        config.check()?;
+        let region = Region::create(name, &RegionOptions::default(), config)?;
+        Ok(Ring { region, capacity })
+    }
+
+    /// Opens the ring another process (or thread) created, and checks that
+    /// the bytes it mapped are the ring's capacity.
     pub fn open(name: &ShmName) -> Result<Ring> {
-        let region = Region::open(name, &RegionOptions::default())?;
-        Ok(Ring { region })
+        let region: Region<RingShared> = Region::open(name, &RegionOptions::default())?;
+        let recorded = region.ctl.capacity.load(Ordering::Relaxed);
+        let capacity = region.trailing_len();
+        if recorded != capacity as u64 || capacity < MIN_CAPACITY {
+            return Err(Error::Invalid(format!(
+                "{name}: the ring records {recorded} bytes but its region has {capacity} after the control block"
+            )));
+        }
+        Ok(Ring { region, capacity })
+    }
+
+    /// Bytes the ring holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+    /// Copies `src` into the ring at stream position `pos`.
+    ///
+    /// # Safety
+    /// Only the sender may call this, and only for bytes in the free part:
+    /// `tail <= pos` and `pos + src.len() <= tail + capacity` for a
+    /// `tail` it loaded with `Acquire`.
+    unsafe fn write_at(&self, pos: u64, src: &[u8]) {
+        let start = (pos % self.capacity as u64) as usize;
+        let first = src.len().min(self.capacity - start);
+        let base = self.region.trailing().as_ptr();
+        // SAFETY: `start + first <= capacity` and `src.len() - first <=
+        // start`, so both copies stay inside the ring's bytes (the
+        // region's `capacity` trailing bytes, checked at open); the caller owns these
+        // bytes, so nobody reads or writes them concurrently; `src` is
+        // ordinary memory, so it cannot overlap the ring.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), base.add(start), first);
+            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), base, src.len() - first);
+        }
+    }
+
+    /// Copies bytes at stream position `pos` out into `dst`.
+    ///
+    /// # Safety
+    /// Only the receiver may call this, and only for bytes in the filled
+    /// part: `pos + dst.len() <= head` for a `head` it loaded with `Acquire`.
+    unsafe fn read_at(&self, pos: u64, dst: &mut [u8]) {
+        let start = (pos % self.capacity as u64) as usize;
+        let first = dst.len().min(self.capacity - start);
+        let base = self.region.trailing().as_ptr().cast_const();
+        // SAFETY: as in `write_at`, with the roles swapped: the bytes are
+        // published (Acquire on `head`) and the sender will not touch them
+        // until we store a `tail` past them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(base.add(start), dst.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(base, dst.as_mut_ptr().add(first), dst.len() - first);
+        }
+    }
+
+    /// The `len` bytes at stream position `pos`, in place (no copy).
+    ///
+    /// # Safety
+    /// As [`read_at`](Self::read_at) for those bytes, which must not wrap
+    /// (`pos % self.capacity + len <= self.capacity`); and the slice must be
+    /// dropped before the receiver stores a `tail` past them (after which
+    /// the sender may overwrite them).
+    unsafe fn filled_at(&self, pos: u64, len: usize) -> &[u8] {
+        let start = (pos % self.capacity as u64) as usize;
+        debug_assert!(start + len <= self.capacity);
+        // SAFETY: inside the ring's bytes (no wrap, per the contract); published and
+        // owned by the receiver until its next tail store, so nobody writes
+        // them while the slice lives.
+        unsafe { std::slice::from_raw_parts(self.region.trailing().as_ptr().add(start), len) }
     }
 
     /// Its name.
@@ -455,16 +530,17 @@ impl Sender<'_> {
         let r = self.ring.shared();
         let mut off = 0;
         while off < buf.len() {
-            let mut free = RING_CAPACITY - (self.head - self.tail) as usize;
+            let cap = self.ring.capacity;
+            let mut free = cap - (self.head - self.tail) as usize;
             if free == 0 {
                 self.tail = self.wait_for_space()?;
-                free = RING_CAPACITY - (self.head - self.tail) as usize;
+                free = cap - (self.head - self.tail) as usize;
             }
             let n = free.min(buf.len() - off);
             // SAFETY: we are the only sender (claimed), and
-            // `head + n <= tail + CAPACITY` for a `tail` loaded with
+            // `head + n <= tail + capacity` for a `tail` loaded with
             // Acquire: these bytes are free.
-            unsafe { r.write_at(self.head, &buf[off..off + n]) };
+            unsafe { self.ring.write_at(self.head, &buf[off..off + n]) };
             self.head += n as u64;
             r.head.store(self.head, Ordering::Release);
             if self.signal != Signal::Spin {
@@ -480,6 +556,7 @@ impl Sender<'_> {
         let ring = self.ring;
         let r = ring.shared();
         let head = self.head;
+        let cap = ring.capacity as u64;
         wait_until(
             self.signal,
             &r.space_wait,
@@ -489,7 +566,7 @@ impl Sender<'_> {
                     return Err(ring.closed(End::Receiver));
                 }
                 let tail = r.tail.load(Ordering::Acquire);
-                Ok((head - tail < RING_CAPACITY as u64).then_some(tail))
+                Ok((head - tail < cap).then_some(tail))
             },
             || ring.check_peer(End::Receiver),
         )
@@ -557,7 +634,7 @@ impl Receiver<'_> {
         // `tail + n <= head` for a `head` loaded with Acquire: these bytes
         // are published and the sender will not reuse them before we store
         // the new tail below.
-        unsafe { r.read_at(self.tail, &mut buf[..n]) };
+        unsafe { self.ring.read_at(self.tail, &mut buf[..n]) };
         self.tail += n as u64;
         r.tail.store(self.tail, Ordering::Release);
         if self.signal != Signal::Spin {
@@ -587,12 +664,13 @@ impl Receiver<'_> {
             }
         }
         let r = self.ring.shared();
-        let to_end = RING_CAPACITY - (self.tail % RING_CAPACITY as u64) as usize;
+        let cap = self.ring.capacity;
+        let to_end = cap - (self.tail % cap as u64) as usize;
         let n = max.min((self.head - self.tail) as usize).min(to_end);
         // SAFETY: we are the only receiver; `tail + n <= head` (loaded with
         // Acquire) and the run does not wrap; the slice is dropped when `f`
         // returns, before the tail store below.
-        let out = f(unsafe { r.filled_at(self.tail, n) });
+        let out = f(unsafe { self.ring.filled_at(self.tail, n) });
         self.tail += n as u64;
         r.tail.store(self.tail, Ordering::Release);
         if self.signal != Signal::Spin {

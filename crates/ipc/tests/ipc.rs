@@ -57,14 +57,90 @@ fn ring_moves_64_mib_between_processes_futex() {
 fn ring_moves_64_mib_between_processes_spin() {
     let _c = serial();
     ipc::shm_stream(64 * MIB, ipc::STREAM_MSG, Signal::Spin).unwrap();
-    ipc::shm_stream(8 * MIB + 13, 3 * ipc::RING_CAPACITY / 2 + 1, Signal::Spin).unwrap();
+    ipc::shm_stream(
+        8 * MIB + 13,
+        3 * ipc::DEFAULT_CAPACITY / 2 + 1,
+        Signal::Spin,
+    )
+    .unwrap();
     ipc::shm_stream(64 * MIB, ipc::STREAM_MSG, Signal::Adaptive).unwrap();
     ipc::shm_stream(
         8 * MIB + 13,
-        3 * ipc::RING_CAPACITY / 2 + 1,
+        3 * ipc::DEFAULT_CAPACITY / 2 + 1,
         Signal::Adaptive,
     )
     .unwrap();
+}
+
+/// Rings of other sizes, down to one page, between processes: messages
+/// larger than the ring stream through it, both ways of receiving, every
+/// byte checked by the receiver (`shm_stream_with` fails on any mismatch).
+#[test]
+fn rings_of_every_size_stream_intact_in_place_and_copying_out() {
+    let _c = serial();
+    for capacity in [ipc::MIN_CAPACITY, 64 << 10, 12 << 10, 4 << 20] {
+        for signal in [Signal::Futex, Signal::Spin, Signal::Adaptive] {
+            for receive in [ipc::Receive::InPlace, ipc::Receive::CopyOut] {
+                let how = ipc::ShmStream {
+                    signal,
+                    capacity,
+                    receive,
+                };
+                for msg in [1000, capacity + 4093] {
+                    ipc::shm_stream_with(4 * MIB + 13, msg, &how)
+                        .unwrap_or_else(|e| panic!("{how:?}, {msg}-byte messages: {e}"));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_ring_size_it_cannot_have_is_refused_and_creates_nothing() {
+    let _c = serial();
+    for capacity in [0, 4095, 4097, 6000, ipc::MAX_CAPACITY + 4096] {
+        let name = ShmName::unique("ipc-test-bad-size");
+        let err = Ring::with_capacity(&name, Signal::Futex, capacity).unwrap_err();
+        assert!(
+            matches!(&err, Error::Invalid(m) if m.contains("multiple of 4096")),
+            "{capacity}: {err}"
+        );
+        assert!(!name.path().exists(), "{capacity}: {name} was created");
+        let how = ipc::ShmStream {
+            capacity,
+            ..ipc::ShmStream::new(Signal::Spin)
+        };
+        assert!(matches!(
+            ipc::shm_stream_with(MIB, 1000, &how),
+            Err(Error::Invalid(_))
+        ));
+    }
+}
+
+#[test]
+fn an_opener_sees_the_creators_capacity() {
+    let _c = serial();
+    let made =
+        Ring::with_capacity(&ShmName::unique("ipc-test-size"), Signal::Futex, 256 << 10).unwrap();
+    assert_eq!(made.capacity(), 256 << 10);
+    let opened = Ring::open(made.name()).unwrap();
+    assert_eq!(opened.capacity(), 256 << 10);
+    assert_eq!(
+        std::fs::metadata(made.name().path()).unwrap().len(),
+        shm::probe_header(made.name())
+            .unwrap()
+            .unwrap()
+            .needed_len()
+    );
+    // A full ring refuses nothing but waits: fill it from one thread
+    // exactly, then read it all back.
+    let mut tx = made.sender().unwrap();
+    let data: Vec<u8> = (0..256u32 << 10).map(|i| (i % 251) as u8).collect();
+    tx.send(&data).unwrap();
+    let mut rx = opened.receiver().unwrap();
+    let mut got = vec![0u8; data.len()];
+    rx.recv_exact(&mut got).unwrap();
+    assert!(got == data);
 }
 
 #[test]
@@ -101,7 +177,7 @@ fn ring_between_threads_with_ragged_chunks_then_eof() {
     let _c = serial();
     for signal in [Signal::Futex, Signal::Spin, Signal::Adaptive] {
         let ring = Ring::create(&ShmName::unique("ipc-test-threads"), signal).unwrap();
-        let total: usize = 5 * ipc::RING_CAPACITY + 777;
+        let total: usize = 5 * ipc::DEFAULT_CAPACITY + 777;
         let data: Vec<u8> = (0..total).map(|i| (i * 7 + i / 251) as u8).collect();
         std::thread::scope(|s| {
             let mut tx = ring.sender().unwrap();
@@ -198,7 +274,7 @@ fn a_sender_whose_receiver_closed_gets_an_error() {
     let ring = Ring::create(&ShmName::unique("ipc-test-closed"), Signal::Futex).unwrap();
     let mut tx = ring.sender().unwrap();
     drop(ring.receiver().unwrap());
-    let err = tx.send(&vec![0u8; ipc::RING_CAPACITY + 1]).unwrap_err();
+    let err = tx.send(&vec![0u8; ipc::DEFAULT_CAPACITY + 1]).unwrap_err();
     assert!(
         matches!(
             err,
@@ -237,7 +313,7 @@ fn a_dead_peer_process_is_an_error_not_a_hang() {
         let pid = child.pid();
         assert!(child.wait().unwrap().success());
         let mut tx = ring.sender().unwrap();
-        let err = tx.send(&vec![1u8; 2 * ipc::RING_CAPACITY]).unwrap_err();
+        let err = tx.send(&vec![1u8; 2 * ipc::DEFAULT_CAPACITY]).unwrap_err();
         match err {
             Error::PeerDied {
                 end: End::Receiver,

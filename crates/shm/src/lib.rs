@@ -46,8 +46,8 @@ pub use name::{ShmName, unique_tag};
 pub use object::{Creation, ShmObject, ShmOptions, Stat};
 pub use pad::CachePadded;
 pub use region::{
-    HEADER_SIZE, Header, HeaderInfo, InitCtx, InitState, MAGIC, Region, RegionOptions, Shared,
-    VERSION, probe_header, read_header_file,
+    HEADER_SIZE, Header, HeaderInfo, InitCtx, InitState, MAGIC, MAX_TRAILING, Region,
+    RegionOptions, Shared, TRAILING_ALIGN, VERSION, probe_header, read_header_file,
 };
 pub use size::parse_size;
 

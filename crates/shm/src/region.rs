@@ -19,6 +19,11 @@ pub const VERSION: u32 = 1;
 /// alignment.
 pub const HEADER_SIZE: usize = 128;
 const TYPE_NAME_LEN: usize = 64;
+/// Where trailing bytes start: the first multiple of this (a cache line)
+/// after the payload.
+pub const TRAILING_ALIGN: usize = 64;
+/// The most trailing bytes a region may have (1 GiB).
+pub const MAX_TRAILING: usize = 1 << 30;
 
 crate::code_enum! {
     /// Life cycle of a region, as stored in [`Header`]'s `state` word.
@@ -69,7 +74,11 @@ impl fmt::Display for InitState {
 /// | 40 | creator_start | creator's start time (ticks since boot), against pid reuse |
 /// | 48 | created_unix_ns | when |
 /// | 56 | type_name | NUL-padded type tag, e.g. `race/futex` |
-/// | 120 | reserved | zero |
+/// | 120 | trailing_len | bytes after the payload ([`Shared::trailing_len`]); 0 for most types |
+///
+/// `trailing_len` was a reserved zero word before it was used, so a region
+/// written without trailing bytes reads the same under both meanings and
+/// the version did not change.
 #[repr(C)]
 pub struct Header {
     magic: AtomicU64,
@@ -83,7 +92,7 @@ pub struct Header {
     creator_start: AtomicU64,
     created_unix_ns: AtomicU64,
     type_name: [AtomicU8; TYPE_NAME_LEN],
-    reserved: AtomicU64,
+    trailing_len: AtomicU64,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
@@ -109,6 +118,7 @@ impl Header {
             creator_start: self.creator_start.load(Ordering::Relaxed),
             created_unix_ns: self.created_unix_ns.load(Ordering::Relaxed),
             type_name: String::from_utf8_lossy(&name).into_owned(),
+            trailing_len: self.trailing_len.load(Ordering::Relaxed),
         }
     }
 }
@@ -144,6 +154,8 @@ pub struct HeaderInfo {
     pub created_unix_ns: u64,
     /// Payload type tag.
     pub type_name: String,
+    /// Bytes after the payload (see [`Shared::trailing_len`]).
+    pub trailing_len: u64,
 }
 
 impl HeaderInfo {
@@ -172,6 +184,7 @@ impl HeaderInfo {
             creator_start: u64_at(40),
             created_unix_ns: u64_at(48),
             type_name: String::from_utf8_lossy(&name[..end]).into_owned(),
+            trailing_len: u64_at(120),
         })
     }
 
@@ -187,9 +200,14 @@ impl HeaderInfo {
         crate::process::liveness(self.creator_pid, self.creator_start)
     }
 
-    /// Payload offset plus size: how long the object must be.
+    /// Payload offset plus size, plus the trailing bytes if any: how long
+    /// the object must be.
     pub fn needed_len(&self) -> u64 {
-        self.payload_offset as u64 + self.payload_size
+        let end = self.payload_offset as u64 + self.payload_size;
+        match self.trailing_len {
+            0 => end,
+            n => end.div_ceil(TRAILING_ALIGN as u64) * TRAILING_ALIGN as u64 + n,
+        }
     }
 }
 
@@ -233,6 +251,8 @@ pub struct InitCtx<'a> {
     pub name: &'a ShmName,
     /// The region's mode (other objects the payload makes use the same).
     pub mode: Mode,
+    /// How many bytes follow the payload ([`Shared::trailing_len`]).
+    pub trailing_len: usize,
 }
 
 /// A payload that can live in a shared region.
@@ -255,6 +275,19 @@ pub unsafe trait Shared: Sync + Sized {
     /// A tag for the header (at most 63 bytes), e.g. `race/futex`; openers
     /// refuse a region whose tag differs.
     fn type_name() -> String;
+
+    /// How many bytes the region holds after the payload, for a payload
+    /// whose size is chosen at creation (a ring's buffer): they start at
+    /// the first multiple of [`TRAILING_ALIGN`] after the payload, are
+    /// zeroed, are recorded in the header so openers map them too, and are
+    /// reached through [`Region::trailing`]. At most [`MAX_TRAILING`].
+    /// Default: none. A type with trailing bytes should record their length
+    /// in its payload (`init_in_place` sees it in [`InitCtx::trailing_len`])
+    /// and check it when opened, since the header alone says nothing about
+    /// what the bytes mean.
+    fn trailing_len(_init: &Self::Init) -> usize {
+        0
+    }
 
     /// Initialises the payload where it lies. Only the creator calls this,
     /// once, before the region is published.
@@ -315,9 +348,34 @@ impl<T: Shared> Region<T> {
         HEADER_SIZE.div_ceil(align) * align
     }
 
-    /// Header plus payload.
+    /// Header plus payload (without trailing bytes).
     pub fn total_len() -> usize {
         Self::payload_offset() + std::mem::size_of::<T>()
+    }
+
+    /// Where the trailing bytes, if any, start.
+    pub fn trailing_offset() -> usize {
+        Self::total_len().div_ceil(TRAILING_ALIGN) * TRAILING_ALIGN
+    }
+
+    /// Bytes after the payload ([`Shared::trailing_len`]; 0 for most types).
+    pub fn trailing_len(&self) -> usize {
+        self.map.len() - Self::trailing_offset().min(self.map.len())
+    }
+
+    /// The trailing bytes: `trailing_len()` bytes at this address, aligned
+    /// to [`TRAILING_ALIGN`], valid while `self` lives, zero after creation
+    /// and never moved. Raw because the payload's type decides who may
+    /// touch which byte when (across processes); a null-free dangling
+    /// pointer when there are none.
+    pub fn trailing(&self) -> std::ptr::NonNull<u8> {
+        if self.trailing_len() == 0 {
+            return std::ptr::NonNull::dangling();
+        }
+        // SAFETY: the mapping is longer than `trailing_offset()` (there are
+        // trailing bytes), so the offset stays inside it; a mapping's
+        // address is never null.
+        unsafe { std::ptr::NonNull::new_unchecked(self.map.as_ptr().add(Self::trailing_offset())) }
     }
 
     /// Creates `name` (`O_CREAT | O_EXCL`), sizes and reserves it, writes the
@@ -326,11 +384,23 @@ impl<T: Shared> Region<T> {
     pub fn create(name: &ShmName, opts: &RegionOptions, init: T::Init) -> Result<Self> {
         let tag = T::type_name();
         assert!(tag.len() < TYPE_NAME_LEN, "type name {tag:?} too long");
+        let trailing = T::trailing_len(&init);
+        if trailing > MAX_TRAILING {
+            return Err(Error::Init {
+                name: name.clone(),
+                message: format!(
+                    "{trailing} trailing bytes asked for; at most {MAX_TRAILING} (1 GiB)"
+                ),
+            });
+        }
         let obj = ShmOptions::new()
             .create_new(true)
             .mode(opts.mode)
             .open(name)?;
-        let total = Self::total_len();
+        let total = match trailing {
+            0 => Self::total_len(),
+            n => Self::trailing_offset() + n,
+        };
         obj.set_len(total as u64)?;
         let map = obj.map(Access::ReadWrite, total)?;
         let h = header_at(&map);
@@ -342,6 +412,7 @@ impl<T: Shared> Region<T> {
             .store(std::mem::align_of::<T>() as u32, Ordering::Relaxed);
         h.payload_size
             .store(std::mem::size_of::<T>() as u64, Ordering::Relaxed);
+        h.trailing_len.store(trailing as u64, Ordering::Relaxed);
         h.creator_pid.store(me, Ordering::Relaxed);
         h.creator_uid
             .store(nix::unistd::getuid().as_raw(), Ordering::Relaxed);
@@ -364,6 +435,7 @@ impl<T: Shared> Region<T> {
         let ctx = InitCtx {
             name,
             mode: opts.mode,
+            trailing_len: trailing,
         };
         // SAFETY: the payload lies at a correctly aligned offset inside our
         // fresh, zero-filled mapping of `total_len` bytes; nobody else uses
@@ -509,9 +581,22 @@ impl<T: Shared> Region<T> {
                 ),
             });
         }
+        let trailing = info.trailing_len;
+        if trailing > MAX_TRAILING as u64 {
+            return Err(Error::NotARegion {
+                name: name.clone(),
+                why: format!(
+                    "its header claims {trailing} trailing bytes, more than the {MAX_TRAILING} a region may have"
+                ),
+            });
+        }
         drop(head);
         // 3. Long enough for what it claims (Mapping::new checks the size).
-        let map = obj.map(Access::ReadWrite, Self::total_len())?;
+        let len = match trailing {
+            0 => Self::total_len(),
+            n => Self::trailing_offset() + n as usize,
+        };
+        let map = obj.map(Access::ReadWrite, len)?;
         let mode = obj.stat()?.mode;
         Ok(Region {
             map,
@@ -580,6 +665,7 @@ impl<T: Shared> Drop for Region<T> {
             let ctx = InitCtx {
                 name: self.obj.name(),
                 mode: self.mode,
+                trailing_len: self.trailing_len(),
             };
             // SAFETY: the creator's handle is being dropped: the region's
             // users are done (the creator outlives its workers by design) and

@@ -308,3 +308,82 @@ fn probe_header_reads_a_live_region_without_mapping() {
         Err(Error::NotFound { .. })
     ));
 }
+
+/// A payload with trailing bytes: one word saying how many.
+#[repr(C)]
+struct Tailed {
+    len: AtomicU64,
+}
+
+// SAFETY: repr(C), one atomic, valid when zeroed (and after init).
+unsafe impl Shared for Tailed {
+    type Init = usize;
+    fn type_name() -> String {
+        "test/tailed".into()
+    }
+    fn trailing_len(n: &usize) -> usize {
+        *n
+    }
+    unsafe fn init_in_place(this: *mut Self, n: usize, ctx: &InitCtx<'_>) -> Result<(), String> {
+        assert_eq!(ctx.trailing_len, n);
+        // SAFETY: aligned, zeroed, not yet shared; an atomic store.
+        unsafe { &*this }.len.store(n as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[test]
+fn trailing_bytes_are_recorded_mapped_by_openers_and_checked_for_length() {
+    let (_guard, name) = Unlink::new("region-tailed");
+    let n = 3 * 4096 + 100;
+    let made = Region::<Tailed>::create(&name, &RegionOptions::default(), n).unwrap();
+    assert_eq!(made.trailing_len(), n);
+    assert_eq!(made.trailing().as_ptr() as usize % shm::TRAILING_ALIGN, 0);
+    let h = shm::probe_header(&name).unwrap().unwrap();
+    assert_eq!(h.trailing_len, n as u64);
+    let needed = (Region::<Tailed>::trailing_offset() + n) as u64;
+    assert_eq!(h.needed_len(), needed);
+    assert_eq!(std::fs::metadata(name.path()).unwrap().len(), needed);
+    // SAFETY: `n` trailing bytes at this address while `made` lives; only
+    // this thread touches them.
+    unsafe { made.trailing().as_ptr().add(n - 1).write(0xa5) };
+
+    let opened = Region::<Tailed>::open(&name, &opts(200)).unwrap();
+    assert_eq!(opened.trailing_len(), n);
+    assert_eq!(opened.len.load(Ordering::Relaxed), n as u64);
+    // SAFETY: the opener maps the same `n` bytes; the write above is done.
+    let last = unsafe { opened.trailing().as_ptr().add(n - 1).read() };
+    assert_eq!(last, 0xa5);
+    drop(opened);
+
+    // Cut the last trailing byte off: a clean error naming both lengths.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(name.path())
+        .unwrap();
+    f.set_len(needed - 1).unwrap();
+    let err = Region::<Tailed>::open(&name, &opts(200)).unwrap_err();
+    assert!(
+        matches!(err, Error::TooSmall { actual, needed: want, .. } if actual == needed - 1 && want == needed),
+        "{err}"
+    );
+    drop(made);
+
+    // A type without trailing bytes has none, and its objects are as long
+    // as before.
+    let (_g2, plain) = Unlink::new("region-untailed");
+    let r = Region::<Eight>::create(&plain, &RegionOptions::default(), ()).unwrap();
+    assert_eq!(r.trailing_len(), 0);
+    assert_eq!(r.header().info().trailing_len, 0);
+    assert_eq!(
+        std::fs::metadata(plain.path()).unwrap().len(),
+        Region::<Eight>::total_len() as u64
+    );
+
+    // More than a region may have: refused before anything is created.
+    let (_g3, huge) = Unlink::new("region-huge-tail");
+    let err = Region::<Tailed>::create(&huge, &RegionOptions::default(), shm::MAX_TRAILING + 1)
+        .unwrap_err();
+    assert!(matches!(err, Error::Init { .. }), "{err}");
+    assert!(!huge.path().exists());
+}

@@ -25,8 +25,16 @@ pub struct Comparison {
     pub streams: Vec<(Transport, Duration)>,
 }
 
-/// `--compare`: round trips and a stream, pipe against shared memory.
-pub fn compare(iters: u64, bytes: u64, out: &mut impl Write) -> anyhow::Result<Comparison> {
+/// `--compare`: round trips and a stream, pipe against shared memory; the
+/// stream's ring holds `ring` bytes and its receiver takes them as
+/// `receive` says.
+pub fn compare(
+    iters: u64,
+    bytes: u64,
+    ring: usize,
+    receive: ipc::Receive,
+    out: &mut impl Write,
+) -> anyhow::Result<Comparison> {
     const RUNS: usize = 3;
     writeln!(
         out,
@@ -67,9 +75,15 @@ pub fn compare(iters: u64, bytes: u64, out: &mut impl Write) -> anyhow::Result<C
     writeln!(out)?;
     writeln!(
         out,
-        "stream of {} in {} KiB messages, checked on arrival:",
-        fmt_bytes(bytes),
-        ipc::STREAM_MSG / 1024
+        "stream of {} in {} messages, every byte checked on arrival; the ring holds {}, its receiver {}:",
+        fmt::bytes(bytes),
+        fmt::bytes(ipc::STREAM_MSG as u64),
+        fmt::bytes(ring as u64),
+        match receive {
+            ipc::Receive::InPlace => "checks each message in place (one copy: the sender's)",
+            ipc::Receive::CopyOut =>
+                "copies each message out, then checks it (two copies, as a pipe)",
+        }
     )?;
     writeln!(
         out,
@@ -84,8 +98,25 @@ pub fn compare(iters: u64, bytes: u64, out: &mut impl Write) -> anyhow::Result<C
         Transport::ShmSpin,
         Transport::ShmAdaptive,
     ] {
-        let d = best(RUNS, || ipc::stream(t, bytes, ipc::STREAM_MSG))
-            .with_context(|| format!("{t} stream"))?;
+        let signal = match t {
+            Transport::ShmFutex => Some(ipc::Signal::Futex),
+            Transport::ShmSpin => Some(ipc::Signal::Spin),
+            Transport::ShmAdaptive => Some(ipc::Signal::Adaptive),
+            Transport::Pipe | Transport::Fifo => None,
+        };
+        let d = best(RUNS, || match signal {
+            Some(signal) => ipc::shm_stream_with(
+                bytes,
+                ipc::STREAM_MSG,
+                &ipc::ShmStream {
+                    signal,
+                    capacity: ring,
+                    receive,
+                },
+            ),
+            None => ipc::stream(t, bytes, ipc::STREAM_MSG),
+        })
+        .with_context(|| format!("{t} stream"))?;
         let base = streams.first().map_or(d, |&(_, b)| b);
         writeln!(
             out,
@@ -94,7 +125,7 @@ pub fn compare(iters: u64, bytes: u64, out: &mut impl Write) -> anyhow::Result<C
             fmt::secs(d),
             format!(
                 "{}/s",
-                fmt_bytes((bytes as f64 / d.as_secs_f64().max(1e-9)) as u64)
+                fmt::bytes((bytes as f64 / d.as_secs_f64().max(1e-9)) as u64)
             ),
             vs(base, d)
         )?;
@@ -110,10 +141,11 @@ pub fn compare(iters: u64, bytes: u64, out: &mut impl Write) -> anyhow::Result<C
         "  the woken process.",
         "- Spinning never sleeps: the fastest round trip by far, paid for with a core busy-waiting the whole",
         "  time. With as few cores as this machine has, that is only fair while nothing else needs them.",
-        "- A stream is another matter: the ring moves up to 1 MiB between wake-ups with no system call per",
-        "  message; the pipe needs a write and a read per 64 KiB (its buffer) and a sleep whenever it fills.",
-        "  Both copy each byte twice (in, then out): shared memory can avoid that only if the producer",
-        "  builds its data in place.",
+        "- A stream is another matter: the ring moves up to its whole size between wake-ups with no system",
+        "  call per message; the pipe needs a write and a read per 64 KiB (its buffer) and a sleep whenever",
+        "  it fills. The pipe copies each byte twice (into the kernel, out of it); the ring's receiver can",
+        "  check bytes where they lie, so each is copied once. Rerun with --copy-out to pay the second copy,",
+        "  and with --ring-size 64K, 256K, 4M to see which size the caches like.",
         "- A FIFO is a pipe with a name: once open, it costs about the same.",
     ] {
         writeln!(out, "  {line}")?;
@@ -143,18 +175,5 @@ fn vs(base: Duration, d: Duration) -> String {
         format!("{r:.2}× faster")
     } else {
         format!("{:.2}× slower", 1.0 / r)
-    }
-}
-
-fn fmt_bytes(b: u64) -> String {
-    let b = b as f64;
-    if b >= (1u64 << 30) as f64 {
-        format!("{:.2} GiB", b / (1u64 << 30) as f64)
-    } else if b >= (1u64 << 20) as f64 {
-        format!("{:.1} MiB", b / (1u64 << 20) as f64)
-    } else if b >= 1024.0 {
-        format!("{:.1} KiB", b / 1024.0)
-    } else {
-        format!("{b} B")
     }
 }

@@ -6,6 +6,7 @@
 //! sleeps), so small messages favour the ring by the system calls and large
 //! ones by the copy it saves.
 
+use crate::fmt;
 use anyhow::Context;
 use plotters::prelude::*;
 use std::io::Write;
@@ -43,17 +44,6 @@ pub struct Point {
     pub per_sec: [f64; 4],
 }
 
-/// A power-of-two byte count as the curve labels it: `64 B`, `16 KiB`,
-/// `1 MiB` (other counts in bytes).
-fn size(n: u64) -> String {
-    match n {
-        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1 << 20)),
-        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
-        n => format!("{n} B"),
-    }
-}
-
 /// Bytes streamed at message size `msg`: 100 000 messages, at least 16 MiB
 /// and at most `max_bytes`.
 fn bytes_for(msg: usize, max_bytes: u64) -> u64 {
@@ -68,9 +58,11 @@ fn best(runs: usize, mut f: impl FnMut() -> ipc::Result<Duration>) -> anyhow::Re
     Ok(best)
 }
 
-/// `--curve`: measures, prints and (with `plot`) draws the curve.
+/// `--curve`: measures, prints and (with `plot`) draws the curve, the
+/// rings holding `ring` bytes.
 pub fn curve(
     max_bytes: u64,
+    ring: usize,
     plot: Option<&Path>,
     out: &mut impl Write,
 ) -> anyhow::Result<Vec<Point>> {
@@ -78,12 +70,12 @@ pub fn curve(
     writeln!(
         out,
         "lab6-pipes --curve: one-way stream throughput against message size, pipe against the shared-memory ring ({} ring)",
-        size(ipc::RING_CAPACITY as u64)
+        fmt::bytes(ring as u64)
     )?;
     writeln!(
         out,
         "each point streams 100,000 messages (16 MiB to {} per run), best of {RUNS} runs; every byte is checked by the receiver\n",
-        size(max_bytes.max(16 << 20))
+        fmt::bytes(max_bytes.max(16 << 20))
     )?;
     writeln!(
         out,
@@ -100,21 +92,29 @@ pub fn curve(
     let mut points = Vec::new();
     for msg in SIZES {
         let bytes = bytes_for(msg, max_bytes);
+        use ipc::Receive::{CopyOut, InPlace};
         use ipc::Signal::{Adaptive, Futex};
+        let ring_stream = |signal, receive| {
+            let how = ipc::ShmStream {
+                signal,
+                capacity: ring,
+                receive,
+            };
+            best(RUNS, || ipc::shm_stream_with(bytes, msg, &how))
+        };
         let times = [
             best(RUNS, || ipc::pipe_stream(bytes, msg)).context("pipe stream")?,
-            best(RUNS, || ipc::shm_stream(bytes, msg, Futex)).context("ring stream")?,
-            best(RUNS, || ipc::shm_stream(bytes, msg, Adaptive)).context("adaptive ring stream")?,
-            best(RUNS, || ipc::shm_stream_copy_out(bytes, msg, Futex))
-                .context("copy-out ring stream")?,
+            ring_stream(Futex, InPlace).context("ring stream")?,
+            ring_stream(Adaptive, InPlace).context("adaptive ring stream")?,
+            ring_stream(Futex, CopyOut).context("copy-out ring stream")?,
         ];
         let per_sec = times.map(|d| bytes as f64 / d.as_secs_f64().max(1e-12));
         let rate = |b: f64| format!("{:.2} GiB/s", b / (1u64 << 30) as f64);
         writeln!(
             out,
             "{:>8} {:>10} {:>11} {:>11} {:>11} {:>11} {:>10.2}x {:>10.2}x",
-            size(msg as u64),
-            size(bytes),
+            fmt::bytes(msg as u64),
+            fmt::bytes(bytes),
             rate(per_sec[0]),
             rate(per_sec[1]),
             rate(per_sec[2]),
@@ -175,7 +175,7 @@ pub fn draw(path: &Path, points: &[Point]) -> anyhow::Result<()> {
         .configure_mesh()
         .x_desc("message size (log scale)")
         .y_desc("GiB/s, every byte checked (log scale)")
-        .x_label_formatter(&|v| size(*v as u64))
+        .x_label_formatter(&|v| fmt::bytes(*v as u64))
         .draw()?;
     for (i, name) in SERIES.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();

@@ -90,6 +90,12 @@ pub struct Cli {
     /// With --curve: the most bytes streamed per point
     #[arg(long, requires = "curve", default_value = "256M", value_parser = parse_bytes)]
     pub curve_bytes: u64,
+    /// With --compare or --curve: the shared-memory ring's size, a multiple of 4K from 4K to 1G (64K, 256K, 1M ...)
+    #[arg(long, value_name = "SIZE", value_parser = parse_ring_size)]
+    pub ring_size: Option<usize>,
+    /// With --compare: the ring's receiver copies each message out before checking it (two copies, as a pipe makes) instead of checking it in place
+    #[arg(long)]
+    pub copy_out: bool,
     /// With --ladder or --curve: write the picture as an SVG
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
@@ -110,6 +116,20 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     }
 }
 
+/// `--ring-size`: a size as `shm::parse_size` reads it that a ring can
+/// have ([`ipc::RingConfig::check`]).
+pub fn parse_ring_size(s: &str) -> Result<usize, String> {
+    let n = shm::parse_size(s).map_err(|e| e.to_string())?;
+    let capacity = usize::try_from(n).map_err(|_| format!("{s:?} is too large"))?;
+    ipc::RingConfig {
+        signal: ipc::Signal::Futex,
+        capacity,
+    }
+    .check()
+    .map_err(|e| e.to_string())?;
+    Ok(capacity)
+}
+
 /// Runs lab 6, printing to stdout. Output goes through an unlocked
 /// `Stdout` so that no lock is held when a child is forked.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
@@ -123,8 +143,17 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     if cli.plot.is_some() && !cli.ladder && !cli.curve {
         anyhow::bail!("--plot draws the --ladder or --curve picture; add one of them");
     }
+    if cli.ring_size.is_some() && !cli.compare && !cli.curve {
+        anyhow::bail!("--ring-size sizes the ring of --compare or --curve; add one of them");
+    }
+    if cli.copy_out && !cli.compare {
+        anyhow::bail!(
+            "--copy-out changes how --compare's ring is received (--curve shows both); add --compare"
+        );
+    }
+    let ring = cli.ring_size.unwrap_or(ipc::DEFAULT_CAPACITY);
     if cli.curve {
-        curve(cli.curve_bytes, cli.plot.as_deref(), out)?;
+        curve(cli.curve_bytes, ring, cli.plot.as_deref(), out)?;
         return Ok(ExitCode::SUCCESS);
     }
     if cli.ladder {
@@ -132,7 +161,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if cli.compare {
-        compare(cli.iters, cli.bytes, out)?;
+        let receive = if cli.copy_out {
+            ipc::Receive::CopyOut
+        } else {
+            ipc::Receive::InPlace
+        };
+        compare(cli.iters, cli.bytes, ring, receive, out)?;
         return Ok(ExitCode::SUCCESS);
     }
     match cli.pitfall {
