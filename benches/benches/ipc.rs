@@ -5,10 +5,12 @@
 //!   ring each way, the waiter sleeps on a shared futex) and `shm-spin`
 //!   (the waiter spins). One iteration = one round trip.
 //! - `ipc_stream/<how>`: a 1 GiB stream in 64 KiB messages from one process
-//!   to another, `pipe` against `ring` (the shared-memory ring, futex
-//!   signalled) and `ring-spin` (the same ring, spinning). One iteration =
-//!   the whole stream; `Throughput::Bytes` makes criterion report bytes per
-//!   second.
+//!   to another, `pipe` against the shared-memory ring: `ring` (1 MiB,
+//!   futex signalled, the receiver checks in place), `ring-spin`,
+//!   `ring-adaptive` (spin 50 µs, then the futex), `ring-copy-out` (the
+//!   receiver copies out first) and `ring-256K`/`ring-4M` (other sizes);
+//!   see `shmlab_benches::STREAMS`. One iteration = the whole stream;
+//!   `Throughput::Bytes` makes criterion report bytes per second.
 //!
 //! The `ipc` helpers start their processes outside the time they return.
 //! `SHMLAB_BENCH_QUICK=1` shrinks every group to a smoke check (and the
@@ -47,12 +49,12 @@ fn bench_stream(c: &mut Criterion) {
     let mut g = c.benchmark_group(group::STREAM);
     configure(&mut g, group::STREAM);
     g.throughput(Throughput::Bytes(total));
-    for (name, t) in STREAMS {
+    for (name, how) in STREAMS {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 (0..iters)
                     .map(|_| {
-                        ipc::stream(t, total, STREAM_MSG)
+                        how.run(total, STREAM_MSG)
                             .unwrap_or_else(|e| panic!("{name} stream of {total} bytes: {e}"))
                     })
                     .sum()

@@ -90,13 +90,57 @@ pub fn criterion_dir() -> PathBuf {
 /// The round-trip benchmarks (`ipc::Transport` names), in table order.
 pub const ROUND_TRIPS: [&str; 5] = ["pipe", "fifo", "shm-futex", "shm-spin", "shm-adaptive"];
 
-/// The stream benchmarks, in table order: their names and transports.
-pub const STREAMS: [(&str, ipc::Transport); 4] = [
-    ("pipe", ipc::Transport::Pipe),
-    ("ring", ipc::Transport::ShmFutex),
-    ("ring-spin", ipc::Transport::ShmSpin),
-    ("ring-adaptive", ipc::Transport::ShmAdaptive),
-];
+/// How a stream benchmark moves its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// A pipe or FIFO (`ipc::stream`).
+    Fd(ipc::Transport),
+    /// The shared-memory ring, of this size, waiting and received this way.
+    Ring(ipc::ShmStream),
+}
+
+impl Stream {
+    /// `total` bytes in `msg`-byte messages, every byte checked by the
+    /// receiver; the time of the stream alone.
+    pub fn run(self, total: u64, msg: usize) -> ipc::Result<Duration> {
+        match self {
+            Stream::Fd(t) => ipc::stream(t, total, msg),
+            Stream::Ring(how) => ipc::shm_stream_with(total, msg, &how),
+        }
+    }
+}
+
+/// A ring stream case (a `const` `ipc::ShmStream`).
+const fn ring(signal: ipc::Signal, capacity: usize, receive: ipc::Receive) -> Stream {
+    Stream::Ring(ipc::ShmStream {
+        signal,
+        capacity,
+        receive,
+    })
+}
+
+/// The stream benchmarks, in table order: their names and how they move
+/// bytes. `ring*` without a size hold [`ipc::DEFAULT_CAPACITY`] (1 MiB)
+/// and check in place; `ring-copy-out` copies each message out first (two
+/// copies, as a pipe); `ring-256K` and `ring-4M` show what the ring's size
+/// does against the caches.
+pub const STREAMS: [(&str, Stream); 7] = {
+    use ipc::Receive::{CopyOut, InPlace};
+    use ipc::Signal::{Adaptive, Futex, Spin};
+    const MIB: usize = 1 << 20;
+    [
+        ("pipe", Stream::Fd(ipc::Transport::Pipe)),
+        ("ring", ring(Futex, ipc::DEFAULT_CAPACITY, InPlace)),
+        ("ring-spin", ring(Spin, ipc::DEFAULT_CAPACITY, InPlace)),
+        (
+            "ring-adaptive",
+            ring(Adaptive, ipc::DEFAULT_CAPACITY, InPlace),
+        ),
+        ("ring-copy-out", ring(Futex, ipc::DEFAULT_CAPACITY, CopyOut)),
+        ("ring-256K", ring(Futex, MIB / 4, InPlace)),
+        ("ring-4M", ring(Futex, 4 * MIB, InPlace)),
+    ]
+};
 
 /// Contender counts for the contended groups.
 pub const CONTENDERS: [u32; 3] = [2, 4, 8];
