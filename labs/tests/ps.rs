@@ -920,6 +920,36 @@ fn watch_runs_in_a_pty_refreshes_and_quits_on_q() {
     drop(region);
 }
 
+/// `kill PID` (SIGTERM) ends it with the signal's status, and the terminal
+/// is given back first: alternate screen left, canonical mode and echo on.
+#[test]
+fn watch_killed_by_sigterm_restores_the_terminal() {
+    use nix::sys::termios::{LocalFlags, tcgetattr};
+    let mut w = Watch::start(24, 100);
+    until("a frame", || w.screen().contains("| refresh").then_some(()));
+    let raw = tcgetattr(&w.master).unwrap().local_flags;
+    assert!(!raw.contains(LocalFlags::ICANON), "raw mode is on: {raw:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(w.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = until("watch to die of SIGTERM", || w.child.try_wait().unwrap());
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        status.signal() == Some(libc::SIGTERM) || status.code() == Some(128 + libc::SIGTERM),
+        "{status:?}"
+    );
+    until("the sequence that leaves the alternate screen", || {
+        w.raw().contains("\x1b[?1049l").then_some(())
+    });
+    let after = tcgetattr(&w.master).unwrap().local_flags;
+    assert!(
+        after.contains(LocalFlags::ICANON | LocalFlags::ECHO),
+        "raw mode was not undone: {after:?}"
+    );
+}
+
 /// Ctrl-C (a key in raw mode) and Esc quit as `q` does.
 #[test]
 fn watch_quits_on_ctrl_c_and_esc() {

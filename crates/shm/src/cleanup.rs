@@ -83,6 +83,24 @@ pub fn run_now() {
     }
 }
 
+/// What [`on_signal`] registered, run by the signal thread after the
+/// objects are removed and before the process dies.
+static HOOKS: std::sync::Mutex<Vec<fn()>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers `hook` to run when a signal ends the process through the
+/// clean-up thread (after the registered objects are removed, before the
+/// process dies), e.g. to give a terminal back its normal mode. Hooks run
+/// on the clean-up thread, in registration order, once; one that panics is
+/// skipped. Call [`clear_on_signal`] when what it undoes has been undone.
+pub fn on_signal(hook: fn()) {
+    HOOKS.lock().unwrap_or_else(|e| e.into_inner()).push(hook);
+}
+
+/// Forgets every hook [`on_signal`] registered.
+pub fn clear_on_signal() {
+    HOOKS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
 /// Set by the signal thread the moment a signal arrives, before it kills
 /// the children: from then on the process is going to die of that signal.
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -118,6 +136,10 @@ pub fn install() -> std::io::Result<()> {
             if let Some(sig) = signals.forever().next() {
                 INTERRUPTED.store(true, std::sync::atomic::Ordering::Release);
                 run_now();
+                let hooks = std::mem::take(&mut *HOOKS.lock().unwrap_or_else(|e| e.into_inner()));
+                for hook in hooks {
+                    let _ = std::panic::catch_unwind(hook);
+                }
                 eprintln!(
                     "\ninterrupted by {}: removed this run's objects",
                     signal_name(sig)

@@ -5,7 +5,9 @@
 //!
 //! Keys: `q`, Esc or Ctrl-C quit (exit 0); arrows, PgUp/PgDn, Home/End
 //! scroll. The terminal is restored on every way out: those keys, an error
-//! (restored before it is printed), and a panic (ratatui's hook). Standard
+//! (restored before it is printed), a panic (ratatui's hook), and SIGTERM
+//! or SIGHUP (through `shm::cleanup::on_signal`, just before the process
+//! dies of it). Standard
 //! output must be a terminal: otherwise `watch` says so in one line and
 //! exits 2, pointing at `shmlab ps`, which prints the same report.
 
@@ -37,9 +39,13 @@ pub fn watch(only: Option<&ShmName>, interval: Duration) -> anyhow::Result<ExitC
     }
     let mut terminal = ratatui::try_init()
         .map_err(|e| anyhow::anyhow!("cannot set up the terminal for shmlab watch: {e}"))?;
+    // `kill PID` or a closed terminal window: leave the alternate screen and
+    // raw mode before dying of the signal.
+    shm::cleanup::on_signal(ratatui::restore);
     let outcome = run(&mut terminal, only, interval);
     drop(terminal); // shows the cursor again
     ratatui::restore();
+    shm::cleanup::clear_on_signal();
     outcome.map(|()| ExitCode::SUCCESS)
 }
 
