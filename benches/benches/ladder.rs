@@ -4,7 +4,8 @@
 //! tail, so this bench runs the ladder itself and writes every row's
 //! percentiles (p50, p90, p99, p99.9, max, over 100 000 round trips; 20 000
 //! with `SHMLAB_BENCH_QUICK=1`) and its ratios to the pipe and to the
-//! cache-line floor *of the same run* to `target/criterion/ladder/results.json`.
+//! cache-line floor *of the same run* to `target/criterion/ladder/results.json`
+//! (`shmlab_benches::ladder::Results`, which `bench-report` reads).
 //!
 //! ```text
 //! cargo bench -p shmlab-benches --bench ladder [-- <regex on ladder/<rung>/<pinned|unpinned>>]
@@ -14,55 +15,10 @@
 //! rung runs 300 round trips as a smoke test. Every round trip's sequence
 //! number is checked by both sides; a wrong one fails the bench.
 
-use ipc::ladder::{self, Ladder, Mechanism, Options};
+use ipc::ladder::{self, Mechanism, Options};
+use shmlab_benches::ladder::{FLOOR, PIPE, Results, Run, id, results_path, round_trips_for_run};
 use shmlab_benches::{criterion_dir, leftovers, quick};
 use std::process::ExitCode;
-
-const PERCENTILES: [(&str, f64); 4] =
-    [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9)];
-
-fn id(m: Mechanism, pinned: bool) -> String {
-    format!(
-        "ladder/{}/{}",
-        m.name(),
-        if pinned { "pinned" } else { "unpinned" }
-    )
-}
-
-fn json(l: &Ladder, pinned: bool, selected: &[Mechanism]) -> serde_json::Value {
-    let rows: Vec<serde_json::Value> = l
-        .rows
-        .iter()
-        .filter(|r| selected.contains(&r.mechanism))
-        .map(|r| {
-            let mut o = serde_json::Map::new();
-            o.insert("rung".into(), r.mechanism.name().into());
-            o.insert("id".into(), id(r.mechanism, pinned).into());
-            o.insert("round_trips".into(), (r.samples.len() as u64).into());
-            for (k, p) in PERCENTILES {
-                o.insert(format!("{k}_ns"), r.percentile(p).into());
-            }
-            o.insert("max_ns".into(), r.max().into());
-            o.insert("mean_ns".into(), r.mean().into());
-            for (k, base) in [
-                ("p50_vs_pipe", Mechanism::Pipe),
-                ("p50_vs_floor", Mechanism::CacheLine),
-            ] {
-                o.insert(
-                    k.into(),
-                    l.ratio(r.mechanism, base, 50.0)
-                        .map_or(serde_json::Value::Null, Into::into),
-                );
-            }
-            serde_json::Value::Object(o)
-        })
-        .collect();
-    serde_json::json!({
-        "pinned": l.pinned.map(|p| serde_json::json!({"parent_cpu": p.parent, "child_cpu": p.child})),
-        "allowed_cpus": l.allowed_cpus,
-        "rows": rows,
-    })
-}
 
 fn run() -> anyhow::Result<()> {
     let (mut filter, mut list, mut bench, mut test) = (None, false, false, false);
@@ -101,10 +57,13 @@ fn run() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let round_trips = if quick() { 20_000 } else { 100_000 };
-    let mut out = serde_json::Map::new();
-    out.insert("quick".into(), quick().into());
-    out.insert("round_trips_per_row".into(), round_trips.into());
+    let round_trips = round_trips_for_run();
+    let mut results = Results {
+        quick: quick(),
+        round_trips_per_row: round_trips,
+        pinned_run: None,
+        unpinned_run: None,
+    };
     for pinned in [true, false] {
         let selected: Vec<Mechanism> = Mechanism::ALL
             .into_iter()
@@ -115,7 +74,7 @@ fn run() -> anyhow::Result<()> {
         }
         // The pipe and the floor always run: every ratio is within one run.
         let mut run_these = selected.clone();
-        for base in [Mechanism::CacheLine, Mechanism::Pipe] {
+        for base in [FLOOR, PIPE] {
             if !run_these.contains(&base) {
                 run_these.push(base);
             }
@@ -128,27 +87,26 @@ fn run() -> anyhow::Result<()> {
                 pin: pinned,
             },
         )?;
-        for r in l.rows.iter().filter(|r| selected.contains(&r.mechanism)) {
+        let run = Run::from_ladder(&l, pinned, &selected);
+        for r in &run.rows {
             println!(
                 "{:<32} p50 {:>8} ns  p99 {:>8} ns  p99.9 {:>8} ns  max {:>9} ns  ÷ pipe {:.2}",
-                id(r.mechanism, pinned),
-                r.percentile(50.0),
-                r.percentile(99.0),
-                r.percentile(99.9),
-                r.max(),
-                l.ratio(r.mechanism, Mechanism::Pipe, 50.0)
-                    .unwrap_or(f64::NAN)
+                r.id,
+                r.p50_ns,
+                r.p99_ns,
+                r.p99_9_ns,
+                r.max_ns,
+                r.p50_vs_pipe.unwrap_or(f64::NAN)
             );
         }
-        out.insert(
-            if pinned { "pinned_run" } else { "unpinned_run" }.into(),
-            json(&l, pinned, &selected),
-        );
+        if pinned {
+            results.pinned_run = Some(run);
+        } else {
+            results.unpinned_run = Some(run);
+        }
     }
-    let dir = criterion_dir().join("ladder");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("results.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&out)?)?;
+    let path = results_path(&criterion_dir());
+    results.save(&path)?;
     println!("ladder: wrote {}", path.display());
     Ok(())
 }

@@ -15,7 +15,7 @@
 //! first process finished (1/N is fair).
 
 use crate::{Case, quick};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use race::WorkerKind;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -119,26 +119,13 @@ pub struct Results {
 impl Results {
     /// Reads the results file; `Ok(None)` if there is none.
     pub fn load(path: &Path) -> Result<Option<Results>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        serde_json::from_str(&text)
-            .map(Some)
-            .with_context(|| format!("parsing {}", path.display()))
+        crate::load_json(path)
     }
 
     /// Writes the results file (creating its directory), replacing any
     /// earlier one in one rename.
     pub fn save(&self, path: &Path) -> Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(self)? + "\n")
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+        crate::save_json(self, path)
     }
 
     /// These results with `rows` measured anew: rows of earlier results

@@ -1,20 +1,23 @@
 //! Shared pieces of the shmlab benchmarks and of `bench-report`: the list
 //! of cases (every lock, and the references run beside them), the criterion
 //! group and benchmark names both sides agree on, where criterion writes,
-//! the timing budget (full or quick), and the workloads themselves; and, in
-//! [`fairness`], the fairness experiment and the results file it writes.
+//! the timing budget (full or quick), and the workloads themselves; in
+//! [`fairness`], the fairness experiment and the results file it writes; in
+//! [`ladder`], the latency ladder's results file.
 //!
 //! Every measurement here checks its own result: a lock benchmark that loses
 //! an update panics instead of reporting a number.
 
 pub mod fairness;
+pub mod ladder;
 
+use anyhow::Context as _;
 use race::shared::{ByLock, RaceShared};
 use race::{Config, LocalLock, ModeVisitor, SyncMode, TrialResult, WorkerKind};
 use shm::lock::{Lock, RawLock, RawLockTimed};
 use shm::{Region, RegionOptions, ShmName};
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -420,4 +423,28 @@ pub fn leftovers() -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Reads a results file a bench wrote as JSON; `Ok(None)` if there is none.
+fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Writes a results file as JSON (creating its directory), replacing any
+/// earlier one in one rename.
+fn save_json<T: serde::Serialize>(value: &T, path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(value)? + "\n")
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }

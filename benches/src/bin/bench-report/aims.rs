@@ -5,7 +5,8 @@ use crate::figures::{
     FEW, MANY, PIPE, contended_ns, keeps, ratio, round_trip_ns, stream_per_sec, uncontended_ns,
 };
 use crate::format;
-use shmlab_benches::{CONTENDERS, fairness, group};
+use ipc::ladder::Mechanism;
+use shmlab_benches::{CONTENDERS, fairness, group, ladder};
 
 /// What a time ratio means.
 const TIME: &str = "time ratio (ns/op): below 1 means the first is faster";
@@ -161,17 +162,69 @@ impl Bound {
     }
 }
 
+/// An aim a number settles; `measured` says what `value` is, and is
+/// replaced by "not measured" where there is no value.
 fn aim(aim: impl Into<String>, measured: String, value: Option<f64>, bound: Bound) -> Aim {
     Aim {
         aim: aim.into(),
-        measured,
+        measured: if value.is_some() {
+            measured
+        } else {
+            NOT_MEASURED.into()
+        },
         met: value.map(|x| bound.holds(x)),
         judged: true,
     }
 }
 
-/// Every aim, in table order. `fair` is `None` if fairness was not measured.
-pub fn aims(r: &Results, fair: Option<&fairness::Results>) -> Vec<Aim> {
+/// What an aim whose figures are missing shows.
+const NOT_MEASURED: &str = "not measured";
+
+/// The aim that a round trip signalled one way beats the pipe's: `rung`'s
+/// p50 ÷ the pipe's p50 in the first run of the latency ladder (pinned if
+/// there is one), else, without that row, `criterion_case`'s median ÷ the
+/// pipe's median from criterion's round-trip group.
+fn round_trip_aim(
+    aim_text: &str,
+    r: &Results,
+    run: Option<(bool, &ladder::Run)>,
+    rung: Mechanism,
+    criterion_case: &str,
+) -> Aim {
+    let from_ladder = run.and_then(|(pin_asked, run)| {
+        let x = run.row(rung)?.p50_vs_pipe?;
+        Some((x, pin_asked, run))
+    });
+    let (value, measured) = match from_ladder {
+        Some((x, pin_asked, run)) => (
+            Some(x),
+            format!(
+                "`{rung}` p50 {} the pipe's (latency ladder, {})",
+                format::ratio(Some(x)),
+                run.placement(pin_asked)
+            ),
+        ),
+        None => {
+            let x = ratio(round_trip_ns(r, criterion_case), round_trip_ns(r, PIPE));
+            (
+                x,
+                format!(
+                    "`{criterion_case}` {} of the pipe's time (criterion medians)",
+                    format::ratio(x)
+                ),
+            )
+        }
+    };
+    aim(aim_text, measured, value, Bound::Below(1.0))
+}
+
+/// Every aim, in table order. `fair` and `ladder` are `None` if fairness or
+/// the latency ladder were not measured.
+pub fn aims(
+    r: &Results,
+    fair: Option<&fairness::Results>,
+    ladder: Option<&ladder::Results>,
+) -> Vec<Aim> {
     let mut v = Vec::new();
     let fut_pth = ratio(uncontended_ns(r, "futex"), uncontended_ns(r, "pthread"));
     v.push(aim(
@@ -201,7 +254,7 @@ pub fn aims(r: &Results, fair: Option<&fairness::Results>) -> Vec<Aim> {
     let f = fair.and_then(|f| f.find("futex", FEW));
     v.push(aim(
         format!("futex, {FEW} processes: every contender ≥ 1/3 of the mean share"),
-        f.map_or("not measured".into(), |f| {
+        f.map_or(NOT_MEASURED.into(), |f| {
             format!(
                 "smallest share {} = {} the mean (Jain median {})",
                 format::fraction(f.min_share),
@@ -238,12 +291,64 @@ pub fn aims(r: &Results, fair: Option<&fairness::Results>) -> Vec<Aim> {
         ring,
         Bound::AtLeast(3.0),
     ));
-    let shm_rt = ratio(round_trip_ns(r, "shm-futex"), round_trip_ns(r, PIPE));
-    v.push(aim(
+    // Both round-trip aims from one ladder run, so that they compare alike.
+    let run = ladder.and_then(|l| l.runs().next());
+    v.push(round_trip_aim(
         "shm+futex round trip faster than a pipe's",
-        format!("{} of the pipe's time", format::ratio(shm_rt)),
-        shm_rt,
-        Bound::Below(1.0),
+        r,
+        run,
+        Mechanism::Futex,
+        "shm-futex",
+    ));
+    v.push(round_trip_aim(
+        "shm+adaptive (spin, then futex) round trip faster than a pipe's",
+        r,
+        run,
+        Mechanism::SpinFutex,
+        "shm-adaptive",
     ));
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::markdown::tests::results as small_ladder;
+
+    fn round_trip_aims(l: Option<&ladder::Results>) -> Vec<(String, String, Option<bool>)> {
+        let none = Results::read(std::path::Path::new("/nonexistent/criterion")).unwrap();
+        aims(&none, None, l)
+            .into_iter()
+            .filter(|a| a.aim.contains("round trip"))
+            .map(|a| (a.aim, a.measured, a.met))
+            .collect()
+    }
+
+    #[test]
+    fn round_trip_aims_use_the_ladder_s_first_run() {
+        let got = round_trip_aims(Some(&small_ladder(false)));
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(
+            got[0].1,
+            "`futex` p50 0.50× the pipe's (latency ladder, pinned: timing process on CPU 2, answering process on CPU 5)"
+        );
+        assert_eq!(got[0].2, Some(true));
+        // The small ladder has no spin-futex row and criterion none of
+        // shm-adaptive: not measured, no figure.
+        assert_eq!(got[1].1, NOT_MEASURED);
+        assert_eq!(got[1].2, None);
+    }
+
+    #[test]
+    fn without_any_round_trip_figures_the_aims_are_not_measured() {
+        for (aim, measured, met) in round_trip_aims(None) {
+            assert_eq!(measured, NOT_MEASURED, "{aim}");
+            assert_eq!(met, None, "{aim}");
+        }
+        let mut unpinned_only = small_ladder(false);
+        unpinned_only.pinned_run = None;
+        // The unpinned run's futex row has no pipe ratio.
+        let got = round_trip_aims(Some(&unpinned_only));
+        assert_eq!(got[0].1, NOT_MEASURED);
+    }
 }

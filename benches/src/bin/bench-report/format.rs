@@ -36,9 +36,14 @@ pub fn rate(per_sec: f64) -> String {
     }
 }
 
-/// A ratio, `1.23×`.
+/// A ratio, `1.23×`; one below 0.01 with two significant digits
+/// (`0.0033×`), not as `0.00×`.
 pub fn ratio(r: Option<f64>) -> String {
     match r {
+        Some(r) if r.is_finite() && r > 0.0 && r < 0.01 => {
+            let decimals = (1.0 - r.log10().floor()) as usize;
+            format!("{r:.decimals$}×")
+        }
         Some(r) if r.is_finite() => format!("{r:.2}×"),
         _ => DASH.into(),
     }
@@ -62,4 +67,24 @@ pub fn gib_per_sec(bytes_per_sec: f64) -> String {
 /// Whole MiB.
 pub fn mib(bytes: u64) -> String {
     format!("{} MiB", bytes / MIB)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_keep_two_digits_that_mean_something() {
+        let got: Vec<String> = [
+            Some(1.234),
+            Some(0.04),
+            Some(0.0033137),
+            Some(0.000251),
+            None,
+        ]
+        .into_iter()
+        .map(ratio)
+        .collect();
+        assert_eq!(got, ["1.23×", "0.04×", "0.0033×", "0.00025×", DASH]);
+    }
 }

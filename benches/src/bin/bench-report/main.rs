@@ -2,22 +2,25 @@
 //!
 //! It only reads and renders; it measures nothing. It reads criterion's
 //! `target/criterion/<group>/<bench>/new/{benchmark,estimates}.json` (the
-//! median point estimate of each benchmark) and the fairness bench's
-//! `target/criterion/fairness/results.json`, describes the machine, works
+//! median point estimate of each benchmark), the fairness bench's
+//! `target/criterion/fairness/results.json` and the latency ladder's
+//! `target/criterion/ladder/results.json`, describes the machine, works
 //! out the ratios and the issue's aims, and writes:
 //!
 //! - `<out>/results.md`: the tables, in Markdown;
 //! - `<out>/contended_procs.svg`: throughput against contending processes
 //!   for each lock;
+//! - `<out>/ladder.svg`: the latency ladder, p50, p99 and p99.9 of each
+//!   rung, pinned and unpinned;
 //! - `<out>/results.json`: every number the tables hold.
 //!
 //! ```sh
-//! cargo bench -p shmlab-benches       # also runs the fairness bench
+//! cargo bench -p shmlab-benches       # also runs the fairness and ladder benches
 //! cargo run --release -p shmlab-benches --bin bench-report
 //! ```
 //!
-//! What is missing (a group criterion has no results for, the fairness
-//! results) is said in one line each on stderr, and the rest is rendered.
+//! What is missing (a group criterion has no results for, the fairness or
+//! ladder results) is said in one line each on stderr, and the rest is rendered.
 //!
 //! Modules: [`criterion`] and [`machine`] read, [`figures`] and [`aims`]
 //! compute, [`format`], [`markdown`] and [`svg`] render.
@@ -32,13 +35,13 @@ mod svg;
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use shmlab_benches::{criterion_dir, fairness, group};
+use shmlab_benches::{criterion_dir, fairness, group, ladder};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Turn one criterion run (and the fairness bench's results) into
-/// BENCHMARKS.md's tables, ratios and picture.
+/// Turn one criterion run (and the fairness and ladder benches' results)
+/// into BENCHMARKS.md's tables, ratios and pictures.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
@@ -50,7 +53,12 @@ struct Args {
     /// <criterion>/fairness/results.json].
     #[arg(long)]
     fairness: Option<PathBuf>,
-    /// Where to write results.md, results.json and contended_procs.svg.
+    /// The latency ladder bench's results [default:
+    /// <criterion>/ladder/results.json].
+    #[arg(long)]
+    ladder: Option<PathBuf>,
+    /// Where to write results.md, results.json, contended_procs.svg and
+    /// ladder.svg.
     #[arg(long, default_value = "benches/results")]
     out: PathBuf,
 }
@@ -66,36 +74,64 @@ macro_rules! note {
     };
 }
 
-/// The fairness bench's results, or `None` (said why) if there are none.
-fn read_fairness(path: &std::path::Path) -> Option<fairness::Results> {
-    match fairness::Results::load(path) {
-        Ok(Some(f)) => {
-            if f.quick {
+/// A bench's own results (`loaded` from `path`), or `None` (said why) if
+/// there are none: `what` names them, `command` produces them and
+/// `left_out` is what the report then lacks.
+fn read_results<T>(
+    what: &str,
+    path: &std::path::Path,
+    loaded: Result<Option<T>>,
+    quick: impl Fn(&T) -> bool,
+    command: &str,
+    left_out: &str,
+) -> Option<T> {
+    match loaded {
+        Ok(Some(r)) => {
+            if quick(&r) {
                 note!(
-                    "the fairness results in {} are from a quick run; rerun `{}` without {}=1 for figures to publish",
+                    "the {what} results in {} are from a quick run; rerun `{command}` without {}=1 for figures to publish",
                     path.display(),
-                    fairness::COMMAND,
                     shmlab_benches::QUICK_ENV
                 );
             }
-            Some(f)
+            Some(r)
         }
         Ok(None) => {
             note!(
-                "no fairness results at {}: run `{}` to measure them (the fairness table is left out)",
-                path.display(),
-                fairness::COMMAND
+                "no {what} results at {}: run `{command}` to measure them ({left_out})",
+                path.display()
             );
             None
         }
         Err(e) => {
-            note!(
-                "{e:#}: rerun `{}` (the fairness table is left out)",
-                fairness::COMMAND
-            );
+            note!("{e:#}: rerun `{command}` ({left_out})");
             None
         }
     }
+}
+
+/// The fairness bench's results, or `None` (said why) if there are none.
+fn read_fairness(path: &std::path::Path) -> Option<fairness::Results> {
+    read_results(
+        "fairness",
+        path,
+        fairness::Results::load(path),
+        |f| f.quick,
+        fairness::COMMAND,
+        "the fairness table is left out",
+    )
+}
+
+/// The ladder bench's results, or `None` (said why) if there are none.
+fn read_ladder(path: &std::path::Path) -> Option<ladder::Results> {
+    read_results(
+        "latency ladder",
+        path,
+        ladder::Results::load(path),
+        |l| l.quick,
+        ladder::COMMAND,
+        "the latency ladder tables and ladder.svg are left out",
+    )
 }
 
 fn run(args: &Args) -> Result<()> {
@@ -127,11 +163,16 @@ fn run(args: &Args) -> Result<()> {
         .clone()
         .unwrap_or_else(|| fairness::results_path(&dir));
     let fair = read_fairness(&fair_path);
+    let ladder_path = args
+        .ladder
+        .clone()
+        .unwrap_or_else(|| ladder::results_path(&dir));
+    let ladder = read_ladder(&ladder_path);
     let machine = machine::probe();
 
     let tables = figures::Tables::compute(&res);
     let ratios = aims::ratios(&res);
-    let aims = aims::aims(&res, fair.as_ref());
+    let aims = aims::aims(&res, fair.as_ref(), ladder.as_ref());
     let series = figures::procs_series(&res);
     let md = markdown::render(&markdown::Page {
         machine: &machine,
@@ -140,6 +181,7 @@ fn run(args: &Args) -> Result<()> {
         tables: &tables,
         ratios: &ratios,
         fairness: fair.as_ref(),
+        ladder: ladder.as_ref(),
         aims: &aims,
     });
     let json = serde_json::json!({
@@ -147,6 +189,7 @@ fn run(args: &Args) -> Result<()> {
         "benchmarks": res,
         "ratios": ratios,
         "fairness": fair.as_ref().map_or(&[][..], |f| &f.rows[..]),
+        "ladder": ladder,
         "aims": aims,
     });
 
@@ -166,6 +209,19 @@ fn run(args: &Args) -> Result<()> {
     } else {
         svg::draw(&series, &svg)?;
         wrote.push(svg);
+    }
+    let ladder_svg = args.out.join("ladder.svg");
+    match &ladder {
+        Some(l) if l.runs().any(|(_, run)| !run.rows.is_empty()) => {
+            svg::draw_ladder(l, &ladder_svg)?;
+            wrote.push(ladder_svg);
+        }
+        // Said above when read.
+        None => {}
+        Some(_) => note!(
+            "no latency ladder rows to draw: {} left as it was",
+            ladder_svg.display()
+        ),
     }
     print!("{md}");
     let wrote: Vec<String> = wrote.iter().map(|p| p.display().to_string()).collect();
