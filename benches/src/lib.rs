@@ -227,6 +227,7 @@ impl Case {
             kind,
             workers,
             iters,
+            hold: 0,
         };
         let r = race::run_trial(&cfg, 1, &mut |_, _| {})
             .map_err(|e| anyhow::anyhow!("{} with {workers} {kind}: {e}", self.name()))?;

@@ -156,6 +156,9 @@ fn bad_input_exits_2_with_one_line() {
         &["--sync", "parking_lot"],
         &["--trials", "0"],
         &["--procs", "1000"],
+        &["--hold", "-1"],
+        &["--hold", "lots"],
+        &["--hold", "2000000"],
     ];
     for args in cases {
         let (out, left) = lab4_leftovers(args);
@@ -359,4 +362,69 @@ fn workers_of_a_coordinator_killed_before_the_start_exit_by_themselves() {
     for n in leftovers(pid) {
         let _ = std::fs::remove_file(format!("/dev/shm/{n}"));
     }
+}
+
+/// Runs lab4-race with `args` and `--hold N`: it must succeed, leave
+/// nothing in /dev/shm and (unless `--json`) say what the critical section
+/// is. Returns its stdout.
+fn held_run(args: &[&str], hold: u32) -> String {
+    let n = hold.to_string();
+    let all: Vec<&str> = args.iter().copied().chain(["--hold", &n]).collect();
+    let (out, left) = lab4_leftovers(&all);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{all:?}: {text}{err}");
+    assert!(left.is_empty(), "{all:?} left {left:?}");
+    if !args.contains(&"--json") {
+        let line = format!("critical section: load, {hold} spin_loop rounds, store");
+        assert!(text.contains(&line), "{all:?}: {text}");
+    }
+    text
+}
+
+#[test]
+fn hold_lengthens_the_critical_section() {
+    let text = held_run(
+        &[
+            "--sync", "spin", "--procs", "2", "--iters", "5000", "--check",
+        ],
+        50,
+    );
+    assert!(text.contains("lost 0 "), "{text}");
+
+    let json = held_run(
+        &[
+            "--sync",
+            "futex",
+            "--threads",
+            "2",
+            "--iters",
+            "2000",
+            "--json",
+        ],
+        50,
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["hold"], 50);
+    assert_eq!(v["actual"], 4_000);
+
+    let err = String::from_utf8_lossy(&lab4(&["--hold", "2000000"]).stderr).into_owned();
+    assert!(err.contains("--hold 1000000 or fewer"), "{err}");
+}
+
+#[test]
+fn trace_works_with_a_hold() {
+    let text = held_run(
+        &[
+            "--sync",
+            "none",
+            "--threads",
+            "2",
+            "--iters",
+            "2000",
+            "--trace",
+        ],
+        20,
+    );
+    assert!(text.contains("trace: 4,000 increments recorded"), "{text}");
 }

@@ -76,6 +76,7 @@ impl RaceConfig {
             kind: self.kind,
             workers: self.workers,
             iters: self.iters,
+            hold: 0,
         }
         .validate()?;
         if self.deadline.is_zero() {

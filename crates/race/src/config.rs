@@ -14,7 +14,17 @@ pub struct Config {
     pub workers: u32,
     /// Increments per worker.
     pub iters: u64,
+    /// Extra work inside each critical section: this many rounds of
+    /// [`std::hint::spin_loop`] between the increment's load and its store
+    /// (for `atomic`, right after its `fetch_add`, outside any critical
+    /// section, since it has none to lengthen). A round's cost depends on
+    /// the machine (x86's `pause` takes roughly 10 to 140 cycles: tens of
+    /// ns); 0, the default, is the bare increment. At most [`MAX_HOLD`].
+    pub hold: u32,
 }
+
+/// The most [`Config::hold`] rounds a configuration may ask for.
+pub const MAX_HOLD: u32 = 1_000_000;
 
 /// What is wrong with a configuration, or what went wrong running it.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +69,8 @@ pub enum RaceError {
 impl Config {
     /// Checks the configuration: at least one worker, at most
     /// [`MAX_WORKERS`], at least one increment, a total that fits in a u64,
-    /// and a mode that can run with this kind of worker.
+    /// a hold of at most [`MAX_HOLD`] rounds, and a mode that can run with
+    /// this kind of worker.
     pub fn validate(&self) -> Result<u64, RaceError> {
         let bad = |s: String| Err(RaceError::Config(s));
         if self.workers == 0 {
@@ -80,6 +91,12 @@ impl Config {
                 self.workers, self.iters
             ));
         };
+        if self.hold > MAX_HOLD {
+            return bad(format!(
+                "--hold {} spin_loop rounds per increment is more than {MAX_HOLD}; use --hold {MAX_HOLD} or fewer",
+                self.hold
+            ));
+        }
         if self.kind == WorkerKind::Procs
             && let Some(why) = self.sync.why_not_cross_process()
         {

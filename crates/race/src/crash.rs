@@ -115,6 +115,7 @@ pub fn run_crash(sync: SyncMode, workers: u32, iters: u64) -> Result<CrashReport
         kind: crate::WorkerKind::Procs,
         workers,
         iters,
+        hold: 0,
     }
     .validate()?;
     sync.visit(Crash {

@@ -13,6 +13,11 @@
 //! program has no undefined behaviour). Two workers that load the same value
 //! both store value + 1, and one update is lost.
 //!
+//! [`Config::hold`] lengthens the critical section: that many rounds of
+//! `spin_loop` between the load and the store (inside the lock, for a
+//! lock; a wider race window, for `none`), so that a holder is likely to
+//! be preempted while it holds.
+//!
 //! If a worker dies or never arrives, the coordinator says which, stops the
 //! others within seconds, and removes its objects either way.
 //!
@@ -51,7 +56,7 @@ pub mod shared;
 pub mod trace;
 mod worker;
 
-pub use config::{Config, RaceError};
+pub use config::{Config, MAX_HOLD, RaceError};
 pub use mode::{LocalLock, ModeVisitor, SyncMode, WorkerKind};
 pub use report::{LostSummary, TrialResult, WorkerResult, jain, summarise_lost};
 pub use shared::MAX_WORKERS;
@@ -115,15 +120,19 @@ impl RunTrial<'_, '_> {
 impl ModeVisitor for RunTrial<'_, '_> {
     type Output = Result<(TrialResult, Option<TraceReport>), RaceError>;
     fn unsynchronised(self) -> Self::Output {
-        self.run(&worker::Unsync)
+        let hold = self.cfg.hold;
+        self.run(&worker::Unsync { hold })
     }
     fn fetch_add(self) -> Self::Output {
-        self.run(&worker::FetchAdd)
+        let hold = self.cfg.hold;
+        self.run(&worker::FetchAdd { hold })
     }
     fn region_lock<L: RawLockTimed + 'static>(self) -> Self::Output {
-        self.run(&worker::InRegion::<L>::new())
+        let hold = self.cfg.hold;
+        self.run(&worker::InRegion::<L>::new(hold))
     }
     fn local_lock<M: LocalLock>(self) -> Self::Output {
-        self.run(&worker::Local(M::default()))
+        let hold = self.cfg.hold;
+        self.run(&worker::Local(M::default(), hold))
     }
 }

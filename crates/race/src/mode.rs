@@ -314,6 +314,7 @@ mod spin_pure_tests {
                 kind,
                 workers,
                 iters: 50_000,
+                hold: 0,
             };
             let r = run_trial(&cfg, 1, &mut |_, _| {}).unwrap();
             assert_eq!(r.actual, r.expected, "{kind}: lost updates");

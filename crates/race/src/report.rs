@@ -33,6 +33,8 @@ pub struct TrialResult {
     pub workers: u32,
     /// Increments per worker.
     pub iters: u64,
+    /// `spin_loop` rounds inside each critical section ([`Config::hold`]).
+    pub hold: u32,
     /// Trial number, from 1.
     pub trial: u32,
     /// workers × iters.
@@ -97,6 +99,7 @@ pub(crate) fn summarise<K: RegionLock>(
         kind: cfg.kind,
         workers: cfg.workers,
         iters: cfg.iters,
+        hold: cfg.hold,
         trial,
         expected,
         actual,

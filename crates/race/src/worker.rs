@@ -60,13 +60,32 @@ impl ChildExit {
     }
 }
 
-/// C's `counter++`: a separate load and store. Relaxed atomics make it a
-/// real race without undefined behaviour. Returns the value it read.
+/// C's `counter++`: a separate load and store, with `hold` rounds of
+/// [`hold`] between them (0: none, the bare increment). Relaxed atomics
+/// make it a real race without undefined behaviour. Returns the value it
+/// read.
 #[inline(always)]
-pub(crate) fn increment(counter: &AtomicU64) -> u64 {
+pub(crate) fn increment(counter: &AtomicU64, rounds: u32) -> u64 {
     let v = counter.load(Ordering::Relaxed);
+    hold(rounds);
     counter.store(v.wrapping_add(1), Ordering::Relaxed);
     v
+}
+
+/// `rounds` rounds of [`std::hint::spin_loop`] (`pause` on x86_64, tens of
+/// ns each, machine-dependent): extra work that lengthens a critical
+/// section (`--hold`). 0 is one predictable branch. The trip count goes
+/// through [`black_box`](std::hint::black_box), so the compiler can neither
+/// count the loop away nor merge it; and the hint is an instruction with
+/// side effects it keeps in place, between the load and the store around
+/// it.
+#[inline(always)]
+pub(crate) fn hold(rounds: u32) {
+    if rounds != 0 {
+        for _ in 0..std::hint::black_box(rounds) {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 /// How a worker makes one increment under a mode. `attach` runs once per
@@ -86,8 +105,11 @@ pub(crate) trait Stepper: Sync {
     ) -> Result<impl FnMut() -> Result<Acquired, String> + 'r, String>;
 }
 
-/// `none`: the unprotected `counter++`.
-pub(crate) struct Unsync;
+/// `none`: the unprotected `counter++`, `hold` rounds between its load and
+/// store (a wider race window).
+pub(crate) struct Unsync {
+    pub(crate) hold: u32,
+}
 impl Stepper for Unsync {
     type Slot = NoLock;
     fn attach<'r, R: Recorder + 'r>(
@@ -95,16 +117,19 @@ impl Stepper for Unsync {
         shared: &'r RaceShared<NoLock>,
         mut rec: R,
     ) -> Result<impl FnMut() -> Result<Acquired, String> + 'r, String> {
-        let counter = &shared.counter.0;
+        let (counter, rounds) = (&shared.counter.0, self.hold);
         Ok(move || {
-            rec.record(|| increment(counter));
+            rec.record(|| increment(counter, rounds));
             Ok(Acquired::Clean)
         })
     }
 }
 
-/// `atomic`: one `fetch_add`.
-pub(crate) struct FetchAdd;
+/// `atomic`: one `fetch_add`, then `hold` rounds: it has no critical
+/// section to lengthen, so the hold is outside any.
+pub(crate) struct FetchAdd {
+    pub(crate) hold: u32,
+}
 impl Stepper for FetchAdd {
     type Slot = NoLock;
     fn attach<'r, R: Recorder + 'r>(
@@ -112,19 +137,29 @@ impl Stepper for FetchAdd {
         shared: &'r RaceShared<NoLock>,
         mut rec: R,
     ) -> Result<impl FnMut() -> Result<Acquired, String> + 'r, String> {
-        let counter = &shared.counter.0;
+        let (counter, rounds) = (&shared.counter.0, self.hold);
         Ok(move || {
-            rec.record(|| counter.fetch_add(1, Ordering::Relaxed));
+            rec.record(|| {
+                let v = counter.fetch_add(1, Ordering::Relaxed);
+                hold(rounds);
+                v
+            });
             Ok(Acquired::Clean)
         })
     }
 }
 
-/// A [`RawLock`] whose state lives in the region.
-pub(crate) struct InRegion<L>(PhantomData<fn() -> L>);
+/// A [`RawLock`] whose state lives in the region; `hold` rounds inside it.
+pub(crate) struct InRegion<L> {
+    hold: u32,
+    lock: PhantomData<fn() -> L>,
+}
 impl<L> InRegion<L> {
-    pub(crate) fn new() -> Self {
-        InRegion(PhantomData)
+    pub(crate) fn new(hold: u32) -> Self {
+        InRegion {
+            hold,
+            lock: PhantomData,
+        }
     }
 }
 impl<L: RawLock + 'static> Stepper for InRegion<L> {
@@ -135,17 +170,18 @@ impl<L: RawLock + 'static> Stepper for InRegion<L> {
         mut rec: R,
     ) -> Result<impl FnMut() -> Result<Acquired, String> + 'r, String> {
         let lock = Lock::<L>::attach(&shared.lock.0).map_err(|e| e.to_string())?;
-        let counter = &shared.counter.0;
+        let (counter, rounds) = (&shared.counter.0, self.hold);
         Ok(move || {
             let g = lock.lock().map_err(|e| e.to_string())?;
-            rec.record(|| increment(counter));
+            rec.record(|| increment(counter, rounds));
             Ok(g.acquired())
         })
     }
 }
 
-/// A [`LocalLock`] in the coordinator's memory (threads only).
-pub(crate) struct Local<M>(pub(crate) M);
+/// A [`LocalLock`] in the coordinator's memory (threads only), and the
+/// hold rounds inside it.
+pub(crate) struct Local<M>(pub(crate) M, pub(crate) u32);
 impl<M: LocalLock> Stepper for Local<M> {
     type Slot = NoLock;
     fn attach<'r, R: Recorder + 'r>(
@@ -153,9 +189,9 @@ impl<M: LocalLock> Stepper for Local<M> {
         shared: &'r RaceShared<NoLock>,
         mut rec: R,
     ) -> Result<impl FnMut() -> Result<Acquired, String> + 'r, String> {
-        let counter = &shared.counter.0;
+        let (counter, rounds) = (&shared.counter.0, self.1);
         Ok(move || {
-            self.0.with(|| rec.record(|| increment(counter)));
+            self.0.with(|| rec.record(|| increment(counter, rounds)));
             Ok(Acquired::Clean)
         })
     }

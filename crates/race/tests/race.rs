@@ -18,6 +18,7 @@ fn trial(sync: SyncMode, kind: WorkerKind, workers: u32, iters: u64) -> race::Tr
         kind,
         workers,
         iters,
+        hold: 0,
     };
     run_trial(&cfg, 1, &mut |_, _| {}).unwrap_or_else(|e| panic!("{sync} {kind} x{workers}: {e}"))
 }
@@ -104,6 +105,7 @@ fn thread_only_modes_refuse_processes() {
             kind: WorkerKind::Procs,
             workers: 2,
             iters: 10,
+            hold: 0,
         };
         let err = run_trial(&cfg, 1, &mut |_, _| {}).unwrap_err();
         assert!(matches!(err, RaceError::Config(_)));
@@ -119,6 +121,7 @@ fn bad_configurations_are_refused() {
         kind: WorkerKind::Threads,
         workers: 2,
         iters: 10,
+        hold: 0,
     };
     for cfg in [
         Config {
@@ -143,4 +146,81 @@ fn bad_configurations_are_refused() {
         assert!(matches!(err, RaceError::Config(_)), "{cfg:?}");
     }
     assert_eq!(base.validate().unwrap(), 20);
+}
+
+/// A held trial: `hold` spin_loop rounds inside each critical section.
+fn held(
+    sync: SyncMode,
+    kind: WorkerKind,
+    workers: u32,
+    iters: u64,
+    hold: u32,
+) -> race::TrialResult {
+    let cfg = Config {
+        sync,
+        kind,
+        workers,
+        iters,
+        hold,
+    };
+    run_trial(&cfg, 1, &mut |_, _| {})
+        .unwrap_or_else(|e| panic!("{sync} {kind} x{workers} --hold {hold}: {e}"))
+}
+
+#[test]
+fn every_lock_is_exact_with_a_hold_across_processes_and_threads() {
+    let _serial = serial();
+    // Two workers: spin-pure stays exact and quick with no more workers
+    // than the CPUs of a small machine.
+    let (workers, iters, hold) = (2, 2_000, 50);
+    for sync in SyncMode::ALL.into_iter().filter(|m| m.synchronised()) {
+        for kind in [WorkerKind::Procs, WorkerKind::Threads] {
+            if kind == WorkerKind::Procs && !sync.cross_process() {
+                continue;
+            }
+            let r = held(sync, kind, workers, iters, hold);
+            assert_eq!(r.hold, hold);
+            assert_eq!(r.expected, u64::from(workers) * iters);
+            assert_eq!(
+                r.actual, r.expected,
+                "{sync} {kind} --hold {hold} lost updates"
+            );
+            assert_eq!(r.lost, 0);
+        }
+    }
+}
+
+#[test]
+fn none_with_a_hold_loses_updates() {
+    let _serial = serial();
+    // The hold widens the window between the load and the store; on a busy
+    // machine the workers may still barely overlap once, so a few tries.
+    for kind in [WorkerKind::Procs, WorkerKind::Threads] {
+        let lost = (0..5)
+            .map(|_| held(SyncMode::None, kind, 2, 20_000, 50))
+            .find(|r| r.lost > 0);
+        let r = lost.unwrap_or_else(|| panic!("none {kind} --hold 50 lost nothing in 5 trials"));
+        assert_eq!(r.actual + r.lost, r.expected);
+    }
+}
+
+#[test]
+fn a_hold_too_long_is_a_config_error() {
+    let _serial = serial();
+    let cfg = Config {
+        sync: SyncMode::Futex,
+        kind: WorkerKind::Threads,
+        workers: 2,
+        iters: 10,
+        hold: race::MAX_HOLD + 1,
+    };
+    let err = run_trial(&cfg, 1, &mut |_, _| {}).unwrap_err();
+    assert!(matches!(err, RaceError::Config(_)), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("--hold") && !msg.contains('\n'), "{msg}");
+    let ok = Config {
+        hold: race::MAX_HOLD,
+        ..cfg
+    };
+    assert_eq!(ok.validate().unwrap(), 20);
 }

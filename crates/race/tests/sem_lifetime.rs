@@ -10,6 +10,7 @@ fn trial(sync: SyncMode, kind: WorkerKind, workers: u32, iters: u64) -> race::Tr
         kind,
         workers,
         iters,
+        hold: 0,
     };
     run_trial(&cfg, 1, &mut |_, _| {}).unwrap_or_else(|e| panic!("{sync} {kind} x{workers}: {e}"))
 }

@@ -14,6 +14,7 @@ fn traced(
         kind,
         workers,
         iters,
+        hold: 0,
     };
     run_traced(&cfg, &mut |_, _| {}).unwrap_or_else(|e| panic!("{sync} {kind}: {e}"))
 }
@@ -81,6 +82,7 @@ fn too_many_increments_to_trace_is_a_config_error() {
         kind: WorkerKind::Threads,
         workers: 2,
         iters: race::trace::MAX_TRACED,
+        hold: 0,
     };
     match run_traced(&cfg, &mut |_, _| {}) {
         Err(RaceError::Config(m)) => assert!(m.contains("--iters"), "{m}"),

@@ -24,6 +24,9 @@ struct Cli {
     /// Increments per worker
     #[arg(long, value_name = "M", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     iters: u64,
+    /// Lengthen each critical section: N rounds of spin_loop between the increment's load and its store, inside the lock (for atomic, after the fetch_add); roughly tens of ns a round, machine-dependent; at most 1,000,000
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    hold: u32,
     /// Trials per mode; the lost updates are summarised as a distribution
     #[arg(long, value_name = "T", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     trials: u32,
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         kind,
         workers,
         iters: cli.iters,
+        hold: cli.hold,
         trials: cli.trials,
         json: cli.json,
         check: cli.check,

@@ -38,8 +38,13 @@ pub fn limit() -> Duration {
 /// The warning printed (on stderr, so JSON output stays clean) before an
 /// oversubscribed `spin-pure` run.
 pub fn warning(cfg: &Config) -> String {
+    let hint = if cfg.hold == 0 {
+        " With a one-increment critical section a holder is rarely preempted inside it; a longer critical section (--hold 200) makes preemption inside it likely."
+    } else {
+        ""
+    };
     format!(
-        "warning: spin-pure never yields the CPU, and {} workers > {} CPUs: a holder preempted mid-increment leaves the waiters spinning out whole time slices, and a holder that keeps its CPU takes the lock back before any waiter can, so expect this run to be slower and very unfair compared with {} workers. Each trial is stopped after {} (the workers are killed and the region removed).",
+        "warning: spin-pure never yields the CPU, and {} workers > {} CPUs: a holder preempted mid-increment leaves the waiters spinning out whole time slices, and a holder that keeps its CPU takes the lock back before any waiter can, so expect this run to be slower and very unfair compared with {} workers.{hint} Each trial is stopped after {} (the workers are killed and the region removed).",
         cfg.workers,
         cpus(),
         cpus(),

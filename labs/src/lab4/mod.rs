@@ -59,6 +59,8 @@ pub struct Options {
     pub workers: u32,
     /// Increments per worker.
     pub iters: u64,
+    /// `spin_loop` rounds inside each critical section ([`Config::hold`]).
+    pub hold: u32,
     /// Trials per mode.
     pub trials: u32,
     /// JSON lines instead of text.
@@ -216,6 +218,7 @@ fn config(opts: &Options, sync: SyncMode) -> Config {
         kind: opts.kind,
         workers: opts.workers,
         iters: opts.iters,
+        hold: opts.hold,
     }
 }
 
@@ -257,6 +260,10 @@ fn print_intro(opts: &Options, modes: &[SyncMode]) {
         opts.trials,
         if opts.trials == 1 { "" } else { "s" }
     );
+    println!(
+        "{}",
+        critical_section(opts.hold, modes.contains(&SyncMode::Atomic))
+    );
     if opts.kind == WorkerKind::Procs {
         println!(
             "Each worker is a separate process that opens the region by name (shm_open + mmap) and waits at a start barrier.\n"
@@ -266,6 +273,23 @@ fn print_intro(opts: &Options, modes: &[SyncMode]) {
             "Each worker is a thread sharing the coordinator's mapping; all wait at a start barrier.\n"
         );
     }
+}
+
+/// The header line that says what each increment's critical section is
+/// (`--hold`): `critical section: load, 200 spin_loop rounds, store`, and
+/// where the rounds go for `atomic` when it is among the modes.
+pub(crate) fn critical_section(hold: u32, atomic: bool) -> String {
+    let rounds = match hold {
+        0 => String::new(),
+        1 => "1 spin_loop round, ".to_string(),
+        n => format!("{} spin_loop rounds, ", group(u64::from(n))),
+    };
+    let atomic = match (atomic, hold) {
+        (false, _) => "",
+        (true, 0) => " (atomic: one fetch_add)",
+        (true, _) => " (atomic: one fetch_add, then the rounds, outside any critical section)",
+    };
+    format!("critical section: load, {rounds}store{atomic}")
 }
 
 fn print_trial(r: &TrialResult) {
@@ -434,6 +458,7 @@ mod tests {
             kind: WorkerKind::Procs,
             workers: 2,
             iters: 10,
+            hold: 0,
             trials: 1,
             json: false,
             check: false,

@@ -49,6 +49,10 @@ pub(super) fn run(opts: &Options, cfg: &race::Config) -> anyhow::Result<ExitCode
             cfg.sync
         );
         println!(
+            "{}",
+            super::critical_section(cfg.hold, cfg.sync == race::SyncMode::Atomic)
+        );
+        println!(
             "Each worker records every increment in its own part of a trace object beside the region: the value it read, and CLOCK_MONOTONIC_RAW (one clock for every process) just before the load and just after the store.\n"
         );
         print_trial(&res);
