@@ -12,13 +12,20 @@
 //!   iteration = one increment by each contender, so
 //!   `Throughput::Elements(N)` makes criterion report increments per
 //!   second.
+//! - `contended_procs_held/<case>/<N>`: the same with processes, for
+//!   `spin-pure`, `spin` and `futex` only, each critical section lengthened
+//!   by `HOLD` `spin_loop` rounds between the load and the store
+//!   (`lab4-race --hold 200`), so that with N > 2 on two CPUs a holder is
+//!   often preempted while holding: the lock that never yields collapses.
 //!
 //! Every measurement checks the final count and panics if an update was
 //! lost. `SHMLAB_BENCH_QUICK=1` shrinks every group to a smoke check.
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
 use race::WorkerKind;
-use shmlab_benches::{Budget, CONTENDERS, Case, NRESAMPLES, group, leftovers, quick, uncontended};
+use shmlab_benches::{
+    Budget, CONTENDERS, Case, HELD_CASES, HOLD, NRESAMPLES, group, leftovers, quick, uncontended,
+};
 use std::time::Duration;
 
 fn configure(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, mode: SamplingMode) {
@@ -69,6 +76,25 @@ fn bench_contended(c: &mut Criterion, kind: WorkerKind) {
     g.finish();
 }
 
+fn bench_held(c: &mut Criterion) {
+    let mut g = c.benchmark_group(group::PROCS_HELD);
+    configure(&mut g, group::PROCS_HELD, SamplingMode::Flat);
+    for case in HELD_CASES {
+        for n in CONTENDERS {
+            g.throughput(Throughput::Elements(n.into()));
+            g.bench_with_input(BenchmarkId::new(case.name(), n), &n, |b, &n| {
+                b.iter_custom(|iters| {
+                    let r = case
+                        .contend_held(WorkerKind::Procs, n, iters, HOLD)
+                        .unwrap_or_else(|e| panic!("{e:#}"));
+                    Duration::from_nanos(r.elapsed_ns)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 fn main() {
     // Ctrl-C or SIGTERM mid-run: kill the workers, remove the objects.
     shm::cleanup::install().expect("installing the clean-up signal handler");
@@ -80,6 +106,7 @@ fn main() {
     bench_uncontended(&mut c);
     bench_contended(&mut c, WorkerKind::Threads);
     bench_contended(&mut c, WorkerKind::Procs);
+    bench_held(&mut c);
     c.final_summary();
     let left = leftovers();
     assert!(

@@ -41,13 +41,17 @@ pub mod group {
     pub const THREADS: &str = "contended_threads";
     /// N separate processes hammering one lock in a region they all map.
     pub const PROCS: &str = "contended_procs";
+    /// As [`PROCS`], for the spin locks and the futex lock only, with a
+    /// critical section lengthened by [`HOLD`](super::HOLD) `spin_loop`
+    /// rounds: long enough that a holder is preempted while holding.
+    pub const PROCS_HELD: &str = "contended_procs_held";
     /// One small message there and back between two processes.
     pub const ROUND_TRIP: &str = "ipc_round_trip";
     /// A stream of bytes in fixed-size messages from one process to another.
     pub const STREAM: &str = "ipc_stream";
 
     /// Every group, in report order.
-    pub const ALL: [&str; 5] = [UNCONTENDED, THREADS, PROCS, ROUND_TRIP, STREAM];
+    pub const ALL: [&str; 6] = [UNCONTENDED, THREADS, PROCS, PROCS_HELD, ROUND_TRIP, STREAM];
 
     /// The bench target (`cargo bench --bench <target>`) that measures a
     /// group.
@@ -148,6 +152,20 @@ pub const STREAMS: [(&str, Stream); 7] = {
 /// Contender counts for the contended groups.
 pub const CONTENDERS: [u32; 3] = [2, 4, 8];
 
+/// `spin_loop` rounds inside every critical section of
+/// [`group::PROCS_HELD`] (`lab4-race --hold 200`): about 2 µs on the
+/// machines of BENCHMARKS.md, some hundred times the bare increment, so that
+/// with more processes than CPUs a holder is often preempted while holding.
+pub const HOLD: u32 = 200;
+
+/// The cases of [`group::PROCS_HELD`]: the spin lock that never yields
+/// beside the one that yields and the futex lock that sleeps.
+pub const HELD_CASES: [Case; 3] = [
+    Case(SyncMode::SpinPure),
+    Case(SyncMode::Spin),
+    Case(SyncMode::Futex),
+];
+
 /// A benchmark case: a sync mode of the race's registry ([`SyncMode`]),
 /// every one but `none` (which loses updates by design). The lock, its name
 /// and how it runs all come from the registry; the benches add nothing per
@@ -222,12 +240,25 @@ impl Case {
         workers: u32,
         iters: u64,
     ) -> anyhow::Result<TrialResult> {
+        self.contend_held(kind, workers, iters, 0)
+    }
+
+    /// [`contend`](Case::contend) with each critical section lengthened by
+    /// `hold` `spin_loop` rounds between the increment's load and store
+    /// (`race::Config::hold`, `lab4-race --hold`).
+    pub fn contend_held(
+        self,
+        kind: WorkerKind,
+        workers: u32,
+        iters: u64,
+        hold: u32,
+    ) -> anyhow::Result<TrialResult> {
         let cfg = Config {
             sync: self.0,
             kind,
             workers,
             iters,
-            hold: 0,
+            hold,
         };
         let r = race::run_trial(&cfg, 1, &mut |_, _| {})
             .map_err(|e| anyhow::anyhow!("{} with {workers} {kind}: {e}", self.name()))?;
@@ -390,7 +421,7 @@ impl Budget {
             (true, group::STREAM) => (ms(100), ms(300), 10),
             (true, _) => (ms(150), ms(300), 10),
             (false, group::UNCONTENDED) => (ms(1000), ms(3000), 50),
-            (false, group::THREADS | group::PROCS) => (ms(1000), ms(4000), 20),
+            (false, group::THREADS | group::PROCS | group::PROCS_HELD) => (ms(1000), ms(4000), 20),
             (false, group::ROUND_TRIP) => (ms(1000), ms(4000), 30),
             (false, group::STREAM) => (ms(1000), ms(5000), 10),
             (false, _) => (ms(1000), ms(3000), 20),

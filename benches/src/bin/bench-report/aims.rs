@@ -6,7 +6,7 @@ use crate::figures::{
 };
 use crate::format;
 use ipc::ladder::Mechanism;
-use shmlab_benches::{CONTENDERS, fairness, group, ladder};
+use shmlab_benches::{CONTENDERS, HOLD, fairness, group, ladder};
 
 /// What a time ratio means.
 const TIME: &str = "time ratio (ns/op): below 1 means the first is faster";
@@ -137,11 +137,8 @@ pub fn ratios(r: &Results) -> Vec<Ratio> {
 pub struct Aim {
     pub aim: String,
     pub measured: String,
-    /// `None`: not measured, or an aim no number settles.
+    /// `None`: not measured.
     pub met: Option<bool>,
-    /// Whether a number settles it (`false`: the text does).
-    #[serde(skip)]
-    pub judged: bool,
 }
 
 /// What a figure must be for an aim to be met.
@@ -173,7 +170,6 @@ fn aim(aim: impl Into<String>, measured: String, value: Option<f64>, bound: Boun
             NOT_MEASURED.into()
         },
         met: value.map(|x| bound.holds(x)),
-        judged: true,
     }
 }
 
@@ -274,16 +270,24 @@ pub fn aims(
             Bound::AtLeast(0.5),
         ));
     }
-    let spin = keeps(r, group::PROCS, "spin");
-    v.push(Aim {
-        aim: format!("spin: shown collapsing from {FEW} to {MANY} processes"),
-        measured: format!(
-            "keeps {} of its {FEW}-process throughput",
-            format::ratio(spin)
+    // The collapse: the lock that never yields, its critical section long
+    // enough to be preempted in, beside the yielding spin lock and futex.
+    let held = |lock| keeps(r, group::PROCS_HELD, lock);
+    let pure = held("spin-pure");
+    v.push(aim(
+        format!(
+            "spin-pure (never yields): {MANY} processes keep < 0.5× the throughput of {FEW}, critical section held {HOLD} `spin_loop` rounds"
         ),
-        met: None,
-        judged: false,
-    });
+        format!(
+            "keeps {} (spin {}, futex {}; with the bare increment spin-pure keeps {})",
+            format::ratio(pure),
+            format::ratio(held("spin")),
+            format::ratio(held("futex")),
+            format::ratio(keeps(r, group::PROCS, "spin-pure"))
+        ),
+        pure,
+        Bound::Below(0.5),
+    ));
     let ring = ratio(stream_per_sec(r, "ring"), stream_per_sec(r, PIPE));
     v.push(aim(
         "ring throughput ≥ 3× pipe throughput",
@@ -322,6 +326,46 @@ mod tests {
             .filter(|a| a.aim.contains("round trip"))
             .map(|a| (a.aim, a.measured, a.met))
             .collect()
+    }
+
+    /// The collapse aim, given spin-pure's time per increment with 8 held
+    /// processes (2 processes: 500 ns; spin: 500 ns at both).
+    fn collapse_aim(pure_at_8_ns: f64) -> Aim {
+        let per_iter = |n: u64, ns: f64| ns * n as f64;
+        let r = Results::made_up(&[
+            ("contended_procs_held/spin-pure/2", per_iter(2, 500.0), 2),
+            (
+                "contended_procs_held/spin-pure/8",
+                per_iter(8, pure_at_8_ns),
+                8,
+            ),
+            ("contended_procs_held/spin/2", per_iter(2, 500.0), 2),
+            ("contended_procs_held/spin/8", per_iter(8, 500.0), 8),
+            ("contended_procs/spin-pure/2", per_iter(2, 100.0), 2),
+            ("contended_procs/spin-pure/8", per_iter(8, 125.0), 8),
+        ]);
+        aims(&r, None, None)
+            .into_iter()
+            .find(|a| a.aim.starts_with("spin-pure"))
+            .expect("a spin-pure aim")
+    }
+
+    #[test]
+    fn spin_pure_collapses_only_below_half_its_two_process_throughput() {
+        let a = collapse_aim(1500.0);
+        assert_eq!(a.met, Some(true));
+        assert_eq!(
+            a.measured,
+            format!(
+                "keeps 0.33× (spin 1.00×, futex {}; with the bare increment spin-pure keeps 0.80×)",
+                format::ratio(None)
+            )
+        );
+        assert_eq!(collapse_aim(800.0).met, Some(false));
+        let none = Results::made_up(&[]);
+        let a = aims(&none, None, None);
+        let a = a.iter().find(|a| a.aim.starts_with("spin-pure")).unwrap();
+        assert_eq!((a.measured.as_str(), a.met), (NOT_MEASURED, None));
     }
 
     #[test]

@@ -85,6 +85,22 @@ impl Results {
         self.0.get(&format!("{group}/{case}/{n}"))
     }
 
+    /// Results made up in a test: `(id, median ns per iteration, elements
+    /// per iteration)`.
+    #[cfg(test)]
+    pub fn made_up(rows: &[(&str, f64, u64)]) -> Results {
+        let m = |&(id, median_ns, per_iter): &(&str, f64, u64)| {
+            let m = Measured {
+                median_ns,
+                per_iter,
+                bytes: false,
+                written: None,
+            };
+            (id.to_string(), m)
+        };
+        Results(rows.iter().map(m).collect())
+    }
+
     /// The groups of [`group::ALL`] with no benchmark at all.
     pub fn missing_groups(&self) -> Vec<&'static str> {
         group::ALL

@@ -2,7 +2,7 @@
 //! medians (a figure is `None` where a benchmark is missing).
 
 use crate::criterion::{Measured, Results};
-use shmlab_benches::{CONTENDERS, Case, ROUND_TRIPS, STREAMS, group};
+use shmlab_benches::{CONTENDERS, Case, HELD_CASES, ROUND_TRIPS, STREAMS, group};
 
 /// The fewest contenders of a contended group.
 pub const FEW: u32 = CONTENDERS[0];
@@ -66,8 +66,13 @@ pub fn keeps(r: &Results, g: &str, case: &str) -> Option<f64> {
 
 /// The cases a contended group runs.
 fn cases(g: &str) -> impl Iterator<Item = Case> + '_ {
-    Case::ALL
-        .into_iter()
+    let all: &[Case] = if g == group::PROCS_HELD {
+        &HELD_CASES
+    } else {
+        &Case::ALL
+    };
+    all.iter()
+        .copied()
         .filter(move |c| g != group::PROCS || c.cross_process())
 }
 
@@ -129,6 +134,8 @@ pub struct Tables {
     pub uncontended: Vec<UncontendedRow>,
     pub threads: Vec<ContendedRow>,
     pub procs: Vec<ContendedRow>,
+    /// Processes with a held critical section ([`group::PROCS_HELD`]).
+    pub held: Vec<ContendedRow>,
     pub procs_over_threads: Vec<ProcsOverThreadsRow>,
     pub round_trips: Vec<RoundTripRow>,
     pub streams: Vec<StreamRow>,
@@ -140,6 +147,7 @@ impl Tables {
             uncontended: uncontended(r),
             threads: contended(r, group::THREADS),
             procs: contended(r, group::PROCS),
+            held: contended(r, group::PROCS_HELD),
             procs_over_threads: procs_over_threads(r),
             round_trips: round_trips(r),
             streams: streams(r),
