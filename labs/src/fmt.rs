@@ -78,6 +78,17 @@ pub fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64().max(1e-9)
 }
 
+/// A ratio as `1.02x`; below 0.01 with two significant digits (`0.0035x`),
+/// so that a row 300 times faster than its base does not read `0.00x`.
+pub fn times(r: f64) -> String {
+    if r.is_finite() && r > 0.0 && r < 0.01 {
+        let decimals = (1.0 - r.log10().floor()) as usize;
+        format!("{r:.decimals$}x")
+    } else {
+        format!("{r:.2}x")
+    }
+}
+
 /// Operations per second in millions: `147.99 M ops/s`.
 pub fn ops_rate(ops_per_sec: f64) -> String {
     format!("{:.2} M ops/s", ops_per_sec / 1e6)
@@ -131,6 +142,12 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn small_ratios_keep_two_significant_digits() {
+        let got: Vec<String> = [1.234, 0.04, 0.0033137, 0.000251].map(times).to_vec();
+        assert_eq!(got, ["1.23x", "0.04x", "0.0033x", "0.00025x"]);
+    }
 
     #[test]
     fn grouping() {

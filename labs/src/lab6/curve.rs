@@ -137,11 +137,60 @@ pub fn curve(
         out,
         "- For large messages both are bound by copying: the pipe copies each byte twice (into the kernel, out of it), the in-place ring once; copying out again (ring copy) gives back part of the gain."
     )?;
+    for series in [1, 3] {
+        writeln!(out, "- This run: {}.", where_it_wins(&points, series))?;
+    }
     if let Some(path) = plot {
         draw(path, &points).with_context(|| format!("drawing {}", path.display()))?;
         writeln!(out, "\nwrote {}", path.display())?;
     }
     Ok(points)
+}
+
+/// Where series `series` (an index into [`SERIES`], not the pipe) beat the
+/// pipe, in words: at every size, at none, or at which sizes, and the
+/// crossover — the smallest size from which it won at every larger one.
+pub fn where_it_wins(points: &[Point], series: usize) -> String {
+    let name = SERIES[series];
+    let ratios: Vec<f64> = points
+        .iter()
+        .map(|p| p.per_sec[series] / p.per_sec[0])
+        .collect();
+    if ratios.is_empty() {
+        return format!("{name}: no sizes measured");
+    }
+    let (lo, hi) = ratios
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+    let span = format!("{lo:.2}x to {hi:.2}x the pipe");
+    let won = |i: usize| ratios[i] > 1.0;
+    let sizes = |keep: &dyn Fn(usize) -> bool| {
+        let v: Vec<String> = (0..points.len())
+            .filter(|&i| keep(i))
+            .map(|i| fmt::bytes(points[i].msg as u64))
+            .collect();
+        v.join(", ")
+    };
+    if (0..ratios.len()).all(won) {
+        return format!("{name} beat the pipe at every size ({span}): no crossover in this range");
+    }
+    if !(0..ratios.len()).any(won) {
+        return format!("the pipe beat {name} at every size ({span})");
+    }
+    let mut text = format!(
+        "{name} beat the pipe at {} ({span}); the pipe was ahead at {}",
+        sizes(&won),
+        sizes(&|i| !won(i))
+    );
+    // The crossover: the first size from which every larger one is won.
+    let from = (0..ratios.len()).rev().take_while(|&i| won(i)).last();
+    if let Some(from) = from {
+        text += &format!(
+            "; from {} up it always won (the crossover)",
+            fmt::bytes(points[from].msg as u64)
+        );
+    }
+    text
 }
 
 /// GiB/s against message size (both log scales), one line per series.
@@ -202,4 +251,43 @@ pub fn draw(path: &Path, points: &[Point]) -> anyhow::Result<()> {
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Points at 64 B, 256 B, 1 KiB, 4 KiB with the pipe at 1 and the
+    /// in-place ring at `ring`.
+    fn points(ring: [f64; 4]) -> Vec<Point> {
+        SIZES[..4]
+            .iter()
+            .zip(ring)
+            .map(|(&msg, r)| Point {
+                msg,
+                bytes: 1,
+                per_sec: [1.0, r, 1.0, 1.0],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_words_name_where_the_ring_won_and_the_crossover() {
+        assert_eq!(
+            where_it_wins(&points([2.0, 3.0, 4.0, 5.0]), 1),
+            "ring (futex, in place) beat the pipe at every size (2.00x to 5.00x the pipe): no crossover in this range"
+        );
+        assert_eq!(
+            where_it_wins(&points([0.5, 0.8, 0.9, 0.25]), 1),
+            "the pipe beat ring (futex, in place) at every size (0.25x to 0.90x the pipe)"
+        );
+        assert_eq!(
+            where_it_wins(&points([0.5, 2.0, 0.9, 3.0]), 1),
+            "ring (futex, in place) beat the pipe at 256 B, 4 KiB (0.50x to 3.00x the pipe); the pipe was ahead at 64 B, 1 KiB; from 4 KiB up it always won (the crossover)"
+        );
+        assert_eq!(
+            where_it_wins(&points([2.0, 0.5, 3.0, 0.9]), 1),
+            "ring (futex, in place) beat the pipe at 64 B, 1 KiB (0.50x to 3.00x the pipe); the pipe was ahead at 256 B, 4 KiB"
+        );
+    }
 }

@@ -85,8 +85,7 @@ pub fn ladder(
 }
 
 fn ratio(l: &Ladder, m: Mechanism, base: Mechanism) -> String {
-    l.ratio(m, base, 50.0)
-        .map_or("-".into(), |r| format!("{r:.2}x"))
+    l.ratio(m, base, 50.0).map_or("-".into(), fmt::times)
 }
 
 fn print_table(l: &Ladder, out: &mut impl Write) -> anyhow::Result<()> {
@@ -133,7 +132,7 @@ fn print_unpinned(l: &Ladder, pinned: &Ladder, out: &mut impl Write) -> anyhow::
             .map(|p| p.percentile(50.0))
             .filter(|&p| p > 0)
             .map_or("-".into(), |p| {
-                format!("{:.2}x", r.percentile(50.0) as f64 / p as f64)
+                fmt::times(r.percentile(50.0) as f64 / p as f64)
             });
         writeln!(
             out,
