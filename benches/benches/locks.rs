@@ -48,25 +48,26 @@ fn bench_uncontended(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_contended(c: &mut Criterion, kind: WorkerKind) {
-    let name = match kind {
-        WorkerKind::Threads => group::THREADS,
-        WorkerKind::Procs => group::PROCS,
-    };
+/// A contended group: each case with each of [`CONTENDERS`] contenders of
+/// `kind`, every critical section held `hold` `spin_loop` rounds.
+fn bench_group(
+    c: &mut Criterion,
+    name: &str,
+    cases: impl IntoIterator<Item = Case>,
+    kind: WorkerKind,
+    hold: u32,
+) {
     let mut g = c.benchmark_group(name);
     // Flat: every sample does the same number of iterations, so no sample
     // is a handful of increments dominated by the barrier's release.
     configure(&mut g, name, SamplingMode::Flat);
-    let cases = Case::ALL
-        .into_iter()
-        .filter(|c| kind == WorkerKind::Threads || c.cross_process());
     for case in cases {
         for n in CONTENDERS {
             g.throughput(Throughput::Elements(n.into()));
             g.bench_with_input(BenchmarkId::new(case.name(), n), &n, |b, &n| {
                 b.iter_custom(|iters| {
                     let r = case
-                        .contend(kind, n, iters)
+                        .contend_held(kind, n, iters, hold)
                         .unwrap_or_else(|e| panic!("{e:#}"));
                     Duration::from_nanos(r.elapsed_ns)
                 })
@@ -76,23 +77,15 @@ fn bench_contended(c: &mut Criterion, kind: WorkerKind) {
     g.finish();
 }
 
-fn bench_held(c: &mut Criterion) {
-    let mut g = c.benchmark_group(group::PROCS_HELD);
-    configure(&mut g, group::PROCS_HELD, SamplingMode::Flat);
-    for case in HELD_CASES {
-        for n in CONTENDERS {
-            g.throughput(Throughput::Elements(n.into()));
-            g.bench_with_input(BenchmarkId::new(case.name(), n), &n, |b, &n| {
-                b.iter_custom(|iters| {
-                    let r = case
-                        .contend_held(WorkerKind::Procs, n, iters, HOLD)
-                        .unwrap_or_else(|e| panic!("{e:#}"));
-                    Duration::from_nanos(r.elapsed_ns)
-                })
-            });
-        }
-    }
-    g.finish();
+fn bench_contended(c: &mut Criterion, kind: WorkerKind) {
+    let name = match kind {
+        WorkerKind::Threads => group::THREADS,
+        WorkerKind::Procs => group::PROCS,
+    };
+    let cases = Case::ALL
+        .into_iter()
+        .filter(|c| kind == WorkerKind::Threads || c.cross_process());
+    bench_group(c, name, cases, kind, 0);
 }
 
 fn main() {
@@ -106,7 +99,13 @@ fn main() {
     bench_uncontended(&mut c);
     bench_contended(&mut c, WorkerKind::Threads);
     bench_contended(&mut c, WorkerKind::Procs);
-    bench_held(&mut c);
+    bench_group(
+        &mut c,
+        group::PROCS_HELD,
+        HELD_CASES,
+        WorkerKind::Procs,
+        HOLD,
+    );
     c.final_summary();
     let left = leftovers();
     assert!(
