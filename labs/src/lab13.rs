@@ -31,18 +31,19 @@
 //! everything is removed.
 
 use crate::fmt::{self, group};
+pub use crate::payloads::philosophers::{Link, MAX_PHILOSOPHERS};
+use crate::payloads::philosophers::{Seat, Table};
 use anyhow::Context;
-use shm::lock::{Lock, LockState, RawLock};
-use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
+use shm::lock::Lock;
+use shm::{Region, RegionOptions, ShmName};
 use shm_futex::FutexLock;
-use shm_sem::SemCell;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use sync6::{Barrier, FutexBarrier, PthreadBarrier};
+use sync6::Barrier;
 
-/// Most philosophers a table seats.
-pub const MAX_PHILOSOPHERS: u32 = 16;
+/// The longest `--linger`.
+pub const MAX_LINGER: Duration = Duration::from_secs(600);
 /// How often a waiting philosopher looks up from its fork (to see `stop`).
 const WAIT_SLICE: Duration = Duration::from_millis(20);
 /// How often the coordinator looks for a cycle.
@@ -92,6 +93,9 @@ pub struct Config {
     pub threads: bool,
     /// Which barrier separates the rounds.
     pub barrier: BarrierKind,
+    /// After a deadlock is found, how long to leave the table deadlocked
+    /// (for `shmlab ps`) before stopping the philosophers.
+    pub linger: Duration,
 }
 
 /// The barrier between rounds.
@@ -121,6 +125,13 @@ impl Config {
                 "--barrier pthread has no timed wait, so a thread stuck in it could never be stopped; use --barrier futex with --threads"
             );
         }
+        if self.linger > MAX_LINGER {
+            anyhow::bail!(
+                "--linger {} s is more than {} s; a deadlocked table is seen in a few seconds, use less",
+                self.linger.as_secs(),
+                MAX_LINGER.as_secs()
+            );
+        }
         if self.hold > Duration::from_secs(1) {
             anyhow::bail!("--hold-us above 1,000,000 makes every round last seconds; use less");
         }
@@ -140,75 +151,6 @@ shm::code_enum! {
         /// A lock or semaphore operation failed.
         SyncFailed = 4,
     }
-}
-
-/// One philosopher's line in the region.
-#[derive(Debug, Default)]
-#[repr(C)]
-struct Seat {
-    /// Its kernel thread id (its pid, for a process), the id the forks'
-    /// words hold.
-    tid: AtomicI32,
-    /// The fork it is waiting for, or -1.
-    waiting_for: AtomicI32,
-    /// Meals eaten.
-    meals: AtomicU64,
-    /// Second forks it failed to get and put the first back (trylock).
-    retries: AtomicU64,
-}
-
-/// The table: forks, seats, the arbiter and the barrier.
-#[repr(C)]
-struct Table {
-    forks: [CachePadded<LockState<FutexLock>>; MAX_PHILOSOPHERS as usize],
-    seats: [CachePadded<Seat>; MAX_PHILOSOPHERS as usize],
-    arbiter: SemCell,
-    barrier: CachePadded<FutexBarrier>,
-    pthread_barrier: CachePadded<PthreadBarrier>,
-    stop: AtomicU32,
-    ready: AtomicU32,
-}
-
-// SAFETY: repr(C); futex lock states, atomics, a process-shared semaphore
-// and barriers, all valid zeroed and interior-mutable; `init_in_place`
-// initialises every lock state, the semaphore and both barriers.
-unsafe impl Shared for Table {
-    type Init = u32;
-
-    fn type_name() -> String {
-        "lab13/philosophers".into()
-    }
-
-    unsafe fn init_in_place(this: *mut Self, n: u32, ctx: &InitCtx<'_>) -> Result<(), String> {
-        // SAFETY: `this` is zeroed, aligned and ours alone (trait contract);
-        // fields are reached through raw pointers before any reference.
-        unsafe {
-            for f in 0..MAX_PHILOSOPHERS as usize {
-                LockState::init(&raw mut (*this).forks[f].0, ctx).map_err(|e| e.to_string())?;
-                (*this).seats[f].0.waiting_for = AtomicI32::new(-1);
-            }
-            SemCell::init(&raw mut (*this).arbiter, n - 1).map_err(|e| e.to_string())?;
-            FutexBarrier::init(&raw mut (*this).barrier.0, n);
-            PthreadBarrier::init(&raw mut (*this).pthread_barrier.0, n)
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    }
-}
-
-/// One link of a deadlock cycle.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Link {
-    /// The philosopher.
-    pub philosopher: u32,
-    /// Its pid (processes) or tid (threads).
-    pub tid: i32,
-    /// The fork it holds.
-    pub holds: u32,
-    /// The fork it waits for.
-    pub waits_for: u32,
-    /// Who holds that fork.
-    pub held_by: u32,
 }
 
 /// A run's outcome.
@@ -241,7 +183,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
     let name = ShmName::unique(&format!("lab13-{}", cfg.order.name()));
     let table = Region::<Table>::create(&name, &RegionOptions::default(), n)?;
     let start = Instant::now();
-    let (deadlock, finished) = if cfg.threads {
+    let (deadlock, finished, detected_at) = if cfg.threads {
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..n)
                 .map(|i| {
@@ -250,14 +192,16 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                 })
                 .collect();
             let found = watch(&table, n, || handles.iter().all(|h| h.is_finished()));
+            let at = start.elapsed();
             if found.is_some() {
+                linger(cfg, &name);
                 table.stop.store(1, Ordering::Release);
             }
             let ok = handles
                 .into_iter()
                 .map(|h| h.join().ok())
                 .all(|r| matches!(r, Some(PhilosopherExit::Done | PhilosopherExit::Stopped)));
-            (found, ok)
+            (found, ok, at)
         })
     } else {
         let mut kids = Vec::new();
@@ -301,6 +245,10 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         } else {
             None
         };
+        let at = start.elapsed();
+        if found.is_some() {
+            linger(cfg, &name);
+        }
         table.stop.store(1, Ordering::Release);
         table.barrier.0.wake_all();
         // Philosophers at a pthread barrier cannot see `stop`: they are
@@ -313,9 +261,15 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                 Some(PhilosopherExit::Done | PhilosopherExit::Stopped)
             )
         });
-        (found, ok)
+        (found, ok, at)
     };
-    let elapsed_ns = start.elapsed().as_nanos() as u64;
+    // A deadlock's time is when it was found, not when the linger ended.
+    let elapsed_ns = if deadlock.is_some() {
+        detected_at
+    } else {
+        start.elapsed()
+    }
+    .as_nanos() as u64;
     let meals: Vec<u64> = (0..n as usize)
         .map(|i| table.seats[i].0.meals.load(Ordering::Acquire))
         .collect();
@@ -346,6 +300,21 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
     })
 }
 
+/// `--linger`: leaves a deadlocked table as it is for a while, saying so on
+/// stderr (stdout may be JSON), so that `shmlab ps` can be pointed at it.
+/// Ctrl-C ends it sooner, through the clean-up that removes everything.
+fn linger(cfg: &Config, name: &ShmName) {
+    if cfg.linger.is_zero() {
+        return;
+    }
+    eprintln!(
+        "lab13-deadlock: deadlocked; the table stays as it is for {} s. In another terminal: shmlab ps {}   (Ctrl-C ends it sooner)",
+        cfg.linger.as_secs(),
+        name.as_str()
+    );
+    std::thread::sleep(cfg.linger);
+}
+
 /// Watches the table until `done()` or a deadlock; returns the cycle found.
 /// `done` is asked every 2 ms (so the run's time is measured closely), the
 /// wait-for graph looked at every [`DETECT_EVERY`].
@@ -365,7 +334,7 @@ fn watch(table: &Table, n: u32, mut done: impl FnMut() -> bool) -> Option<Vec<Li
         let eaten: u64 = (0..n as usize)
             .map(|i| table.seats[i].0.meals.load(Ordering::Acquire))
             .sum();
-        match (find_cycle(table, n), suspect.take()) {
+        match (table.find_cycle(), suspect.take()) {
             // The same cycle twice, and nobody ate in between: deadlock.
             (Some(c), Some((prev, was))) if was == eaten && same_cycle(&c, &prev) => {
                 return Some(c);
@@ -382,62 +351,6 @@ fn same_cycle(a: &[Link], b: &[Link]) -> bool {
         && a.iter().zip(b).all(|(x, y)| {
             (x.philosopher, x.waits_for, x.held_by) == (y.philosopher, y.waits_for, y.held_by)
         })
-}
-
-/// The wait-for graph: philosopher p → the philosopher holding the fork p
-/// waits for. With one outgoing edge per waiting philosopher, a cycle is
-/// found by walking from each.
-fn find_cycle(table: &Table, n: u32) -> Option<Vec<Link>> {
-    let seats = &table.seats[..n as usize];
-    let tids: Vec<i32> = seats
-        .iter()
-        .map(|s| s.0.tid.load(Ordering::Acquire))
-        .collect();
-    let holder_of = |fork: usize| -> Option<u32> {
-        let lock = Lock::<FutexLock>::attach(&table.forks[fork].0).ok()?;
-        let tid = lock.raw().last_holder(lock.state())?;
-        tids.iter().position(|&t| t == tid).map(|p| p as u32)
-    };
-    // Edge p -> (fork it waits for, who holds it).
-    let edge = |p: u32| -> Option<(u32, u32)> {
-        let f = seats[p as usize].0.waiting_for.load(Ordering::Acquire);
-        let f = u32::try_from(f).ok()?;
-        Some((f, holder_of(f as usize)?))
-    };
-    for start in 0..n {
-        let mut path: Vec<u32> = Vec::new();
-        let mut p = start;
-        while let Some((_, q)) = edge(p) {
-            if let Some(at) = path.iter().position(|&x| x == p) {
-                let cycle = &path[at..];
-                return Some(
-                    cycle
-                        .iter()
-                        .map(|&p| {
-                            let (f, q) = edge(p).unwrap_or((u32::MAX, u32::MAX));
-                            // What p holds that the previous one waits for.
-                            let holds = (0..n)
-                                .find(|&g| g != f && holder_of(g as usize) == Some(p))
-                                .unwrap_or(u32::MAX);
-                            Link {
-                                philosopher: p,
-                                tid: tids[p as usize],
-                                holds,
-                                waits_for: f,
-                                held_by: q,
-                            }
-                        })
-                        .collect(),
-                );
-            }
-            path.push(p);
-            p = q;
-            if path.len() > n as usize {
-                break;
-            }
-        }
-    }
-    None
 }
 
 /// One philosopher: `rounds` meals, each after the barrier.

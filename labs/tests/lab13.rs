@@ -114,6 +114,7 @@ fn bad_input_exits_2_with_one_line() {
             &["--order", "random"],
             &["--rounds", "0"],
             &["--hold-us", "2000000"],
+            &["--linger", "601"],
         ],
     );
 }
@@ -193,4 +194,97 @@ fn the_pthread_barrier_separates_the_rounds_too() {
             .count(),
         1
     );
+}
+
+/// `--linger`: a deadlocked table stays as it is, and `shmlab ps` shows it
+/// from outside: every fork held by a live philosopher with its waiters
+/// flag set, who waits for it, and the cycle. Then Ctrl-C ends the linger,
+/// kills the philosophers and removes the table.
+#[test]
+fn a_lingering_deadlock_is_shown_by_shmlab_ps_fork_by_fork() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(LAB13)
+        .args(["--philosophers", "3", "--linger", "60", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tag = format!("-{}-", child.id());
+    // The notice comes once the deadlock is found; the JSON only at the end.
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("stays as it is for 60 s"), "{line}");
+    let name = line
+        .split_whitespace()
+        .skip_while(|w| *w != "ps")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no name in {line:?}"))
+        .to_string();
+    assert!(name.contains(&tag), "{name} is not this run's");
+    let ps = Command::new(env!("CARGO_BIN_EXE_shmlab"))
+        .args(["ps", &name, "--json"])
+        .output()
+        .unwrap();
+    assert!(ps.status.success(), "{ps:?}");
+    let v: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    let region = &v["objects"][0]["region"];
+    assert_eq!(region["type"], "lab13/philosophers", "{v}");
+    let forks = region["locks"].as_array().unwrap();
+    assert_eq!(forks.len(), 3, "{v}");
+    let mut holders = Vec::new();
+    for (f, fork) in forks.iter().enumerate() {
+        assert_eq!(fork["name"], format!("fork {f}"), "{v}");
+        assert_eq!(fork["state"], "held", "{v}");
+        assert_eq!(fork["holder"]["liveness"], "alive", "{v}");
+        assert_eq!(fork["waiters"]["any"], true, "{v}");
+        // Philosopher f holds fork f; philosopher f - 1 waits for it.
+        let notes: Vec<&str> = fork["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        let before = (f + 2) % 3;
+        assert_eq!(
+            notes,
+            [
+                format!("held by philosopher {f}"),
+                format!("waited for by philosopher {before}")
+            ],
+            "{v}"
+        );
+        holders.push(fork["holder"]["id"].as_i64().unwrap());
+    }
+    let cycle = region["cycle"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(cycle.len(), 3, "{v}");
+    for link in cycle {
+        let p = link["philosopher"].as_u64().unwrap();
+        assert_eq!(link["holds"], p, "{v}");
+        assert_eq!(link["waits_for"], (p + 1) % 3, "{v}");
+        assert_eq!(link["tid"], holders[p as usize], "{v}");
+    }
+    // Ctrl-C with the lab's stderr closed (the reader above is gone): the
+    // clean-up thread's farewell line fails to print, and the lab must die
+    // of SIGINT all the same (it once hung: the failed print panicked the
+    // clean-up thread). Bounded, so a hang fails instead of blocking.
+    use std::os::unix::process::ExitStatusExt;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("Ctrl-C did not end the lab within 10 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    let left = shm_entries("lab13", &tag);
+    assert!(left.is_empty(), "left {left:?}");
 }

@@ -124,6 +124,7 @@ pub fn wait_if_interrupted() {
 /// Starts the signal thread (once per process; later calls do nothing).
 pub fn install() -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use std::io::Write as _;
     static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     if ONCE.get().is_some() {
         return Ok(());
@@ -140,7 +141,10 @@ pub fn install() -> std::io::Result<()> {
                 for hook in hooks {
                     let _ = std::panic::catch_unwind(hook);
                 }
-                eprintln!(
+                // Not `eprintln!`: with stderr closed (a reader gone) it
+                // would panic this thread, and the process would never die.
+                let _ = writeln!(
+                    std::io::stderr(),
                     "\ninterrupted by {}: removed this run's objects",
                     signal_name(sig)
                 );

@@ -2,7 +2,7 @@
 //! across processes and named. See `labs::lab13`.
 
 use clap::Parser;
-use labs::lab13::{BarrierKind, Config, MAX_PHILOSOPHERS, Order};
+use labs::lab13::{BarrierKind, Config, MAX_LINGER, MAX_PHILOSOPHERS, Order};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -30,6 +30,9 @@ struct Cli {
     /// The barrier between rounds: shmlab's futex one, or glibc's process-shared pthread_barrier_t (processes only: it has no timed wait)
     #[arg(long, value_enum, default_value = "futex")]
     barrier: BarrierKind,
+    /// After finding a deadlock, leave the table deadlocked this many seconds before stopping it, so that `shmlab ps NAME` (the name is printed on stderr) can show who holds and who waits for each fork
+    #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=MAX_LINGER.as_secs()))]
+    linger: u64,
     /// One JSON object instead of text
     #[arg(long)]
     json: bool,
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         hold: Duration::from_micros(cli.hold_us),
         threads: cli.threads,
         barrier: cli.barrier,
+        linger: Duration::from_secs(cli.linger),
     };
     labs::main_with(|| labs::lab13::main(&cfg, cli.json, cli.check))
 }

@@ -16,6 +16,7 @@
 //! Liveness of every pid and tid is [`shm::process::liveness`]'s.
 
 use super::snapshot::{Plain, Snapshot};
+use crate::payloads::philosophers::{Link, PHILOSOPHERS_TYPE, Table};
 use crate::payloads::{LAB3_TYPE, Lab3Payload};
 use race::WorkerState;
 use race::shared::{ByLock, NoLock, RaceShared, RegionLock};
@@ -102,8 +103,8 @@ impl Waiters {
 /// One lock of a region, as read from a snapshot.
 #[derive(Clone, Debug, Serialize)]
 pub struct LockReport {
-    /// Which lock of the region (`lock`; lab 7 would have `mutex`, ...).
-    pub name: &'static str,
+    /// Which lock of the region (`lock`; `fork 3` at lab 13's table).
+    pub name: String,
     /// The lock's kind: its sync-mode name (`futex`, `sem`, ...).
     pub kind: &'static str,
     /// `free`, `held`, or `owner died` (a robust mutex marked by the kernel).
@@ -126,7 +127,7 @@ pub struct LockReport {
 impl LockReport {
     fn new(kind: &'static str) -> Self {
         LockReport {
-            name: "lock",
+            name: "lock".into(),
             kind,
             state: "free",
             holder: None,
@@ -189,6 +190,9 @@ pub struct Decoded {
     pub workers: Vec<WorkerReport>,
     /// Why the payload was not decoded, or what it holds besides.
     pub note: Option<String>,
+    /// Lab 13's table: the wait-for graph's cycle when there is one now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<Vec<Link>>,
 }
 
 impl Decoded {
@@ -227,9 +231,12 @@ pub fn decode(name: &ShmName, h: &HeaderInfo) -> Decoded {
             Err(why) => Decoded::note(why),
         };
     }
+    if h.type_name == PHILOSOPHERS_TYPE {
+        return philosophers(name, h);
+    }
     let Some(lock) = h.type_name.strip_prefix("race/") else {
         return Decoded::note(format!(
-            "payload {} is not one the tool decodes (it knows race/* and {LAB3_TYPE})",
+            "payload {} is not one the tool decodes (it knows race/*, {LAB3_TYPE} and {PHILOSOPHERS_TYPE})",
             h.type_name
         ));
     };
@@ -359,7 +366,78 @@ where
         locks: locks(&st, &bytes),
         counter: Some(st.counter.0.load(Ordering::Relaxed)),
         workers,
-        note: None,
+        ..Decoded::default()
+    }
+}
+
+/// Lab 13's table: every fork as a futex lock (holder, waiters flag), who
+/// holds it and who waits for it by philosopher, and the wait-for graph's
+/// cycle if it has one now.
+fn philosophers(name: &ShmName, h: &HeaderInfo) -> Decoded {
+    let bytes = match payload_bytes::<Table>(name, h) {
+        Ok(b) => b,
+        Err(why) => return Decoded::note(why),
+    };
+    let Some(t) = Snapshot::<Table>::from_bytes(&bytes) else {
+        return Decoded::note("payload size changed while reading");
+    };
+    let n = t.seated();
+    let locks = (0..n)
+        .map(|f| {
+            let s = t.forks[f as usize].0.raw();
+            let mut r = owner_word(
+                shm_futex::FutexLock::NAME,
+                s.holder(),
+                Waiters::Flag {
+                    any: s.has_waiters(),
+                },
+            );
+            r.name = format!("fork {f}");
+            if let Some(p) = t.fork_holder(f) {
+                r.notes.push(format!("held by philosopher {p}"));
+            }
+            let waiting: Vec<String> = (0..n)
+                .filter(|&p| t.waits_for(p) == Some(f))
+                .map(|p| p.to_string())
+                .collect();
+            if !waiting.is_empty() {
+                r.notes
+                    .push(format!("waited for by philosopher {}", waiting.join(", ")));
+            }
+            r
+        })
+        .collect();
+    let meals: Vec<String> = (0..n)
+        .map(|p| crate::fmt::group(t.seats[p as usize].0.meals.load(Ordering::Relaxed)))
+        .collect();
+    let mut note = format!("lab13: {n} philosophers; meals {}", meals.join(", "));
+    let cycle = t.find_cycle();
+    match &cycle {
+        Some(cycle) => {
+            let walk: Vec<String> = cycle
+                .iter()
+                .map(|l| {
+                    format!(
+                        "philosopher {} (tid {}) holds fork {}, waits for fork {}",
+                        l.philosopher, l.tid, l.holds, l.waits_for
+                    )
+                })
+                .collect();
+            note.push_str(&format!(
+                "; the wait-for graph has a cycle: {} (a deadlock, if it is still there a moment later)",
+                walk.join(" -> ")
+            ));
+        }
+        None => note.push_str("; no cycle in the wait-for graph"),
+    }
+    if t.stop.load(Ordering::Relaxed) != 0 {
+        note.push_str("; the philosophers were told to stop");
+    }
+    Decoded {
+        locks,
+        note: Some(note),
+        cycle,
+        ..Decoded::default()
     }
 }
 

@@ -296,7 +296,7 @@ impl ObjectReport {
         if let Some(r) = &self.region {
             let d = &r.decoded;
             for l in &d.locks {
-                field(&mut out, l.name, l.words());
+                field(&mut out, &l.name, l.words());
                 for n in &l.notes {
                     field(&mut out, "", format!("- {n}"));
                 }

@@ -52,6 +52,13 @@ unsafe impl Plain for RaceShared<NoLock> {}
 // `sem_t` is a C union of a byte array and a `long`.
 unsafe impl Plain for shm_sem::SemCell {}
 
+// SAFETY: lab 13's table is `#[repr(C)]` futex lock states (an owner word
+// of atomics), seats of atomics, a `SemCell` (a C union in an
+// `UnsafeCell`), shmlab's barrier (atomics) and glibc's barrier (a C union
+// in an `UnsafeCell`), and atomics, each in `CachePadded` or bare: every
+// bit pattern of each is valid.
+unsafe impl Plain for crate::payloads::philosophers::Table {}
+
 /// A heap copy of `size_of::<T>()` bytes, aligned for `T`, read as a `T`.
 pub(crate) struct Snapshot<T: Plain> {
     ptr: NonNull<T>,
