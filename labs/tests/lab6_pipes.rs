@@ -9,7 +9,10 @@ const LAB6: &str = env!("CARGO_BIN_EXE_lab6-pipes");
 
 /// The tests that fork inside this process run one at a time: a child
 /// forked by one test would hold copies of another test's pipe ends and
-/// could delay its end-of-file.
+/// could delay its end-of-file. Starting a lab takes it too: between its
+/// `fork` and `exec` the new process holds copies of every descriptor,
+/// close-on-exec or not, and a write into a pipe whose reader is gone
+/// would then find a reader (the `epipe` pitfall once saw no `EPIPE`).
 static FORKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 struct Run {
@@ -20,6 +23,8 @@ struct Run {
 }
 
 fn run(args: &[&str]) -> Run {
+    // Only while starting it: `spawn` returns once the child has exec'd.
+    let guard = FORKS.lock().unwrap_or_else(|e| e.into_inner());
     let child = Command::new(LAB6)
         .args(args)
         .stdin(Stdio::null())
@@ -27,6 +32,7 @@ fn run(args: &[&str]) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start lab6-pipes");
+    drop(guard);
     let pid = child.id();
     let out = child.wait_with_output().expect("wait for lab6-pipes");
     Run {
