@@ -20,32 +20,18 @@
 use crate::fmt::{duration_ns, group};
 use crate::items::{self, Slot};
 use anyhow::{Context, bail};
-use shm::lock::{Lock, LockState};
-use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
+use shm::lock::Lock;
+use shm::{Region, RegionOptions, ShmName};
 use shm_futex::{FutexLock, futex_wait, futex_wake};
-use shm_sem::SemCell;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-/// Most slots a ring can have.
-pub const MAX_SLOTS: u32 = 4096;
-/// Most items a run can track (producers × items each).
-pub const MAX_ITEMS: u64 = 1 << 20;
+use crate::payloads::buffer::Buffer;
+pub use crate::payloads::buffer::{BufferSync, MAX_ITEMS, MAX_SLOTS};
+
 /// Most producers plus consumers.
 pub const MAX_WORKERS: u32 = 64;
-
-/// How the ring is synchronised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BufferSync {
-    /// Nothing: see it break.
-    None,
-    /// Two counting semaphores and a mutex semaphore.
-    Sem,
-    /// A futex lock, and futex waits on the fill count.
-    Futex,
-}
 
 /// One run's parameters.
 #[derive(Clone, Copy, Debug)]
@@ -110,74 +96,6 @@ shm::code_enum! {
         NoRegion = 3,
         /// It could not attach to, take or release the synchronisation.
         SyncFailed = 4,
-    }
-}
-
-/// The region's payload.
-#[repr(C)]
-struct Buffer {
-    /// Workers at the start gate.
-    arrived: CachePadded<AtomicU32>,
-    /// The start gate: a [`Gate`].
-    go: CachePadded<AtomicU32>,
-    /// Next slot to write / to read (monotonic; index = value % capacity).
-    head: CachePadded<AtomicU64>,
-    tail: CachePadded<AtomicU64>,
-    /// Filled slots (futex mode's futex word) and how many sleep on it.
-    count: CachePadded<AtomicU32>,
-    waiters: CachePadded<AtomicU32>,
-    /// Consumption tickets handed out (stops consumers at the total).
-    claimed: CachePadded<AtomicU64>,
-    /// Every producer has exited (none mode's consumers stop on it).
-    producers_done: CachePadded<AtomicBool>,
-    /// Slots in use in `ring` (the `--slots` asked for).
-    capacity: AtomicU32,
-    total: AtomicU64,
-    per: AtomicU64,
-    torn: AtomicU64,
-    empty: SemCell,
-    full: SemCell,
-    mutex: SemCell,
-    lock: CachePadded<LockState<FutexLock>>,
-    /// The ring; only its first `capacity` slots are used.
-    ring: [CachePadded<Slot>; MAX_SLOTS as usize],
-    /// Receipts: how often each (producer, seq) was consumed.
-    receipts: [AtomicU8; MAX_ITEMS as usize],
-}
-
-// SAFETY: repr(C); atomics, process-shared semaphores and a futex lock
-// state, all valid zeroed and interior-mutable.
-unsafe impl Shared for Buffer {
-    type Init = (BufferSync, u32, u64, u64);
-
-    fn type_name() -> String {
-        "lab7/bounded-buffer".into()
-    }
-
-    unsafe fn init_in_place(
-        this: *mut Self,
-        (sync, slots, total, per): Self::Init,
-        ctx: &InitCtx<'_>,
-    ) -> Result<(), String> {
-        // SAFETY: `this` is zeroed, aligned and ours alone (trait contract);
-        // fields are reached through raw pointers before any reference.
-        unsafe {
-            (*this).capacity.store(slots, Ordering::Relaxed);
-            (*this).total.store(total, Ordering::Relaxed);
-            (*this).per.store(per, Ordering::Relaxed);
-            // Initialised in every mode: a payload hands out only
-            // initialised lock states (only `futex` takes it).
-            LockState::init(&raw mut (*this).lock.0, ctx).map_err(|e| e.to_string())?;
-            match sync {
-                BufferSync::Sem => {
-                    SemCell::init(&raw mut (*this).empty, slots).map_err(|e| e.to_string())?;
-                    SemCell::init(&raw mut (*this).full, 0).map_err(|e| e.to_string())?;
-                    SemCell::init(&raw mut (*this).mutex, 1).map_err(|e| e.to_string())?;
-                }
-                BufferSync::Futex | BufferSync::None => {}
-            }
-        }
-        Ok(())
     }
 }
 

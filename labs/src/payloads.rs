@@ -1,8 +1,9 @@
 //! The payload types of the shmlab regions that the `shmlab` tool knows how
 //! to decode, shared by the lab that creates the region and by the tool
-//! that inspects it: lab 3's [`Lab3Payload`], tagged [`LAB3_TYPE`], and lab
-//! 13's table of [`philosophers`].
+//! that inspects it: lab 3's [`Lab3Payload`], tagged [`LAB3_TYPE`], lab 7's
+//! bounded [`buffer`] and lab 13's table of [`philosophers`].
 
+pub mod buffer;
 pub mod philosophers;
 
 use shm::{InitCtx, Shared};

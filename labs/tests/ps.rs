@@ -966,3 +966,92 @@ fn watch_quits_on_ctrl_c_and_esc() {
         });
     }
 }
+
+/// Lab 7's bounded buffer, frozen mid-run (SIGSTOP to the lab and its
+/// workers): `ps` reads the ring's state and its synchronisation from the
+/// region — the three semaphores with `--sync sem`, the futex lock and the
+/// fill-count word with `--sync futex` — and the values fit the ring. Then
+/// Ctrl-C ends the run and nothing is left.
+#[test]
+fn ps_reads_a_bounded_buffer_mid_run() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    const LAB7: &str = env!("CARGO_BIN_EXE_lab7-buffer");
+    for sync in ["sem", "futex"] {
+        let child = spawn(
+            LAB7,
+            &[
+                "--sync",
+                sync,
+                "--producers",
+                "1",
+                "--consumers",
+                "1",
+                "--items",
+                "1000000",
+                "--slots",
+                "8",
+            ],
+        );
+        let pid = child.id();
+        let tag = format!("-{pid}-");
+        let entry = until("the buffer's region", || {
+            shm_entries("lab7", &tag).into_iter().next()
+        });
+        let name = ShmName::parse(&format!("/{entry}")).unwrap();
+        // Both workers started, so the ring is moving; then freeze them all.
+        until("two workers", || {
+            (children_of(pid).len() == 2).then_some(())
+        });
+        let frozen: Vec<i32> = std::iter::once(pid as i32)
+            .chain(children_of(pid))
+            .collect();
+        // Whatever happens below, they run again (and so finish and clean up).
+        struct Thaw(Vec<i32>);
+        impl Drop for Thaw {
+            fn drop(&mut self) {
+                for &p in &self.0 {
+                    let _ = kill(Pid::from_raw(p), Signal::SIGCONT);
+                }
+            }
+        }
+        let thaw = Thaw(frozen.clone());
+        for &p in &frozen {
+            kill(Pid::from_raw(p), Signal::SIGSTOP).unwrap();
+        }
+        let o = ps(&name);
+        let region = &o["region"];
+        assert_eq!(region["type"], "lab7/bounded-buffer", "{o:#}");
+        let note = region["note"].as_str().unwrap();
+        assert!(
+            note.contains(&format!("lab7: sync {sync}, a ring of 8 slot(s)")),
+            "{note}"
+        );
+        let locks = region["locks"].as_array().unwrap();
+        let names: Vec<&str> = locks.iter().map(|l| l["name"].as_str().unwrap()).collect();
+        let value = |i: usize| locks[i]["value"].as_i64().unwrap();
+        if sync == "sem" {
+            assert_eq!(names, ["empty", "full", "mutex"], "{o:#}");
+            let (empty, full) = (value(0), value(1));
+            assert!((0..=8).contains(&empty) && (0..=8).contains(&full), "{o:#}");
+            assert!(empty + full <= 8, "more than the ring holds: {o:#}");
+            assert!((0..=1).contains(&value(2)), "{o:#}");
+        } else {
+            assert_eq!(names, ["lock", "count"], "{o:#}");
+            assert_eq!(locks[0]["kind"], "futex", "{o:#}");
+            assert!((0..=8).contains(&value(1)), "{o:#}");
+        }
+        // Ctrl-C, delivered as they continue: the run ends, nothing is left.
+        kill(Pid::from_raw(pid as i32), Signal::SIGINT).unwrap();
+        drop(thaw);
+        let out = child.wait_with_output().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(libc::SIGINT), "{:?}", out.status);
+        wait_until_gone(&frozen, Duration::from_secs(10));
+        assert!(
+            shm_entries("lab7", &tag).is_empty(),
+            "{sync}: left {:?}",
+            shm_entries("lab7", &tag)
+        );
+    }
+}

@@ -16,6 +16,7 @@
 //! Liveness of every pid and tid is [`shm::process::liveness`]'s.
 
 use super::snapshot::{Plain, Snapshot};
+use crate::payloads::buffer::{BUFFER_TYPE, Buffer, BufferSync};
 use crate::payloads::philosophers::{Link, PHILOSOPHERS_TYPE, Table};
 use crate::payloads::{LAB3_TYPE, Lab3Payload};
 use race::WorkerState;
@@ -234,9 +235,12 @@ pub fn decode(name: &ShmName, h: &HeaderInfo) -> Decoded {
     if h.type_name == PHILOSOPHERS_TYPE {
         return philosophers(name, h);
     }
+    if h.type_name == BUFFER_TYPE {
+        return buffer(name, h);
+    }
     let Some(lock) = h.type_name.strip_prefix("race/") else {
         return Decoded::note(format!(
-            "payload {} is not one the tool decodes (it knows race/*, {LAB3_TYPE} and {PHILOSOPHERS_TYPE})",
+            "payload {} is not one the tool decodes (it knows race/*, {LAB3_TYPE}, {BUFFER_TYPE} and {PHILOSOPHERS_TYPE})",
             h.type_name
         ));
     };
@@ -323,6 +327,17 @@ fn payload_bytes<T: Shared>(name: &ShmName, h: &HeaderInfo) -> Result<Vec<u8>, S
     Ok(bytes)
 }
 
+/// The payload read as a `T` (a private copy), with its bytes; or why not.
+fn snapshot<T: Shared + Plain>(
+    name: &ShmName,
+    h: &HeaderInfo,
+) -> Result<(Snapshot<T>, Vec<u8>), String> {
+    let bytes = payload_bytes::<T>(name, h)?;
+    let copy = Snapshot::<T>::from_bytes(&bytes)
+        .ok_or_else(|| "payload size changed while reading".to_string())?;
+    Ok((copy, bytes))
+}
+
 /// A race region: counter, workers, and what `locks` reads from the lock.
 fn race<K: RegionLock>(
     name: &ShmName,
@@ -332,12 +347,9 @@ fn race<K: RegionLock>(
 where
     RaceShared<K>: Plain,
 {
-    let bytes = match payload_bytes::<RaceShared<K>>(name, h) {
-        Ok(b) => b,
+    let (st, bytes) = match snapshot::<RaceShared<K>>(name, h) {
+        Ok(got) => got,
         Err(why) => return Decoded::note(why),
-    };
-    let Some(st) = Snapshot::<RaceShared<K>>::from_bytes(&bytes) else {
-        return Decoded::note("payload size changed while reading");
     };
     let go = st.control.0.go.load(Ordering::Relaxed) != 0;
     let workers = st
@@ -370,16 +382,111 @@ where
     }
 }
 
+/// Lab 7's bounded buffer: where the ring stands (head, tail, items in
+/// it) and its synchronisation: the three semaphores (`sem`), or the futex
+/// lock and the fill-count word consumers sleep on (`futex`).
+fn buffer(name: &ShmName, h: &HeaderInfo) -> Decoded {
+    use crate::fmt::group;
+    let (b, bytes) = match snapshot::<Buffer>(name, h) {
+        Ok(got) => got,
+        Err(why) => return Decoded::note(why),
+    };
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let (head, tail) = (load(&b.head.0), load(&b.tail.0));
+    let sync = b.sync_mode();
+    let mut locks = Vec::new();
+    let counting = |label: &str, value: Option<i32>, waiters: Waiters, note: &str| {
+        let mut r = LockReport::new("sem-unnamed");
+        r.name = label.into();
+        r.state = "counting";
+        r.value = value;
+        r.waiters = waiters;
+        r.notes.push(note.into());
+        r
+    };
+    let sem_waiters = |off: usize| {
+        bytes
+            .get(off..off + 8)
+            .and_then(glibc_sem_waiters)
+            .map_or(Waiters::No, |count| Waiters::Count { count })
+    };
+    match sync {
+        Some(BufferSync::Sem) => {
+            use std::mem::offset_of;
+            locks.push(counting(
+                "empty",
+                b.empty.value().ok(),
+                sem_waiters(offset_of!(Buffer, empty)),
+                "free slots: producers wait on it when it is 0",
+            ));
+            locks.push(counting(
+                "full",
+                b.full.value().ok(),
+                sem_waiters(offset_of!(Buffer, full)),
+                "filled slots: consumers wait on it when it is 0",
+            ));
+            let off = offset_of!(Buffer, mutex);
+            let waiters = bytes.get(off..off + 8).and_then(glibc_sem_waiters);
+            let mut m = semaphore("sem-unnamed", b.mutex.value().ok(), waiters, 0);
+            m.name = "mutex".into();
+            locks.push(m);
+        }
+        Some(BufferSync::Futex) => {
+            let s = b.lock.0.raw();
+            let mut l = owner_word(
+                shm_futex::FutexLock::NAME,
+                s.holder(),
+                Waiters::Flag {
+                    any: s.has_waiters(),
+                },
+            );
+            l.name = "lock".into();
+            locks.push(l);
+            let mut c = LockReport::new("futex word");
+            c.name = "count".into();
+            c.state = "counting";
+            c.value = Some(b.count.0.load(Ordering::Relaxed) as i32);
+            c.waiters = Waiters::Count {
+                count: b.waiters.0.load(Ordering::Relaxed),
+            };
+            c.notes.push(
+                "filled slots: consumers sleep on this word (futex_wait) while it is 0, producers while it is the ring's size; the lab counts the sleepers"
+                    .into(),
+            );
+            locks.push(c);
+        }
+        Some(BufferSync::None) | None => {}
+    }
+    let note = format!(
+        "lab7: sync {}, a ring of {} slot(s); head {}, tail {} ({} item(s) in the ring); {} of {} item(s) claimed by consumers; producers {}; torn items so far {}",
+        sync.map_or("unknown", BufferSync::name),
+        group(u64::from(b.capacity.load(Ordering::Relaxed))),
+        group(head),
+        group(tail),
+        group(head.saturating_sub(tail)),
+        group(load(&b.claimed.0)),
+        group(load(&b.total)),
+        if b.producers_done.0.load(Ordering::Relaxed) {
+            "all done"
+        } else {
+            "still producing"
+        },
+        group(load(&b.torn)),
+    );
+    Decoded {
+        locks,
+        note: Some(note),
+        ..Decoded::default()
+    }
+}
+
 /// Lab 13's table: every fork as a futex lock (holder, waiters flag), who
 /// holds it and who waits for it by philosopher, and the wait-for graph's
 /// cycle if it has one now.
 fn philosophers(name: &ShmName, h: &HeaderInfo) -> Decoded {
-    let bytes = match payload_bytes::<Table>(name, h) {
-        Ok(b) => b,
+    let (t, _) = match snapshot::<Table>(name, h) {
+        Ok(got) => got,
         Err(why) => return Decoded::note(why),
-    };
-    let Some(t) = Snapshot::<Table>::from_bytes(&bytes) else {
-        return Decoded::note("payload size changed while reading");
     };
     let n = t.seated();
     let locks = (0..n)

@@ -59,6 +59,12 @@ unsafe impl Plain for shm_sem::SemCell {}
 // bit pattern of each is valid.
 unsafe impl Plain for crate::payloads::philosophers::Table {}
 
+// SAFETY: lab 7's buffer is `#[repr(C)]` atomics (some in `CachePadded`),
+// three `SemCell`s (C unions in `UnsafeCell`s), a futex lock state (an
+// owner word of atomics), and slots and receipts of atomics: every bit
+// pattern of each is valid.
+unsafe impl Plain for crate::payloads::buffer::Buffer {}
+
 /// A heap copy of `size_of::<T>()` bytes, aligned for `T`, read as a `T`.
 pub(crate) struct Snapshot<T: Plain> {
     ptr: NonNull<T>,

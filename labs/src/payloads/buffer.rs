@@ -1,0 +1,156 @@
+//! Lab 7's bounded buffer, shared by the lab that runs producers and
+//! consumers on it and by `shmlab ps`, which reads it from a copy: the
+//! ring's head, tail and fill count, and the synchronisation the run chose
+//! (three process-shared semaphores, or a futex lock and a futex word).
+
+use crate::items::Slot;
+use shm::lock::LockState;
+use shm::{CachePadded, InitCtx, Shared};
+use shm_futex::FutexLock;
+use shm_sem::SemCell;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+
+/// Most slots a ring can have.
+pub const MAX_SLOTS: u32 = 4096;
+/// Most items a run can track (producers × items each).
+pub const MAX_ITEMS: u64 = 1 << 20;
+
+/// The type tag in lab 7's region header.
+pub const BUFFER_TYPE: &str = "lab7/bounded-buffer";
+
+/// How the ring is synchronised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BufferSync {
+    /// Nothing: see it break.
+    None,
+    /// Two counting semaphores and a mutex semaphore.
+    Sem,
+    /// A futex lock, and futex waits on the fill count.
+    Futex,
+}
+
+impl BufferSync {
+    /// The number stored in the region (`Buffer::sync`).
+    fn code(self) -> u32 {
+        match self {
+            BufferSync::None => 1,
+            BufferSync::Sem => 2,
+            BufferSync::Futex => 3,
+        }
+    }
+
+    /// The mode a stored number names, if any.
+    pub fn from_code(c: u32) -> Option<BufferSync> {
+        [BufferSync::None, BufferSync::Sem, BufferSync::Futex]
+            .into_iter()
+            .find(|m| m.code() == c)
+    }
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BufferSync::None => "none",
+            BufferSync::Sem => "sem",
+            BufferSync::Futex => "futex",
+        }
+    }
+}
+
+/// The region's payload.
+#[repr(C)]
+pub struct Buffer {
+    /// Workers at the start gate.
+    pub arrived: CachePadded<AtomicU32>,
+    /// The start gate (lab 7's `Gate`).
+    pub go: CachePadded<AtomicU32>,
+    /// Next slot to write (monotonic; index = value % capacity).
+    pub head: CachePadded<AtomicU64>,
+    /// Next slot to read (monotonic).
+    pub tail: CachePadded<AtomicU64>,
+    /// Filled slots (futex mode's futex word).
+    pub count: CachePadded<AtomicU32>,
+    /// How many sleep on `count` (futex mode).
+    pub waiters: CachePadded<AtomicU32>,
+    /// Consumption tickets handed out (stops consumers at the total).
+    pub claimed: CachePadded<AtomicU64>,
+    /// Every producer has exited (none mode's consumers stop on it).
+    pub producers_done: CachePadded<AtomicBool>,
+    /// Slots in use in `ring` (the `--slots` asked for).
+    pub capacity: AtomicU32,
+    /// Items to move in all.
+    pub total: AtomicU64,
+    /// Items per producer.
+    pub per: AtomicU64,
+    /// Torn items consumers found.
+    pub torn: AtomicU64,
+    /// `sem`: free slots.
+    pub empty: SemCell,
+    /// `sem`: filled slots.
+    pub full: SemCell,
+    /// `sem`: the ring's mutex (a semaphore at 1).
+    pub mutex: SemCell,
+    /// `futex`: the lock around the ring.
+    pub lock: CachePadded<LockState<FutexLock>>,
+    /// The synchronisation of this run ([`BufferSync`], as its code).
+    pub sync: AtomicU32,
+    /// The ring; only its first `capacity` slots are used.
+    pub ring: [CachePadded<Slot>; MAX_SLOTS as usize],
+    /// Receipts: how often each (producer, seq) was consumed.
+    pub receipts: [AtomicU8; MAX_ITEMS as usize],
+}
+
+impl std::fmt::Debug for Buffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Buffer")
+            .field("sync", &self.sync_mode())
+            .field("capacity", &self.capacity)
+            .field("head", &self.head.0)
+            .field("tail", &self.tail.0)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Buffer {
+    /// The run's synchronisation, if the stored code is one.
+    pub fn sync_mode(&self) -> Option<BufferSync> {
+        BufferSync::from_code(self.sync.load(Ordering::Relaxed))
+    }
+}
+
+// SAFETY: repr(C); atomics, process-shared semaphores and a futex lock
+// state, all valid zeroed and interior-mutable.
+unsafe impl Shared for Buffer {
+    type Init = (BufferSync, u32, u64, u64);
+
+    fn type_name() -> String {
+        BUFFER_TYPE.into()
+    }
+
+    unsafe fn init_in_place(
+        this: *mut Self,
+        (sync, slots, total, per): Self::Init,
+        ctx: &InitCtx<'_>,
+    ) -> Result<(), String> {
+        // SAFETY: `this` is zeroed, aligned and ours alone (trait contract);
+        // fields are reached through raw pointers before any reference.
+        unsafe {
+            (*this).capacity.store(slots, Ordering::Relaxed);
+            (*this).total.store(total, Ordering::Relaxed);
+            (*this).per.store(per, Ordering::Relaxed);
+            (*this).sync.store(sync.code(), Ordering::Relaxed);
+            // Initialised in every mode: a payload hands out only
+            // initialised lock states (only `futex` takes it).
+            LockState::init(&raw mut (*this).lock.0, ctx).map_err(|e| e.to_string())?;
+            match sync {
+                BufferSync::Sem => {
+                    SemCell::init(&raw mut (*this).empty, slots).map_err(|e| e.to_string())?;
+                    SemCell::init(&raw mut (*this).full, 0).map_err(|e| e.to_string())?;
+                    SemCell::init(&raw mut (*this).mutex, 1).map_err(|e| e.to_string())?;
+                }
+                BufferSync::Futex | BufferSync::None => {}
+            }
+        }
+        Ok(())
+    }
+}
