@@ -13,6 +13,13 @@
 //! | `pthread`, `pthread-plain` | glibc's owner field (`last_holder`) | glibc's lock word: `FUTEX_WAITERS` (robust) or 2 (plain): a flag |
 //! | `sem`, `sem-unnamed` | value 0: the last process that took it (a semaphore has no owner) | glibc's count of sleepers (`nwaiters`) |
 //!
+//! The regions it knows: the race's (`race/<lock>`: the lock, the counter,
+//! the workers), lab 3's (counter, last writer), lab 7's bounded buffer
+//! (head, tail, its semaphores or its futex lock and fill-count word) and
+//! lab 13's table (every fork as a futex lock, who holds it and who waits
+//! for it, and the wait-for cycle). Anything else is listed with its users
+//! and a note that its payload is not decoded.
+//!
 //! Liveness of every pid and tid is [`shm::process::liveness`]'s.
 
 use super::snapshot::{Plain, Snapshot};
