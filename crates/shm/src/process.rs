@@ -223,8 +223,9 @@ fn decide(
 /// with [`exit_now`] and `body`'s return value as its status (101 if `body`
 /// panicked).
 ///
-/// Around the fork: the parent flushes stdout first (so the child does not
-/// print the parent's buffer again); the child restores default signal
+/// Around the fork: the parent takes stdout's and stderr's locks and
+/// flushes stdout (so no other thread is printing at the fork and the child
+/// does not print the parent's buffer again); the child restores default signal
 /// actions ([`crate::cleanup::reset_in_child`], so Ctrl-C ends it like any
 /// process), flushes its own stdout before exiting, and never runs the
 /// parent's destructors or atexit handlers (which would unlink the parent's
@@ -240,8 +241,8 @@ fn decide(
 /// # Safety
 /// If the calling process has other threads, the child is a copy in which
 /// only the calling thread exists. `body` must therefore not take a lock
-/// another thread may have held at the moment of the fork (stdout's, if
-/// another thread prints; a `std::sync::Mutex` the parent shares; glibc's
+/// another thread may have held at the moment of the fork (a
+/// `std::sync::Mutex` the parent shares; glibc's
 /// `sem_open` list lock — see the race crate's notes), and must not use
 /// values that only the parent may own (the parent's end of a channel, a
 /// handle to an object whose drop has effects outside the process). Opening
@@ -249,17 +250,29 @@ fn decide(
 /// `malloc`'s locks in the child) are fine.
 pub unsafe fn fork_child(body: impl FnOnce() -> i32) -> io::Result<i32> {
     use std::io::Write;
-    let _ = std::io::stdout().flush();
+    // stdout's and stderr's locks are held across the fork, so that no
+    // other thread is inside either at that moment: the child's one thread
+    // is this one, their owner (they are reentrant), so it can print, panic
+    // and flush. Without this, a child forked while another thread printed
+    // (a test harness reporting a result) blocked forever in its final
+    // flush. stdout is flushed first, so the child does not print the
+    // parent's buffer again.
+    let mut out = std::io::stdout().lock();
+    let err = std::io::stderr().lock();
+    let _ = out.flush();
     // SAFETY: forwarded to our caller (see # Safety); the child never
     // returns from here: it runs `body` and `_exit`s.
     match unsafe { crate::sys::fork() }? {
         None => {
             crate::cleanup::reset_in_child();
             let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
-            let _ = std::io::stdout().flush();
+            let _ = out.flush();
+            drop(err);
             exit_now(code)
         }
         Some(pid) => {
+            drop(err);
+            drop(out);
             crate::cleanup::register_child(pid);
             Ok(pid)
         }
