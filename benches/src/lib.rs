@@ -130,7 +130,7 @@ const fn ring(signal: ipc::Signal, capacity: usize, receive: ipc::Receive) -> St
 /// bytes. `ring*` without a size hold [`ipc::DEFAULT_CAPACITY`] (1 MiB)
 /// and check in place; `ring-copy-out` copies each message out first (two
 /// copies, as a pipe); `ring-256K` and `ring-4M` show what the ring's size
-/// does against the caches.
+/// does (four messages in flight, or 64).
 pub const STREAMS: [(&str, Stream); 7] = {
     use ipc::Receive::{CopyOut, InPlace};
     use ipc::Signal::{Adaptive, Futex, Spin};

@@ -33,7 +33,7 @@ pub use fifo::Fifo;
 pub use measure::{
     MAX_STREAM_MSG, ROUND_TRIP_BYTES, Receive, STREAM_MSG, ShmStream, Transport, fifo_round_trips,
     fifo_stream, pipe_round_trips, pipe_stream, round_trips, shm_round_trips, shm_stream,
-    shm_stream_copy_out, shm_stream_with, stream,
+    shm_stream_with, stream,
 };
 pub use process::{Child, Exit, SigPipe, pipe, set_sigpipe, spawn, wait_readable};
 pub use ring::{

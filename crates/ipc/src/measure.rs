@@ -68,6 +68,16 @@ impl Transport {
             Transport::ShmAdaptive => "shm-adaptive",
         }
     }
+
+    /// How a shared-memory transport's ends wait; `None` for a pipe or FIFO.
+    pub fn signal(self) -> Option<Signal> {
+        match self {
+            Transport::Pipe | Transport::Fifo => None,
+            Transport::ShmFutex => Some(Signal::Futex),
+            Transport::ShmSpin => Some(Signal::Spin),
+            Transport::ShmAdaptive => Some(Signal::Adaptive),
+        }
+    }
 }
 
 impl fmt::Display for Transport {
@@ -93,12 +103,10 @@ impl std::str::FromStr for Transport {
 /// `iters` round trips of an 8-byte message over `transport`; the time of
 /// the exchange alone.
 pub fn round_trips(transport: Transport, iters: u64) -> Result<Duration> {
-    match transport {
-        Transport::Pipe => pipe_round_trips(iters),
-        Transport::Fifo => fifo_round_trips(iters),
-        Transport::ShmFutex => shm_round_trips(iters, Signal::Futex),
-        Transport::ShmSpin => shm_round_trips(iters, Signal::Spin),
-        Transport::ShmAdaptive => shm_round_trips(iters, Signal::Adaptive),
+    match (transport, transport.signal()) {
+        (_, Some(signal)) => shm_round_trips(iters, signal),
+        (Transport::Fifo, None) => fifo_round_trips(iters),
+        (_, None) => pipe_round_trips(iters),
     }
 }
 
@@ -106,12 +114,10 @@ pub fn round_trips(transport: Transport, iters: u64) -> Result<Duration> {
 /// `transport`; the time from the first byte sent to the receiver's report
 /// that it has checked the last.
 pub fn stream(transport: Transport, total_bytes: u64, msg: usize) -> Result<Duration> {
-    match transport {
-        Transport::Pipe => pipe_stream(total_bytes, msg),
-        Transport::Fifo => fifo_stream(total_bytes, msg),
-        Transport::ShmFutex => shm_stream(total_bytes, msg, Signal::Futex),
-        Transport::ShmSpin => shm_stream(total_bytes, msg, Signal::Spin),
-        Transport::ShmAdaptive => shm_stream(total_bytes, msg, Signal::Adaptive),
+    match (transport, transport.signal()) {
+        (_, Some(signal)) => shm_stream(total_bytes, msg, signal),
+        (Transport::Fifo, None) => fifo_stream(total_bytes, msg),
+        (_, None) => pipe_stream(total_bytes, msg),
     }
 }
 
@@ -286,23 +292,10 @@ impl ShmStream {
 /// `total_bytes` through one shared-memory [`Ring`] (of the default size)
 /// in `msg`-byte sends; the receiver checks every byte **in place** in the
 /// ring ([`Receiver::recv_in_place`]), so each byte is copied once (by the
-/// sender). [`shm_stream_copy_out`] is the two-copy variant,
-/// [`shm_stream_with`] takes any ring.
+/// sender). [`shm_stream_with`] takes any ring, and the two-copy receiver
+/// ([`Receive::CopyOut`]).
 pub fn shm_stream(total_bytes: u64, msg: usize, signal: Signal) -> Result<Duration> {
     shm_stream_with(total_bytes, msg, &ShmStream::new(signal))
-}
-
-/// As [`shm_stream`], but the receiver copies each message out of the ring
-/// into its own buffer before checking it (two copies, like a pipe).
-pub fn shm_stream_copy_out(total_bytes: u64, msg: usize, signal: Signal) -> Result<Duration> {
-    shm_stream_with(
-        total_bytes,
-        msg,
-        &ShmStream {
-            receive: Receive::CopyOut,
-            ..ShmStream::new(signal)
-        },
-    )
 }
 
 /// `total_bytes` in `msg`-byte sends through a ring as `how` says; a ring

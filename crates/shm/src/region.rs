@@ -358,6 +358,14 @@ impl<T: Shared> Region<T> {
         Self::total_len().div_ceil(TRAILING_ALIGN) * TRAILING_ALIGN
     }
 
+    /// How long the object is with `trailing` bytes after the payload.
+    fn mapped_len(trailing: usize) -> usize {
+        match trailing {
+            0 => Self::total_len(),
+            n => Self::trailing_offset() + n,
+        }
+    }
+
     /// Bytes after the payload ([`Shared::trailing_len`]; 0 for most types).
     pub fn trailing_len(&self) -> usize {
         self.map.len() - Self::trailing_offset().min(self.map.len())
@@ -397,10 +405,7 @@ impl<T: Shared> Region<T> {
             .create_new(true)
             .mode(opts.mode)
             .open(name)?;
-        let total = match trailing {
-            0 => Self::total_len(),
-            n => Self::trailing_offset() + n,
-        };
+        let total = Self::mapped_len(trailing);
         obj.set_len(total as u64)?;
         let map = obj.map(Access::ReadWrite, total)?;
         let h = header_at(&map);
@@ -592,11 +597,7 @@ impl<T: Shared> Region<T> {
         }
         drop(head);
         // 3. Long enough for what it claims (Mapping::new checks the size).
-        let len = match trailing {
-            0 => Self::total_len(),
-            n => Self::trailing_offset() + n as usize,
-        };
-        let map = obj.map(Access::ReadWrite, len)?;
+        let map = obj.map(Access::ReadWrite, Self::mapped_len(trailing as usize))?;
         let mode = obj.stat()?.mode;
         Ok(Region {
             map,

@@ -98,13 +98,7 @@ pub fn compare(
         Transport::ShmSpin,
         Transport::ShmAdaptive,
     ] {
-        let signal = match t {
-            Transport::ShmFutex => Some(ipc::Signal::Futex),
-            Transport::ShmSpin => Some(ipc::Signal::Spin),
-            Transport::ShmAdaptive => Some(ipc::Signal::Adaptive),
-            Transport::Pipe | Transport::Fifo => None,
-        };
-        let d = best(RUNS, || match signal {
+        let d = best(RUNS, || match t.signal() {
             Some(signal) => ipc::shm_stream_with(
                 bytes,
                 ipc::STREAM_MSG,
