@@ -18,6 +18,47 @@
 //! (registered by glibc with `set_robust_list`) as the thread exits, and it
 //! can only mark a mutex that is still mapped then: a holder that unmaps the
 //! region and then dies leaves even a robust mutex wedged.
+//!
+//! ## The robust list and unmapping
+//!
+//! glibc links every robust mutex a thread holds into that thread's robust
+//! list **through the mutex's own memory**, and rewrites neighbouring
+//! entries whenever the thread locks or unlocks another robust mutex. A
+//! held robust mutex whose mapping goes away therefore leaves glibc writing
+//! pointers into whatever is mapped at that address next. Three rules keep
+//! that from happening, whatever safe code does:
+//!
+//! - **A failed unlock is fatal.** `pthread_mutex_unlock` failing means the
+//!   mutex is not in the state the guard proves (destroyed or overwritten
+//!   while held, or not held by this thread); it may still be on this
+//!   thread's robust list. The process aborts with one line on stderr
+//!   rather than panicking: a panic can be caught (`catch_unwind`, a
+//!   thread's `join`), after which the region would be dropped and
+//!   unmapped with the mutex still listed, and a panic during unwinding
+//!   aborts anyway, without the message.
+//! - **A held mutex is never destroyed.** glibc's `pthread_mutex_destroy`
+//!   of a robust mutex does not check whether it is held; it just makes
+//!   every later call fail with `EINVAL` — the holder's unlock included,
+//!   which then leaves the mutex on its robust list. [`RawLock::destroy`]
+//!   here first takes the mutex with `pthread_mutex_trylock`: `EBUSY` (a
+//!   peer still holds it) leaves it undestroyed and usable (the object is
+//!   being unlinked anyway); `EOWNERDEAD` makes it consistent, then unlocks
+//!   and destroys; a free mutex is unlocked again and destroyed.
+//! - **No unmap while a thread of this process holds it.** Every region
+//!   handle calls [`RawLock::before_unmap`] before it unmaps (see
+//!   `shm::Shared::before_unmap`). [`RobustMutex`]'s reads the futex word:
+//!   if its tid bits name a live thread of this process (a forgotten or
+//!   leaked guard, or the lock held through another handle to the same
+//!   region), it aborts with a message, since it cannot unlock on another
+//!   thread's behalf and returning would be unsound. The check may refuse
+//!   more than it must (a thread holding the mutex through *another*
+//!   mapping would be safe), and a peer that forges one of our tids into
+//!   the word can make us abort (a denial of service, which a peer able to
+//!   write the region can cause anyway by holding the lock) — never the
+//!   other way round.
+//!
+//! The fast path (lock, unlock) makes no system call more than before: only
+//! the unlock's return value is now checked.
 
 mod sys;
 
@@ -69,6 +110,7 @@ impl PthreadError {
 pub struct MutexState {
     m: UnsafeCell<libc::pthread_mutex_t>,
 }
+shm::any_bits!(MutexState { m });
 
 // SAFETY: a process-shared pthread mutex is designed to be used
 // concurrently from any thread of any process through its address; every
@@ -99,6 +141,70 @@ fn init(state: *mut MutexState, robust: bool) -> Result<(), PthreadError> {
         .map_err(|rc| PthreadError::from_rc("pthread_mutex_init", rc))
 }
 
+/// `pthread_mutex_unlock(m)`, and abort if it fails (see the crate docs:
+/// a mutex that could not be unlocked may still be on this thread's robust
+/// list, so nothing may go on as if it were released).
+#[inline]
+fn unlock_or_abort(state: &MutexState) {
+    let rc = sys::unlock(&state.m);
+    if rc != 0 {
+        unlock_failed(rc);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn unlock_failed(rc: libc::c_int) -> ! {
+    sys::fatal(&format!(
+        "shmlab: fatal: pthread_mutex_unlock failed ({}): the mutex was destroyed or overwritten while held, or this thread does not hold it; going on could leave it on glibc's robust list after its memory is unmapped",
+        std::io::Error::from_raw_os_error(rc)
+    ))
+}
+
+/// [`RobustMutex`]'s [`RawLock::before_unmap`]: aborts if the futex word
+/// names a live thread of this process (see the crate docs).
+fn refuse_unmap_while_held_here(state: &MutexState) {
+    let tid = (sys::lock_word(&state.m) & sys::FUTEX_TID_MASK) as i32;
+    if tid != 0 && sys::is_thread_of_this_process(tid) {
+        held_at_unmap(tid);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn held_at_unmap(tid: i32) -> ! {
+    sys::fatal(&format!(
+        "shmlab: fatal: a region is being unmapped while thread {tid} of this process holds its robust pthread mutex (a lock guard forgotten or leaked, or the lock held through another handle to the region); glibc keeps the mutex on that thread's robust list and would write into the freed memory, so the process aborts"
+    ))
+}
+
+/// [`RawLock::destroy`] for both kinds: destroys the mutex only if it can
+/// take it (see the crate docs), so a held mutex is never destroyed.
+fn destroy_unless_held(state: &MutexState) {
+    match sys::try_lock(&state.m) {
+        0 => {}
+        libc::EOWNERDEAD => {
+            // Made consistent so that the unlock below leaves it a normal,
+            // free mutex; if that fails the unlock marks it unrecoverable,
+            // which is as good for a mutex about to be destroyed.
+            let _ = sys::consistent(&state.m);
+        }
+        // EBUSY: held by a peer, or (the plain kind only; for the robust
+        // one `before_unmap` aborts first) by a thread of this process
+        // through another handle; it must stay a working mutex so that its
+        // holder can unlock it. Anything else (EINVAL: destroyed or
+        // overwritten already, ENOTRECOVERABLE, EAGAIN): not ours to fix.
+        _ => return,
+    }
+    unlock_or_abort(state);
+    // SAFETY: nobody held it a moment ago and the region is being
+    // unlinked (RawLock::destroy's contract). A peer that locks it in this
+    // window breaks that contract; it then gets EINVAL from its unlock,
+    // which shmlab makes fatal in that peer, while the mutex is still mapped
+    // there.
+    let _ = unsafe { sys::destroy(&state.m) };
+}
+
 /// `pthread_mutex_consistent` after `EOWNERDEAD` — we hold the mutex then,
 /// and must mark it consistent or its next unlock makes it unrecoverable.
 /// If that fails, the mutex is released again so that the error does not
@@ -108,7 +214,7 @@ fn recover(state: &MutexState) -> Result<Acquired, PthreadError> {
     match sys::consistent(&state.m) {
         0 => Ok(Acquired::PreviousOwnerDied { owner: None }),
         rc => {
-            let _ = sys::unlock(&state.m);
+            unlock_or_abort(state);
             Err(PthreadError::from_rc("pthread_mutex_consistent", rc))
         }
     }
@@ -167,20 +273,29 @@ macro_rules! pthread_lock {
             }
 
             /// `pthread_mutex_unlock(m)` — by the locking thread, which the
-            /// `!Send` guard ensures, because glibc tracks the owner.
+            /// `!Send` guard ensures, because glibc tracks the owner. A
+            /// failure aborts the process (see the crate docs).
             #[inline]
             unsafe fn unlock(&self, state: &MutexState) {
-                let rc = sys::unlock(&state.m);
-                debug_assert_eq!(rc, 0, "pthread_mutex_unlock failed");
+                unlock_or_abort(state);
             }
 
-            /// `pthread_mutex_destroy(m)` — by the creator, after every
-            /// other user is done, because glibc may refuse (`EBUSY`) a
-            /// mutex still held, which is then simply unmapped.
+            /// `pthread_mutex_trylock`, then `pthread_mutex_unlock` +
+            /// `pthread_mutex_destroy` — by the creator as the region is
+            /// removed; a mutex that is still held (`EBUSY`) is left
+            /// undestroyed and working, because glibc would destroy a held
+            /// robust mutex and make its holder's unlock fail.
             unsafe fn destroy(state: &MutexState, _ctx: &InitCtx<'_>) {
-                // SAFETY: our caller guarantees (RawLock::destroy) that
-                // nobody uses the mutex again.
-                let _ = unsafe { sys::destroy(&state.m) };
+                destroy_unless_held(state);
+            }
+
+            /// For the robust kind: aborts if a live thread of this process
+            /// holds the mutex, which is then on its robust list (see the
+            /// crate docs). The plain kind is on no list: nothing to do.
+            fn before_unmap(state: &MutexState) {
+                if $robust {
+                    refuse_unmap_while_held_here(state);
+                }
             }
 
             /// glibc's owner field (`__data.__owner`): the tid of the

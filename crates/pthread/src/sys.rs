@@ -171,3 +171,55 @@ pub(crate) fn owner_tid(m: &UnsafeCell<pthread_mutex_t>) -> i32 {
     };
     owner.load(std::sync::atomic::Ordering::Relaxed)
 }
+
+/// The futex word of glibc's mutex (`__data.__lock`, byte 0), read with a
+/// relaxed atomic load. For a robust mutex it is the holder's tid (the low
+/// 30 bits, [`FUTEX_TID_MASK`]) with `FUTEX_WAITERS` and `FUTEX_OWNER_DIED`
+/// above: glibc sets the tid before it puts the mutex on the holder's
+/// robust list and clears it only after taking it off, and the kernel
+/// clears it (setting `FUTEX_OWNER_DIED`) when the holder dies. So a tid of
+/// 0 means "on nobody's robust list", except inside a lock or unlock call
+/// on that very address.
+pub(crate) fn lock_word(m: &UnsafeCell<pthread_mutex_t>) -> u32 {
+    // SAFETY: byte 0 of the 8-aligned, 40-byte mutex is glibc's `int
+    // __lock`, the futex word, which glibc and the kernel only change
+    // atomically; an atomic view reads it without tearing, and we only load.
+    let word = unsafe { &*(m.get().cast::<std::sync::atomic::AtomicU32>()) };
+    word.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The tid bits of a robust futex word (`linux/futex.h`).
+pub(crate) const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+
+/// Whether `tid` is a live thread of this process: `tgkill(getpid(), tid,
+/// 0)` checks that the thread exists *in this thread group* and sends
+/// nothing (signal 0) — no `/proc` needed, and a tid of another process
+/// is refused with `ESRCH`. The calling thread is answered without a
+/// system call.
+pub(crate) fn is_thread_of_this_process(tid: i32) -> bool {
+    if tid <= 0 {
+        return false;
+    }
+    // SAFETY: gettid and getpid take no arguments and cannot fail.
+    if tid == unsafe { libc::gettid() } {
+        return true;
+    }
+    // SAFETY: signal 0 only checks that the thread exists and that we may
+    // signal it (always, in our own thread group); nothing is delivered.
+    let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) };
+    // EPERM cannot happen within one thread group; count it as "ours" to
+    // err on the side of not unmapping.
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Writes `msg` and a newline to stderr with one `write(2)` (not through
+/// `std::io::stderr()`, whose lock another thread may hold) and aborts.
+#[cold]
+pub(crate) fn fatal(msg: &str) -> ! {
+    let mut line = Vec::with_capacity(msg.len() + 1);
+    line.extend_from_slice(msg.as_bytes());
+    line.push(b'\n');
+    // SAFETY: the pointer and length describe `line`, live for the call.
+    let _ = unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+    std::process::abort()
+}

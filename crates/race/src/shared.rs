@@ -15,8 +15,9 @@ pub const MAX_WORKERS: u32 = 128;
 /// `State` must satisfy [`Shared`]'s layout rules: `#[repr(C)]`, no
 /// pointers, valid when zeroed, interior-mutable.
 pub unsafe trait RegionLock: Send + Sync + 'static {
-    /// The state stored in the region.
-    type State: Sync;
+    /// The state stored in the region ([`shm::AnyBits`]: a peer may write
+    /// any bytes there).
+    type State: Sync + shm::AnyBits;
     /// Name for the region's type tag.
     fn name() -> &'static str;
     /// Initialise in place (creator only).
@@ -29,6 +30,9 @@ pub unsafe trait RegionLock: Send + Sync + 'static {
     /// # Safety
     /// As [`RawLock::destroy`].
     unsafe fn destroy(state: &Self::State, ctx: &InitCtx<'_>);
+    /// Every handle, before it unmaps the state ([`RawLock::before_unmap`],
+    /// through [`Shared::before_unmap`]). Default: nothing.
+    fn before_unmap(_state: &Self::State) {}
 }
 
 /// A region lock state for a [`RawLock`].
@@ -49,6 +53,9 @@ unsafe impl<L: RawLock + 'static> RegionLock for ByLock<L> {
     unsafe fn destroy(state: &Self::State, ctx: &InitCtx<'_>) {
         // SAFETY: forwarded from our caller's contract.
         unsafe { state.destroy(ctx) };
+    }
+    fn before_unmap(state: &Self::State) {
+        state.before_unmap();
     }
 }
 
@@ -93,6 +100,16 @@ pub struct Control {
     /// See `coordinator_pid`.
     pub coordinator_start: AtomicU64,
 }
+shm::any_bits!(Control {
+    arrived,
+    go,
+    abort,
+    finished,
+    go_ns,
+    iters,
+    coordinator_pid,
+    coordinator_start
+});
 
 /// One worker's line: its progress and results.
 #[derive(Debug, Default)]
@@ -114,6 +131,14 @@ pub struct WorkerSlot {
     /// while all were competing).
     pub done_at_first_finish: AtomicU64,
 }
+shm::any_bits!(WorkerSlot {
+    id,
+    state,
+    done,
+    finish_ns,
+    owner_deaths,
+    done_at_first_finish
+});
 
 impl WorkerSlot {
     /// The worker's state (`Acquire`: what the worker wrote before it is
@@ -143,6 +168,7 @@ pub struct RaceShared<K: RegionLock> {
     /// One slot per worker.
     pub workers: [CachePadded<WorkerSlot>; MAX_WORKERS as usize],
 }
+shm::any_bits!([K: RegionLock] RaceShared<K> { control, crash, counter, lock, workers });
 
 // SAFETY: #[repr(C)]; made of atomics and a `RegionLock::State` (which obeys
 // the same rules); all-zero is a valid value of every field.
@@ -171,6 +197,10 @@ unsafe impl<K: RegionLock> Shared for RaceShared<K> {
     unsafe fn destroy(&self, ctx: &InitCtx<'_>) {
         // SAFETY: forwarded from our caller's contract (Shared::destroy).
         unsafe { K::destroy(&self.lock.0, ctx) };
+    }
+
+    fn before_unmap(&self) {
+        K::before_unmap(&self.lock.0);
     }
 }
 
@@ -205,3 +235,12 @@ pub struct CrashControl {
     /// 1 once the victim is inside the critical section, holding the lock.
     pub victim_in_cs: AtomicU32,
 }
+shm::any_bits!(CrashControl {
+    kill_ns,
+    detect_ns,
+    outcome,
+    holder,
+    in_flight,
+    victim_done,
+    victim_in_cs
+});

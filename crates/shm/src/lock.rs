@@ -82,8 +82,9 @@ pub enum Acquired {
 /// region is zero-filled before `init`) and after `init` returned `Ok`, and
 /// usable where it lies: it is never moved or copied.
 pub unsafe trait RawLock: Sized + Send + Sync {
-    /// What the lock keeps inside the region (see the trait's `# Safety`).
-    type State: Sync;
+    /// What the lock keeps inside the region (see the trait's `# Safety`);
+    /// [`AnyBits`](crate::AnyBits), since a peer may write any bytes there.
+    type State: Sync + crate::AnyBits;
     /// What `lock` and friends report.
     type Error: std::error::Error + Send + Sync + 'static;
 
@@ -130,12 +131,35 @@ pub unsafe trait RawLock: Sized + Send + Sync {
     /// Releases what `init` made (destroy a mutex, unlink a semaphore's
     /// name). Default: nothing.
     ///
+    /// Safe code can get here while the lock is still held (a region's
+    /// creator handle dropped while another handle to it, in this process
+    /// or a peer's, holds the lock; a peer that breaks the protocol), so an
+    /// implementation for which destroying a held lock would be unsound
+    /// must check instead of trusting the contract below, and leave such a
+    /// lock as it is: the region is being unlinked anyway, and the holder
+    /// must still be able to unlock it.
+    ///
     /// # Safety
     /// Called at most once, by the creator, when the region is removed, after
     /// every other user — every thread and process that attached — is done
     /// with the state and none holds the lock: a destroyed mutex or
     /// semaphore is undefined to use.
     unsafe fn destroy(_state: &Self::State, _ctx: &crate::InitCtx<'_>) {}
+
+    /// Runs in every process, for every handle of a region (creator or
+    /// not), just before that handle unmaps the state — before
+    /// [`destroy`](Self::destroy) where the handle is the creator's. A lock
+    /// whose state some thread of this process may still reference from
+    /// outside the region must not let the mapping go: glibc's robust
+    /// pthread mutex sits on its holder's *robust list* (a list that glibc
+    /// and the kernel follow through the mutex's address), so unmapping it
+    /// while a thread of this process holds it — a forgotten or leaked
+    /// guard — would leave glibc writing into whatever is mapped there
+    /// next. Such a lock aborts the process here instead (it cannot unlock
+    /// on another thread's behalf, and returning would be unsound).
+    /// Default: nothing (a lock that nothing outside the region points
+    /// into).
+    fn before_unmap(_state: &Self::State) {}
 }
 
 /// A lock with a native bounded wait: how a caller avoids hanging forever on
@@ -186,6 +210,13 @@ impl<L: RawLock> LockState<L> {
     pub unsafe fn destroy(&self, ctx: &crate::InitCtx<'_>) {
         // SAFETY: forwarded to our caller.
         unsafe { L::destroy(&self.0, ctx) }
+    }
+
+    /// [`RawLock::before_unmap`], from a payload's
+    /// [`Shared::before_unmap`](crate::Shared::before_unmap): every payload
+    /// that holds a `LockState` forwards to this for each one.
+    pub fn before_unmap(&self) {
+        L::before_unmap(&self.0);
     }
 }
 

@@ -33,6 +33,7 @@ pub struct Payload<L: RawLock> {
     /// A spare futex word.
     pub word: AtomicU32,
 }
+shm::any_bits!([L: RawLock] Payload<L> { lock, counter, arrived, go, tid, word });
 
 // SAFETY: #[repr(C)], no pointers; every field is an atomic or a lock state,
 // which `RawLock` requires to be #[repr(C)], valid when zeroed and
@@ -53,6 +54,10 @@ unsafe impl<L: RawLock + 'static> Shared for Payload<L> {
     unsafe fn destroy(&self, ctx: &InitCtx<'_>) {
         // SAFETY: forwarded from our caller (Shared::destroy).
         unsafe { self.lock.0.destroy(ctx) };
+    }
+
+    fn before_unmap(&self) {
+        self.lock.0.before_unmap();
     }
 }
 
@@ -134,6 +139,130 @@ pub fn expect_exit_ok(pid: Pid) {
 /// [`expect_exit_ok`] for each.
 pub fn reap(kids: Vec<Pid>) {
     kids.into_iter().for_each(expect_exit_ok);
+}
+
+/// How a child run by [`run_child_capturing`] ended, and what it wrote to
+/// stderr.
+#[derive(Debug)]
+pub struct ChildEnd {
+    /// From `waitpid`.
+    pub status: WaitStatus,
+    /// Everything the child wrote to file descriptor 2.
+    pub stderr: String,
+}
+
+impl ChildEnd {
+    /// Asserts that the child was killed by `SIGABRT` (what a fatal error in
+    /// shmlab's locks does) and returns its stderr. The panic message
+    /// quotes what the child did instead, stderr included.
+    pub fn expect_abort(self) -> String {
+        match self.status {
+            WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGABRT, _) => self.stderr,
+            other => panic!(
+                "expected the child to abort (SIGABRT), it ended with {other:?}; its stderr:\n{}",
+                self.stderr
+            ),
+        }
+    }
+
+    /// Asserts that the child exited with status 0.
+    pub fn expect_exit_ok(self) {
+        assert!(
+            matches!(self.status, WaitStatus::Exited(_, 0)),
+            "expected the child to exit with 0, it ended with {:?}; its stderr:\n{}",
+            self.status,
+            self.stderr
+        );
+    }
+}
+
+/// A child forked by [`spawn_capturing`]: wait for it with
+/// [`wait`](Self::wait).
+#[derive(Debug)]
+pub struct CapturedChild {
+    pid: Pid,
+    path: std::path::PathBuf,
+}
+
+/// [`fork_child`] for a child that may abort: its stderr goes to a private
+/// file (so the abort message can be checked and stays out of the test's
+/// output) and it dumps no core. Hold [`serial`] around it, as around every
+/// fork.
+pub fn spawn_capturing(body: impl FnOnce() -> i32) -> CapturedChild {
+    use std::sync::atomic::AtomicU32;
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "shmlab-testkit-stderr-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let file = std::fs::File::create(&path).expect("create the child's stderr file");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let pid = fork_child(move || {
+        let no_core = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain system calls on a valid rlimit and on a descriptor
+        // this process owns (fork duplicated the parent's `file` into us).
+        unsafe {
+            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+            libc::dup2(fd, 2);
+        }
+        // The test harness captures this thread's output, and the child
+        // inherited that: a panic's message would vanish into the capture
+        // buffer. Write it to the file instead.
+        std::panic::set_hook(Box::new(|info| {
+            let line = format!("child panicked: {info}\n");
+            // SAFETY: a valid buffer for its length, written to fd 2.
+            let _ = unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+        }));
+        body()
+    });
+    CapturedChild { pid, path }
+}
+
+impl CapturedChild {
+    /// The child's pid.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Waits at most `limit` for the child to end (then kills it, and the
+    /// test fails: a child that should have aborted must not hang the
+    /// suite); returns how it ended and its stderr.
+    pub fn wait(self, limit: Duration) -> ChildEnd {
+        let t0 = Instant::now();
+        let status = loop {
+            match waitpid(self.pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)).expect("waitpid") {
+                WaitStatus::StillAlive if t0.elapsed() < limit => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                WaitStatus::StillAlive => {
+                    let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = waitpid(self.pid, None);
+                    break None;
+                }
+                done => break Some(done),
+            }
+        };
+        shm::cleanup::unregister_child(self.pid.as_raw());
+        let stderr = std::fs::read(&self.path).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.path);
+        let stderr = String::from_utf8_lossy(&stderr).into_owned();
+        let Some(status) = status else {
+            panic!(
+                "child {} still running after {limit:?}: killed; its stderr:\n{stderr}",
+                self.pid
+            );
+        };
+        ChildEnd { status, stderr }
+    }
+}
+
+/// [`spawn_capturing`], then [`CapturedChild::wait`].
+pub fn run_child_capturing(limit: Duration, body: impl FnOnce() -> i32) -> ChildEnd {
+    spawn_capturing(body).wait(limit)
 }
 
 /// In a child: takes the lock and `_exit`s at once, still holding it and
