@@ -8,30 +8,38 @@
 //! This one is test-and-set; change `acquire` and `release` and run again.
 //! The race reports every entry that found another worker inside
 //! (violations) and every lost update.
+//!
+//! The state lives in shared memory, where any process can store any byte,
+//! so it holds integers, never a `bool`: a flag is an `AtomicU8` (or
+//! `AtomicU32`) read as `!= 0`. A state with an `AtomicBool` does not
+//! compile (it is not `shm::AnyBits`); a struct of several words gets
+//! `shm::any_bits!(MyState { field_a, field_b })` next to it.
 
 use algos::{Aborted, MutexAlgorithm, RaceConfig, Waiter};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The lock: settings live here (nothing, for this one); the state lives in
 /// the shared region.
 struct MyLock;
 
-// SAFETY: the state is one AtomicBool: no pointers, interior-mutable, and
-// all-zero is `false` (unlocked), which is how the region starts.
+// SAFETY: the state is one AtomicU8: no pointers, interior-mutable, and
+// all-zero is 0 (unlocked), which is how the region starts.
 unsafe impl MutexAlgorithm for MyLock {
-    type State = AtomicBool;
+    type State = AtomicU8;
     const NAME: &'static str = "mylock";
     const MAX_WORKERS: u32 = algos::MAX_WORKERS;
 
-    fn acquire(&self, locked: &AtomicBool, _me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
-        while locked.swap(true, Ordering::Acquire) {
+    fn acquire(&self, locked: &AtomicU8, _me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
+        // 1 = held; any other non-zero byte a peer might store counts as
+        // held too.
+        while locked.swap(1, Ordering::Acquire) != 0 {
             w.spin()?; // every wait loop spins through the Waiter
         }
         Ok(())
     }
 
-    fn release(&self, locked: &AtomicBool, _me: u32) {
-        locked.store(false, Ordering::Release);
+    fn release(&self, locked: &AtomicU8, _me: u32) {
+        locked.store(0, Ordering::Release);
     }
 }
 

@@ -20,6 +20,13 @@ pub struct Slot {
     payload: [AtomicU64; 4],
     checksum: AtomicU64,
 }
+shm::any_bits!(Slot {
+    producer,
+    _pad,
+    seq,
+    payload,
+    checksum,
+});
 
 fn checksum(producer: u32, seq: u64, payload: &[u64; 4]) -> u64 {
     // FNV-1a over the fields: cheap, and any torn mix of two items fails it.

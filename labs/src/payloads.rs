@@ -22,6 +22,11 @@ pub struct Lab3Payload {
     /// Checkpoints completed so far.
     pub steps: AtomicU32,
 }
+shm::any_bits!(Lab3Payload {
+    counter,
+    last_pid,
+    steps
+});
 
 /// The type tag in lab 3's region header.
 pub const LAB3_TYPE: &str = "lab3/destroy";

@@ -18,6 +18,11 @@ pub(crate) struct CriticalSection {
     /// The counter every entry increments with C's `counter++`.
     pub(crate) counter: AtomicU64,
 }
+shm::any_bits!(CriticalSection {
+    occupancy,
+    last,
+    counter
+});
 
 impl CriticalSection {
     /// The critical section of worker `me`: count itself in (a non-zero
@@ -52,6 +57,11 @@ pub(crate) struct Slot {
     /// Entries that followed another worker's.
     pub(crate) handoffs: AtomicU64,
 }
+shm::any_bits!(Slot {
+    base,
+    violations,
+    handoffs
+});
 
 /// The region's payload.
 #[repr(C)]
@@ -65,10 +75,12 @@ pub(crate) struct Arena<A: MutexAlgorithm> {
     /// One slot per worker.
     pub(crate) workers: [CachePadded<Slot>; MAX_WORKERS as usize],
 }
+shm::any_bits!([A: MutexAlgorithm] Arena<A> { control, cs, lock, workers });
 
 // SAFETY: #[repr(C)], made of atomics and an `A::State`, which the
 // `MutexAlgorithm` contract makes pointer-free, interior-mutable and valid
-// when zeroed; all-zero is a valid value of every field.
+// when zeroed (and `AnyBits`, as is every field: checked above); all-zero is
+// a valid value of every field.
 unsafe impl<A: MutexAlgorithm> Shared for Arena<A> {
     type Init = u64;
 

@@ -9,7 +9,7 @@
 //! [`Algo::pseudocode`](crate::Algo::pseudocode) prints.
 
 use crate::{Aborted, Fence, MAX_WORKERS, MutexAlgorithm, Waiter};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::*};
 
 /// OSTEP's first attempt (chapter 28, figure 28.1): test a flag, then set
 /// it. Broken by interleaving alone: two workers can both test the flag
@@ -29,6 +29,7 @@ pub struct FlagState {
     /// 1 while someone holds the lock.
     pub flag: AtomicU32,
 }
+shm::any_bits!(FlagState { flag });
 
 // SAFETY: one AtomicU32, zero = free.
 unsafe impl MutexAlgorithm for Flag {
@@ -66,15 +67,20 @@ pub struct Peterson {
 }
 
 /// [`Peterson`]'s and [`Dekker`]'s state: a flag per worker and a turn.
+///
+/// The flags are bytes read as `!= 0`, not `AtomicBool`s: the state lies in
+/// shared memory, where any process may store any byte (see
+/// [`shm::AnyBits`]).
 #[derive(Debug, Default)]
 #[repr(C)]
 pub struct FlagsAndTurn {
-    /// `flag[i]`: worker i wants to enter.
-    pub flag: [AtomicBool; 2],
+    /// `flag[i]`: worker i wants to enter (non-zero) or not (0).
+    pub flag: [AtomicU8; 2],
     /// Peterson: the worker that yields if both want in; Dekker: the worker
     /// that may insist.
     pub turn: AtomicU32,
 }
+shm::any_bits!(FlagsAndTurn { flag, turn });
 
 // SAFETY: atomics only; all-zero = nobody wants in.
 unsafe impl MutexAlgorithm for Peterson {
@@ -84,10 +90,10 @@ unsafe impl MutexAlgorithm for Peterson {
 
     fn acquire(&self, s: &FlagsAndTurn, me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
         let other = 1 - me;
-        s.flag[me as usize].store(true, Release); // 1
+        s.flag[me as usize].store(1, Release); // 1
         s.turn.store(other, Release); // 2
         self.fence.store_load(); // 3
-        while s.flag[other as usize].load(Acquire) && s.turn.load(Acquire) == other {
+        while s.flag[other as usize].load(Acquire) != 0 && s.turn.load(Acquire) == other {
             // 4
             w.spin()?;
         }
@@ -95,7 +101,7 @@ unsafe impl MutexAlgorithm for Peterson {
     }
 
     fn release(&self, s: &FlagsAndTurn, me: u32) {
-        s.flag[me as usize].store(false, Release); // 5
+        s.flag[me as usize].store(0, Release); // 5
     }
 
     fn fence(&self) -> Fence {
@@ -122,18 +128,18 @@ unsafe impl MutexAlgorithm for Dekker {
 
     fn acquire(&self, s: &FlagsAndTurn, me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
         let (mine, theirs) = (&s.flag[me as usize], &s.flag[1 - me as usize]);
-        mine.store(true, Release); // 1
+        mine.store(1, Release); // 1
         self.fence.store_load(); // 2
-        while theirs.load(Acquire) {
+        while theirs.load(Acquire) != 0 {
             // 3
             if s.turn.load(Acquire) != me {
                 // 4
-                mine.store(false, Release); // 5
+                mine.store(0, Release); // 5
                 while s.turn.load(Acquire) != me {
                     // 6
                     w.spin()?;
                 }
-                mine.store(true, Release); // 7
+                mine.store(1, Release); // 7
                 self.fence.store_load(); // 8
             } else {
                 w.spin()?;
@@ -144,7 +150,7 @@ unsafe impl MutexAlgorithm for Dekker {
 
     fn release(&self, s: &FlagsAndTurn, me: u32) {
         s.turn.store(1 - me, Release); // 9
-        s.flag[me as usize].store(false, Release); // 10
+        s.flag[me as usize].store(0, Release); // 10
     }
 
     fn fence(&self) -> Fence {
@@ -169,11 +175,17 @@ pub struct Bakery {
 pub struct BakeryState {
     /// Workers taking part (set by `init`).
     pub workers: AtomicU32,
-    /// `choosing[i]`: worker i is picking its number.
-    pub choosing: [AtomicBool; MAX_WORKERS as usize],
+    /// `choosing[i]`: worker i is picking its number (non-zero) or not
+    /// (0); a byte, not an `AtomicBool` (see [`FlagsAndTurn`]).
+    pub choosing: [AtomicU8; MAX_WORKERS as usize],
     /// `number[i]`: worker i's ticket; 0 = not waiting.
     pub number: [AtomicU64; MAX_WORKERS as usize],
 }
+shm::any_bits!(BakeryState {
+    workers,
+    choosing,
+    number
+});
 
 // SAFETY: atomics only; all-zero = nobody choosing or waiting.
 unsafe impl MutexAlgorithm for Bakery {
@@ -188,16 +200,16 @@ unsafe impl MutexAlgorithm for Bakery {
     fn acquire(&self, s: &BakeryState, me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
         let n = s.workers.load(Relaxed) as usize;
         let me = me as usize;
-        s.choosing[me].store(true, Release); // 1
+        s.choosing[me].store(1, Release); // 1
         self.fence.store_load(); // 2
         let max = s.number[..n].iter().map(|x| x.load(Acquire)).max();
         let mine = 1 + max.unwrap_or(0);
         s.number[me].store(mine, Release); // 3
-        s.choosing[me].store(false, Release); // 4
+        s.choosing[me].store(0, Release); // 4
         self.fence.store_load(); // 5
         for j in (0..n).filter(|&j| j != me) {
             // 6
-            while s.choosing[j].load(Acquire) {
+            while s.choosing[j].load(Acquire) != 0 {
                 // 7
                 w.spin()?;
             }

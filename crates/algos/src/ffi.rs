@@ -22,6 +22,20 @@
 //! those bytes is written, and the functions return (a lock that never
 //! returns is stopped at the deadline: its worker processes are killed).
 //!
+//! **Loading is trusting.** [`CLock::load`] is `unsafe`, as
+//! `libloading::Library::new` and `Library::get` are: `dlopen` runs the
+//! library's constructors in this process, and the dynamic linker matches
+//! symbols by name only, so nothing can check that `shmlab_lock_acquire` is
+//! a function of the declared type, nor that it writes only the state it
+//! is given. Whoever calls `load` vouches for the library (lab 9 does so
+//! because the student named it with `--lock-lib`); from then on the
+//! [`CLock`] calls it from safe code.
+//!
+//! ```compile_fail
+//! // Safe code cannot load a library: `CLock::load` is an `unsafe fn`.
+//! let lock = algos::CLock::load(std::path::Path::new("./mylock.so"));
+//! ```
+//!
 //! **Loading and fork.** The coordinator loads the library once
 //! ([`CLock::load`], `dlopen`), checks the symbols and the size, and then
 //! forks the workers: a child inherits the parent's address space with the
@@ -48,6 +62,7 @@ pub const HEADER: &str = "labs/examples/locks/shmlab_lock.h";
 pub struct LibState {
     bytes: UnsafeCell<[u8; MAX_LIB_STATE]>,
 }
+shm::any_bits!(LibState { bytes });
 
 impl LibState {
     /// The pointer the library's functions get.
@@ -152,14 +167,31 @@ impl CLock {
     /// Loads `path` (`dlopen`), finds the four functions and asks the size
     /// of the state. A path without a `/` is taken relative to the current
     /// directory (not searched for, as `dlopen` would).
-    pub fn load(path: &Path) -> Result<CLock, LibError> {
+    ///
+    /// # Safety
+    /// The library is foreign code that this call runs and that the
+    /// returned `CLock` calls from safe code; nothing can check it, so the
+    /// caller vouches that:
+    /// - its initialisers and constructors (and those of every library it
+    ///   pulls in), which `dlopen` runs during this call, are sound to run
+    ///   in this process, at this point;
+    /// - each `shmlab_lock_*` symbol it exports is a function with the C
+    ///   signature that `labs/examples/locks/shmlab_lock.h` declares (the
+    ///   dynamic linker matches names, not types), `shmlab_lock_size` and
+    ///   `shmlab_lock_max_workers` can be called at once, here;
+    /// - `shmlab_lock_init`, `_acquire` and `_release` keep the ABI of the
+    ///   [module docs](self): they write nothing but the `size` bytes of
+    ///   state they are given, store no pointers there (each process maps
+    ///   the region at its own address), and may run concurrently in every
+    ///   worker, thread or process.
+    pub unsafe fn load(path: &Path) -> Result<CLock, LibError> {
         let shown = path.display().to_string();
         if !path.is_file() {
             return Err(LibError::NotFound { path: shown });
         }
         let full = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        // SAFETY: dlopen runs the library's initialisers. Loading a library
-        // is trusting it: the user named this file to be raced as a lock.
+        // SAFETY: dlopen runs the library's initialisers, which our caller
+        // vouches are sound to run here (this function's contract).
         let lib = unsafe { libloading::Library::new(&full) }.map_err(|e| LibError::Open {
             path: shown.clone(),
             why: one_line(&e),
@@ -169,8 +201,10 @@ impl CLock {
             symbol,
         };
         // SAFETY: each symbol is looked up with the type shmlab_lock.h
-        // declares for it; the pointers are copied out and kept valid by
-        // keeping `lib` loaded (in the returned CLock) as long as they live.
+        // declares for it, which our caller vouches is its real type (this
+        // function's contract); the pointers are copied out and kept valid
+        // by keeping `lib` loaded (in the returned CLock) as long as they
+        // live.
         let (size_fn, init, acquire, release) = unsafe {
             (
                 *lib.get::<SizeFn>(b"shmlab_lock_size\0")
@@ -188,7 +222,8 @@ impl CLock {
             .ok()
             .map(|f| *f);
         // SAFETY: `shmlab_lock_size` and `shmlab_lock_max_workers` take
-        // nothing and return a size_t and an unsigned int.
+        // nothing and return a size_t and an unsigned int, and may be called
+        // now (our caller's promise).
         let (size, max_workers) = unsafe { (size_fn(), max_fn.map_or(MAX_WORKERS, |f| f())) };
         if max_workers == 0 {
             return Err(LibError::NoWorkers { path: shown });
@@ -227,17 +262,20 @@ fn one_line(e: &libloading::Error) -> String {
 }
 
 // SAFETY: `LibState` is #[repr(C)] bytes in an UnsafeCell: no pointers,
-// valid when zeroed, interior-mutable (the library writes it through the
-// pointer it is given).
+// valid when zeroed and for any bytes (`AnyBits`), interior-mutable (the
+// library writes it through the pointer it is given). A `CLock` exists only
+// through `CLock::load`, whose caller vouched that the library keeps the
+// ABI, which is what the calls below rely on.
 unsafe impl MutexAlgorithm for CLock {
     type State = LibState;
     const NAME: &'static str = "lock-lib";
     const MAX_WORKERS: u32 = MAX_WORKERS;
 
     fn init(&self, state: &LibState, workers: u32) {
-        // SAFETY: the ABI's contract (module docs): `state` points to at
-        // least `size` zeroed, 64-byte aligned bytes in the region, and no
-        // worker runs yet.
+        // SAFETY: the ABI's contract (module docs), which `load`'s caller
+        // vouched the library keeps: `state` points to at least `size`
+        // zeroed, 64-byte aligned bytes in the region, and no worker runs
+        // yet.
         unsafe { (self.init)(state.ptr(), workers) }
     }
 

@@ -7,7 +7,7 @@
 //! adds a fence after acquiring anyway, to show that it changes nothing.
 
 use crate::{Aborted, Fence, MAX_WORKERS, MutexAlgorithm, Waiter};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering::*};
 
 /// Test-and-set: `while (xchg(&locked, 1) == 1) ;`. Whoever's `swap` comes
 /// first wins; nothing makes the waiters take turns, so the worker that just
@@ -31,18 +31,21 @@ pub struct Ttas {
 #[derive(Debug, Default)]
 #[repr(C)]
 pub struct TasState {
-    /// `true` while held.
-    pub locked: AtomicBool,
+    /// Non-zero while held, 0 when free: a byte, not an `AtomicBool`,
+    /// since the state lies in shared memory where any process may store
+    /// any byte (see [`shm::AnyBits`]).
+    pub locked: AtomicU8,
 }
+shm::any_bits!(TasState { locked });
 
-// SAFETY: one AtomicBool, zero = unlocked.
+// SAFETY: one AtomicU8, zero = unlocked.
 unsafe impl MutexAlgorithm for Tas {
     type State = TasState;
     const NAME: &'static str = "tas";
     const MAX_WORKERS: u32 = MAX_WORKERS;
 
     fn acquire(&self, s: &TasState, _me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
-        while s.locked.swap(true, Acquire) {
+        while s.locked.swap(1, Acquire) != 0 {
             // 1
             w.spin()?;
         }
@@ -51,7 +54,7 @@ unsafe impl MutexAlgorithm for Tas {
     }
 
     fn release(&self, s: &TasState, _me: u32) {
-        s.locked.store(false, Release); // 2
+        s.locked.store(0, Release); // 2
     }
 
     fn fence(&self) -> Fence {
@@ -59,7 +62,7 @@ unsafe impl MutexAlgorithm for Tas {
     }
 }
 
-// SAFETY: one AtomicBool, zero = unlocked.
+// SAFETY: one AtomicU8, zero = unlocked.
 unsafe impl MutexAlgorithm for Ttas {
     type State = TasState;
     const NAME: &'static str = "ttas";
@@ -67,11 +70,11 @@ unsafe impl MutexAlgorithm for Ttas {
 
     fn acquire(&self, s: &TasState, _me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
         loop {
-            while s.locked.load(Relaxed) {
+            while s.locked.load(Relaxed) != 0 {
                 // 1
                 w.spin()?;
             }
-            if !s.locked.swap(true, Acquire) {
+            if s.locked.swap(1, Acquire) == 0 {
                 // 2
                 break;
             }
@@ -81,7 +84,7 @@ unsafe impl MutexAlgorithm for Ttas {
     }
 
     fn release(&self, s: &TasState, _me: u32) {
-        s.locked.store(false, Release); // 3
+        s.locked.store(0, Release); // 3
     }
 
     fn fence(&self) -> Fence {
@@ -108,6 +111,7 @@ pub struct TicketState {
     /// The ticket allowed in.
     pub serving: AtomicU32,
 }
+shm::any_bits!(TicketState { next, serving });
 
 // SAFETY: two AtomicU32s, zero = no ticket out, ticket 0 served.
 unsafe impl MutexAlgorithm for Ticket {

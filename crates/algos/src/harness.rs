@@ -265,7 +265,10 @@ impl Crew {
                 // (the labs' other threads are the signal thread; tests
                 // run races one at a time) and uses nothing only the parent
                 // may own: `algo` is the child's copy, dropped never (the
-                // child `_exit`s).
+                // child `_exit`s). The child dies with this thread (the
+                // coordinator's, which reaps it): a coordinator killed
+                // mid-race leaves no worker spinning, not even one still
+                // at the start barrier, which has no liveness check.
                 let pid = unsafe { shm::process::fork_child(body) }
                     .map_err(|source| RaceError::Spawn { index, source })?;
                 Member::Proc(Pid::from_raw(pid))

@@ -70,12 +70,46 @@
 //!
 //! ```
 //! use algos::{Aborted, MutexAlgorithm, RaceConfig, Waiter};
+//! use std::sync::atomic::{AtomicU8, Ordering};
+//!
+//! struct MyLock;
+//!
+//! // SAFETY: the state is one `AtomicU8`: `#[repr(C)]`-compatible, no
+//! // pointers, interior-mutable, and all-zero is 0 (unlocked).
+//! unsafe impl MutexAlgorithm for MyLock {
+//!     type State = AtomicU8;
+//!     const NAME: &'static str = "mylock";
+//!     const MAX_WORKERS: u32 = algos::MAX_WORKERS;
+//!
+//!     fn acquire(&self, locked: &AtomicU8, _me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
+//!         while locked.swap(1, Ordering::Acquire) != 0 {
+//!             w.spin()?; // every wait loop spins through the Waiter
+//!         }
+//!         Ok(())
+//!     }
+//!
+//!     fn release(&self, locked: &AtomicU8, _me: u32) {
+//!         locked.store(0, Ordering::Release);
+//!     }
+//! }
+//!
+//! let r = algos::race(MyLock, &RaceConfig::threads(2, 10_000)).unwrap();
+//! assert_eq!((r.actual, r.violations), (20_000, 0));
+//! ```
+//!
+//! The state lives in shared memory, where any process can store any byte,
+//! so it must be [`shm::AnyBits`]: integers and atomic integers (a flag is
+//! an `AtomicU8` or `AtomicU32` read as `!= 0`), arrays of them, and
+//! `#[repr(C)]` structs of those checked with [`shm::any_bits!`]. A `bool`
+//! does not compile:
+//!
+//! ```compile_fail
+//! use algos::{Aborted, MutexAlgorithm, Waiter};
 //! use std::sync::atomic::{AtomicBool, Ordering};
 //!
 //! struct MyLock;
 //!
-//! // SAFETY: the state is one `AtomicBool`: `#[repr(C)]`-compatible, no
-//! // pointers, interior-mutable, and all-zero is `false` (unlocked).
+//! // SAFETY: (refused anyway: a byte of 2 in the region is not a bool.)
 //! unsafe impl MutexAlgorithm for MyLock {
 //!     type State = AtomicBool;
 //!     const NAME: &'static str = "mylock";
@@ -83,7 +117,7 @@
 //!
 //!     fn acquire(&self, locked: &AtomicBool, _me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
 //!         while locked.swap(true, Ordering::Acquire) {
-//!             w.spin()?; // every wait loop spins through the Waiter
+//!             w.spin()?;
 //!         }
 //!         Ok(())
 //!     }
@@ -92,9 +126,6 @@
 //!         locked.store(false, Ordering::Release);
 //!     }
 //! }
-//!
-//! let r = algos::race(MyLock, &RaceConfig::threads(2, 10_000)).unwrap();
-//! assert_eq!((r.actual, r.violations), (20_000, 0));
 //! ```
 //!
 //! In C: build a shared library with the four functions of
@@ -154,10 +185,13 @@ pub const MAX_WORKERS: u32 = race::MAX_WORKERS;
 /// zero, contain no pointers or references (each process maps the region
 /// at its own address), have a fixed layout (`#[repr(C)]`, or a primitive
 /// atomic), and keep every field interior-mutable (atomics, or `UnsafeCell`
-/// for bytes foreign code writes).
+/// for bytes foreign code writes). That it is valid for *any* bytes, which
+/// another process may store, the compiler checks: `State` is
+/// [`shm::AnyBits`] (no `bool`, `AtomicBool`, `char` or enum).
 pub unsafe trait MutexAlgorithm: Send + Sync + 'static {
-    /// The lock's words in the region.
-    type State: Send + Sync + 'static;
+    /// The lock's words in the region: integers and atomic integers only
+    /// ([`shm::AnyBits`]).
+    type State: Send + Sync + 'static + shm::AnyBits;
     /// Short name, e.g. `peterson` (also the region's type tag).
     const NAME: &'static str;
     /// Most workers the algorithm supports (Peterson and Dekker: 2).

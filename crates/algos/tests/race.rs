@@ -6,7 +6,7 @@
 use algos::{
     Aborted, Algo, Fence, MutexAlgorithm, RaceConfig, RaceError, RaceResult, Waiter, WorkerKind,
 };
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Races run one at a time: they fork (see the race crate's notes on
@@ -143,6 +143,7 @@ struct Tickets {
     next: AtomicU32,
     now: AtomicU32,
 }
+shm::any_bits!(Tickets { next, now });
 
 // SAFETY: two AtomicU32s in a #[repr(C)] struct; zero = no ticket out,
 // ticket 0 served.
@@ -182,14 +183,14 @@ struct NeverLetsGo {
     deaf: bool,
 }
 
-// SAFETY: one AtomicBool; zero is false (free).
+// SAFETY: one AtomicU32; zero is free.
 unsafe impl MutexAlgorithm for NeverLetsGo {
-    type State = AtomicBool;
+    type State = AtomicU32;
     const NAME: &'static str = "never-lets-go";
     const MAX_WORKERS: u32 = 8;
 
-    fn acquire(&self, s: &AtomicBool, _me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
-        while s.swap(true, Ordering::Acquire) {
+    fn acquire(&self, s: &AtomicU32, _me: u32, w: &mut Waiter<'_>) -> Result<(), Aborted> {
+        while s.swap(1, Ordering::Acquire) != 0 {
             if self.deaf {
                 std::hint::spin_loop();
             } else {
@@ -199,7 +200,7 @@ unsafe impl MutexAlgorithm for NeverLetsGo {
         Ok(())
     }
 
-    fn release(&self, _: &AtomicBool, _me: u32) {}
+    fn release(&self, _: &AtomicU32, _me: u32) {}
 }
 
 #[test]

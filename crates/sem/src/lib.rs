@@ -100,6 +100,7 @@ pub fn sem_path(name: &str) -> std::path::PathBuf {
 /// a shared region.
 #[repr(C)]
 pub struct SemCell(UnsafeCell<libc::sem_t>);
+shm::any_bits!(SemCell { 0 });
 
 // SAFETY: a pshared sem_t is designed for concurrent use through its address
 // from any thread of any process that maps it.
@@ -274,6 +275,11 @@ pub struct NamedState {
     len: AtomicU32,
     last_holder: AtomicI32,
 }
+shm::any_bits!(NamedState {
+    name,
+    len,
+    last_holder
+});
 
 impl NamedState {
     /// The semaphore's name as stored by the creator.
@@ -465,6 +471,7 @@ pub struct UnnamedState {
     sem: SemCell,
     last_holder: AtomicI32,
 }
+shm::any_bits!(UnnamedState { sem, last_holder });
 
 impl UnnamedState {
     /// The pid of the last process that took the lock.

@@ -28,6 +28,7 @@ pub trait Barrier: Sync {
 /// glibc's process-shared `pthread_barrier_t` where it lies.
 #[repr(C)]
 pub struct PthreadBarrier(UnsafeCell<libc::pthread_barrier_t>);
+shm::any_bits!(PthreadBarrier { 0 });
 
 // SAFETY: a process-shared pthread barrier is made to be used concurrently
 // through its address from any thread of any process mapping it.
@@ -71,6 +72,11 @@ pub struct FutexBarrier {
     arrived: AtomicU32,
     generation: AtomicU32,
 }
+shm::any_bits!(FutexBarrier {
+    parties,
+    arrived,
+    generation
+});
 
 impl FutexBarrier {
     /// Sets the number of parties, in place.

@@ -60,6 +60,7 @@ pub struct PthreadMonitor {
     mutex: UnsafeCell<libc::pthread_mutex_t>,
     cond: [UnsafeCell<libc::pthread_cond_t>; 2],
 }
+shm::any_bits!(PthreadMonitor { mutex, cond });
 
 // SAFETY: process-shared pthread objects are made to be used concurrently
 // from any thread of any process through their address; every access goes
@@ -150,6 +151,7 @@ pub struct FutexMonitor {
     /// One sequence number per condition variable.
     seq: [AtomicU32; 2],
 }
+shm::any_bits!(FutexMonitor { mutex, seq });
 
 impl FutexMonitor {
     /// Initialises the monitor where it lies (all zero: free, sequence 0).

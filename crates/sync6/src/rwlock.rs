@@ -55,6 +55,7 @@ pub trait RwLock: Sync {
 pub struct PthreadRwLock {
     l: UnsafeCell<libc::pthread_rwlock_t>,
 }
+shm::any_bits!(PthreadRwLock { l });
 
 // SAFETY: a process-shared pthread rwlock is made to be used concurrently
 // from any thread of any process through its address; every access goes
@@ -143,6 +144,12 @@ pub struct FutexRwLock {
     /// 0: reader-preferring, 1: writer-preferring.
     policy: AtomicU32,
 }
+shm::any_bits!(FutexRwLock {
+    state,
+    writers_waiting,
+    wake,
+    policy
+});
 
 impl FutexRwLock {
     /// Initialises the lock where it lies.

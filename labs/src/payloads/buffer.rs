@@ -8,7 +8,7 @@ use shm::lock::LockState;
 use shm::{CachePadded, InitCtx, Shared};
 use shm_futex::FutexLock;
 use shm_sem::SemCell;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 /// Most slots a ring can have.
 pub const MAX_SLOTS: u32 = 4096;
@@ -74,8 +74,11 @@ pub struct Buffer {
     pub waiters: CachePadded<AtomicU32>,
     /// Consumption tickets handed out (stops consumers at the total).
     pub claimed: CachePadded<AtomicU64>,
-    /// Every producer has exited (none mode's consumers stop on it).
-    pub producers_done: CachePadded<AtomicBool>,
+    /// Non-zero once every producer has exited (none mode's consumers stop
+    /// on it). A byte read as `!= 0`, not an `AtomicBool`: any process that
+    /// can write the region may store any byte here, and `shmlab ps` reads
+    /// it from a copy of whatever the bytes are (see [`shm::AnyBits`]).
+    pub producers_done: CachePadded<AtomicU8>,
     /// Slots in use in `ring` (the `--slots` asked for).
     pub capacity: AtomicU32,
     /// Items to move in all.
@@ -99,6 +102,27 @@ pub struct Buffer {
     /// Receipts: how often each (producer, seq) was consumed.
     pub receipts: [AtomicU8; MAX_ITEMS as usize],
 }
+shm::any_bits!(Buffer {
+    arrived,
+    go,
+    head,
+    tail,
+    count,
+    waiters,
+    claimed,
+    producers_done,
+    capacity,
+    total,
+    per,
+    torn,
+    empty,
+    full,
+    mutex,
+    lock,
+    sync,
+    ring,
+    receipts,
+});
 
 impl std::fmt::Debug for Buffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

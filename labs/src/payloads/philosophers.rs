@@ -31,6 +31,12 @@ pub struct Seat {
     /// Second forks it failed to get and put the first back (trylock).
     pub retries: AtomicU64,
 }
+shm::any_bits!(Seat {
+    tid,
+    waiting_for,
+    meals,
+    retries
+});
 
 /// The table: forks, seats, the arbiter and the barriers.
 #[repr(C)]
@@ -51,6 +57,15 @@ pub struct Table {
     /// Philosophers at the table (`n`): forks and seats past it are unused.
     pub philosophers: AtomicU32,
 }
+shm::any_bits!(Table {
+    forks,
+    seats,
+    arbiter,
+    barrier,
+    pthread_barrier,
+    stop,
+    philosophers,
+});
 
 // SAFETY: repr(C); futex lock states, atomics, a process-shared semaphore
 // and barriers, all valid zeroed and interior-mutable; `init_in_place`

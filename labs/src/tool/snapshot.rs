@@ -8,69 +8,24 @@
 //! accessors (`FutexState::holder`, `NamedState::name`, `sem_getvalue`, …)
 //! on the copy. The copy is a moment's picture, stale as soon as it is
 //! taken, which is all a report needs.
+//!
+//! The bytes are whatever the object holds, written by anyone who can
+//! write it, so only a [`shm::AnyBits`] type (every bit pattern a valid
+//! value, each field checked at compile time by `shm::any_bits!`) can be
+//! rebuilt from them: a payload with a `bool` or an enum does not compile
+//! here.
 
-use race::shared::{ByLock, NoLock, RaceShared};
+use shm::AnyBits;
 use std::alloc::Layout;
 use std::ops::Deref;
 use std::ptr::NonNull;
 
-/// A type that can be rebuilt from any bytes.
-///
-/// # Safety
-/// Every bit pattern of `size_of::<Self>()` bytes must be a valid `Self`
-/// (integers, atomics, `UnsafeCell`s of C unions like `pthread_mutex_t` and
-/// `sem_t`, arrays and `#[repr(C)]` structs of those, `PhantomData`).
-pub(crate) unsafe trait Plain: Sized {}
-
-macro_rules! plain_race {
-    ($($lock:ty),* $(,)?) => {
-        $(
-            // SAFETY: `RaceShared` is `#[repr(C)]` atomics and `CachePadded`
-            // wrappers of atomics, plus this lock's state: an owner word
-            // (atomics and `PhantomData`), a `pthread_mutex_t` in an
-            // `UnsafeCell` (a C union of integers), a semaphore name and pid
-            // (atomics), or a `sem_t` in an `UnsafeCell` (a C union) and a
-            // pid. Every bit pattern of each is valid.
-            unsafe impl Plain for RaceShared<ByLock<$lock>> {}
-        )*
-    };
-}
-
-plain_race!(
-    shm_futex::FutexLock,
-    shm_futex::SpinLock,
-    shm_pthread::RobustMutex,
-    shm_pthread::PlainMutex,
-    shm_sem::NamedSemaphore,
-    shm_sem::UnnamedSemaphore,
-);
-
-// SAFETY: as above; `NoLock`'s state is one `AtomicU32`.
-unsafe impl Plain for RaceShared<NoLock> {}
-
-// SAFETY: `SemCell` is `#[repr(C)]` around an `UnsafeCell<sem_t>`, and
-// `sem_t` is a C union of a byte array and a `long`.
-unsafe impl Plain for shm_sem::SemCell {}
-
-// SAFETY: lab 13's table is `#[repr(C)]` futex lock states (an owner word
-// of atomics), seats of atomics, a `SemCell` (a C union in an
-// `UnsafeCell`), shmlab's barrier (atomics) and glibc's barrier (a C union
-// in an `UnsafeCell`), and atomics, each in `CachePadded` or bare: every
-// bit pattern of each is valid.
-unsafe impl Plain for crate::payloads::philosophers::Table {}
-
-// SAFETY: lab 7's buffer is `#[repr(C)]` atomics (some in `CachePadded`),
-// three `SemCell`s (C unions in `UnsafeCell`s), a futex lock state (an
-// owner word of atomics), and slots and receipts of atomics: every bit
-// pattern of each is valid.
-unsafe impl Plain for crate::payloads::buffer::Buffer {}
-
 /// A heap copy of `size_of::<T>()` bytes, aligned for `T`, read as a `T`.
-pub(crate) struct Snapshot<T: Plain> {
+pub(crate) struct Snapshot<T: AnyBits> {
     ptr: NonNull<T>,
 }
 
-impl<T: Plain> Snapshot<T> {
+impl<T: AnyBits> Snapshot<T> {
     const LAYOUT: Layout = Layout::new::<T>();
 
     /// Copies `bytes` (exactly `size_of::<T>()` of them, else `None`).
@@ -97,18 +52,18 @@ impl<T: Plain> Snapshot<T> {
     }
 }
 
-impl<T: Plain> Deref for Snapshot<T> {
+impl<T: AnyBits> Deref for Snapshot<T> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: the allocation is aligned for `T` (its layout is `T`'s),
         // every byte of it was written in `from_bytes`, and any bit pattern
-        // is a valid `T` (`T: Plain`); it is this snapshot's alone and lives
+        // is a valid `T` (`T: AnyBits`); it is this snapshot's alone and lives
         // as long as the borrow.
         unsafe { self.ptr.as_ref() }
     }
 }
 
-impl<T: Plain> Drop for Snapshot<T> {
+impl<T: AnyBits> Drop for Snapshot<T> {
     fn drop(&mut self) {
         // SAFETY: allocated in `from_bytes` with this layout; `T` has no
         // drop glue (asserted there), so nothing needs dropping first.
@@ -116,7 +71,7 @@ impl<T: Plain> Drop for Snapshot<T> {
     }
 }
 
-impl<T: Plain> std::fmt::Debug for Snapshot<T> {
+impl<T: AnyBits> std::fmt::Debug for Snapshot<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Snapshot")
             .field("type", &std::any::type_name::<T>())
@@ -127,7 +82,49 @@ impl<T: Plain> std::fmt::Debug for Snapshot<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use race::shared::{ByLock, NoLock, RaceShared};
     use std::sync::atomic::Ordering;
+
+    /// Every payload `shmlab ps` decodes (and the lock states inside them)
+    /// is `AnyBits`; this only has to compile. A field added with a `bool`
+    /// or an enum stops the build at its struct's `shm::any_bits!` line.
+    #[test]
+    fn every_decoded_payload_is_any_bits() {
+        fn decodable<T: AnyBits>() {}
+        decodable::<RaceShared<NoLock>>();
+        decodable::<RaceShared<ByLock<shm_futex::FutexLock>>>();
+        decodable::<RaceShared<ByLock<shm_futex::SpinLock>>>();
+        decodable::<RaceShared<ByLock<shm_pthread::RobustMutex>>>();
+        decodable::<RaceShared<ByLock<shm_pthread::PlainMutex>>>();
+        decodable::<RaceShared<ByLock<shm_sem::NamedSemaphore>>>();
+        decodable::<RaceShared<ByLock<shm_sem::UnnamedSemaphore>>>();
+        decodable::<shm_sem::SemCell>();
+        decodable::<crate::payloads::Lab3Payload>();
+        decodable::<crate::payloads::buffer::Buffer>();
+        decodable::<crate::payloads::philosophers::Table>();
+    }
+
+    /// Finding 5 of issue 17: lab 7's `producers_done` was an `AtomicBool`,
+    /// so a region whose byte there is 2 (any process that can write the
+    /// object can store it) made reading the snapshot undefined behaviour
+    /// (a `bool` must be 0 or 1). It is a byte now, read as `!= 0`: every
+    /// value is defined, and 2 means done. (The old code compiled and had no
+    /// observable failure without Miri; what refuses it now is the type:
+    /// `AtomicBool` is not `AnyBits`, so `Snapshot<Buffer>` would not
+    /// compile with it, see `shm::any_bits!`'s `compile_fail` examples.)
+    #[test]
+    fn a_stray_byte_in_a_flag_is_a_value_not_ub() {
+        use crate::payloads::buffer::Buffer;
+        let mut bytes = vec![0u8; std::mem::size_of::<Buffer>()];
+        let at = std::mem::offset_of!(Buffer, producers_done);
+        for stored in [2u8, 0xff, 1, 0] {
+            bytes[at] = stored;
+            let b = Snapshot::<Buffer>::from_bytes(&bytes).unwrap();
+            let done = b.producers_done.0.load(Ordering::Relaxed);
+            assert_eq!(done, stored);
+            assert_eq!(done != 0, stored != 0);
+        }
+    }
 
     #[test]
     fn a_snapshot_reads_what_the_bytes_say() {
