@@ -12,7 +12,7 @@
 use crate::OWNER_CHECK_INTERVAL;
 use crate::owner::Me;
 use crate::sync::{self, Instant};
-use crate::word::{Attempt, OwnerWord, UNLOCKED, Wait};
+use crate::word::{Attempt, OwnerWord, Seen, UNLOCKED, Wait};
 use libc::FUTEX_WAITERS;
 use shm::lock::Acquired;
 use std::fmt;
@@ -24,12 +24,13 @@ use std::fmt;
 /// 100 would only multiply the interleavings.
 const SPIN_LIMIT: u32 = if cfg!(loom) { 2 } else { 100 };
 
-/// The state a [`FutexLock`] keeps in a region: a futex word and the
-/// holder's record. 16 bytes, valid when zeroed; put it on its own cache
-/// line ([`shm::CachePadded`]) if other hot data is near.
+/// The state a [`FutexLock`] keeps in a region: a futex word (its first
+/// four bytes), the word's generation (the next four) and the holder's
+/// record. 16 bytes, valid when zeroed; put it on its own cache line
+/// ([`shm::CachePadded`]) if other hot data is near.
 #[repr(C)]
 pub struct FutexState {
-    /// The futex word and the owner record.
+    /// The futex word with its generation, and the owner record.
     ///
     /// | value | meaning |
     /// |---|---|
@@ -42,14 +43,17 @@ pub struct FutexState {
     /// sleep), `0 → tid|W` (a waiter taking the lock, keeping the flag since
     /// others may still sleep), `dead|W → tid|W` (takeover), `any → 0`
     /// (unlock). The flag is conservative: a stale one costs one needless
-    /// `FUTEX_WAKE`, never a lost wake-up.
+    /// `FUTEX_WAKE`, never a lost wake-up. Every transition to a tid (fast
+    /// path, a waiter's, takeover) also increments the generation, in the
+    /// same compare-exchange; the others keep it.
     word: OwnerWord<FutexLock>,
 }
+shm::any_bits!(FutexState { word });
 
 impl FutexState {
     /// Whether the word says someone may be asleep waiting.
     pub fn has_waiters(&self) -> bool {
-        self.word.load() & FUTEX_WAITERS != 0
+        self.word.load().word() & FUTEX_WAITERS != 0
     }
 }
 
@@ -64,12 +68,12 @@ impl fmt::Debug for FutexState {
 
 /// Load-only spin while the lock is held and nobody sleeps (if someone
 /// sleeps, the holder will make a syscall anyway, so we may as well sleep
-/// too). Returns the last word seen.
-fn spin(word: &OwnerWord<FutexLock>) -> u32 {
+/// too). Returns the last value seen.
+fn spin(word: &OwnerWord<FutexLock>) -> Seen {
     let mut spin = SPIN_LIMIT;
     loop {
         let state = word.load();
-        if state == UNLOCKED || state & FUTEX_WAITERS != 0 || spin == 0 {
+        if state.word() == UNLOCKED || state.word() & FUTEX_WAITERS != 0 || spin == 0 {
             return state;
         }
         sync::spin_loop();
@@ -89,17 +93,17 @@ impl Wait for FutexLock {
     fn lock_contended(word: &OwnerWord<Self>, me: Me, deadline: Option<Instant>) -> Attempt {
         let mut state = spin(word);
         // Freed while we spun: take it without the flag, as if uncontended.
-        if state == UNLOCKED {
-            match word.try_acquire(me) {
+        if state.word() == UNLOCKED {
+            match word.acquire_unlocked(state, me) {
                 Ok(()) => return Ok(Some(Acquired::Clean)),
                 Err(s) => state = s,
             }
         }
         loop {
-            if state == UNLOCKED {
+            if state.word() == UNLOCKED {
                 // Others may be asleep (we cannot know), so keep the flag:
                 // our unlock will then wake the next one.
-                match word.try_acquire_flagged(me) {
+                match word.acquire_unlocked_flagged(state, me) {
                     Ok(()) => return Ok(Some(Acquired::Clean)),
                     Err(s) => {
                         state = s;
@@ -118,7 +122,7 @@ impl Wait for FutexLock {
                     }
                 }
             }
-            if state & FUTEX_WAITERS == 0 {
+            if state.word() & FUTEX_WAITERS == 0 {
                 match word.set_flag(state) {
                     Ok(s) => state = s,
                     Err(s) => {
@@ -187,13 +191,12 @@ crate::word::owner_word_lock! {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::sync::Ordering::Relaxed;
 
     #[test]
     fn has_waiters_reads_the_kernels_bit() {
         let s = FutexState::new();
         assert!(!s.has_waiters());
-        s.word.atomic().store(FUTEX_WAITERS | 7, Relaxed);
+        s.word.fake(FUTEX_WAITERS | 7);
         assert!(s.has_waiters());
         assert_eq!(s.holder(), Some(7), "the bit is not part of the tid");
     }

@@ -24,14 +24,21 @@
 //! uses in the `[FUTEX_WAITERS | tid]` words of PI and robust futexes; free
 //! here because tids stay below `pid_max` ≤ 2^22, and not interpreted by
 //! plain `FUTEX_WAIT`/`FUTEX_WAKE`); see [`FutexState`] for the table. The spin
-//! lock keeps the same word with no flag ([`SpinState`]). What both locks do
-//! with such an *owner word* — take it by one compare-exchange from 0,
-//! examine its holder, take it over from a dead holder, release it — is
-//! written once (`word.rs`); the two lock modules differ only in how a
-//! waiter waits and in the flag. The futex lock's algorithm is std's:
-//! an `#[inline]` fast path `compare_exchange(0, tid)`, a `#[cold]` path that
-//! spins about 100 loads, sets the flag and sleeps, and an unlock that is one
-//! `swap(0, Release)` plus a `FUTEX_WAKE` only if the flag was set.
+//! locks keep the same word with no flag ([`SpinState`]).
+//!
+//! Beside the word, in the same 64-bit atomic (the word is its first four
+//! bytes, so the futex address is the state's own), sits a **generation**
+//! that every acquisition increments: the lock is taken by one
+//! compare-exchange of the (word, generation) pair, `(0, g) → (tid, g+1)`,
+//! so that a pair names one acquisition, which is what a takeover needs
+//! (below). What all locks do with such an *owner word* — take it, examine
+//! its holder, take it over from a dead holder, release it — is written
+//! once (`word.rs`); the lock modules differ only in how a waiter waits and
+//! in the flag. The futex lock's algorithm is std's: an `#[inline]` fast
+//! path (a load, then `compare_exchange((0, g), (tid, g+1))`), a `#[cold]`
+//! path that spins about 100 loads, sets the flag and sleeps, and an unlock
+//! that is one `fetch_and` clearing the word (the generation stays,
+//! `Release`) plus a `FUTEX_WAKE` only if the flag was set.
 //!
 //! The tid comes from a `thread_local!` cache, so the fast path costs one TLS
 //! load, not a `gettid` system call. A forked child's only thread is a copy
@@ -57,20 +64,32 @@
 //!   nobody reaped yet is a zombie, and a zombie holds nothing), means dead;
 //!   without `/proc` access it falls back to `kill(tid, 0)`;
 //! - against **tid reuse**, the holder also writes an *owner record* next to
-//!   the word right after acquiring (its tid and the low 32 bits of its start
-//!   time, cached with the tid) and clears it right before releasing; a
-//!   record with the same tid but a different start time means the tid now
-//!   names another thread;
+//!   the word right after acquiring (the generation of its acquisition and
+//!   its *stamp*: the low 31 bits of its start time, cached with the tid)
+//!   and clears it right before releasing; a record of the current
+//!   generation with a different start time than `/proc` shows means the tid
+//!   now names another thread. A record of another generation says nothing
+//!   (a dead holder's, left until whoever took its place writes its own);
 //! - a waiter that finds the holder dead replaces it with one
-//!   compare-exchange from the value it saw to `my_tid | FUTEX_WAITERS`
-//!   (keeping the flag so the other sleepers are woken in turn; `my_tid`
-//!   for the spin lock, which has no flag) and gets
+//!   compare-exchange from the (word, generation) pair it examined to
+//!   `(my_tid | FUTEX_WAITERS, generation + 1)` (keeping the flag so the
+//!   other sleepers are woken in turn; `my_tid` for the spin locks, which
+//!   have no flag) and gets
 //!   [`Acquired::PreviousOwnerDied`](shm::lock::Acquired) with the dead tid.
-//!   Takeover therefore happens about [`OWNER_CHECK_INTERVAL`] after the
-//!   holder's death; a live holder costs each sleeping waiter one timed-out
+//!   The liveness check and the compare-exchange are two steps; if the dead
+//!   holder's tid was reused in between by a thread that took this lock
+//!   (the lock word can then read exactly as before), the generation has
+//!   moved and the compare-exchange fails rather than steal a live lock.
+//!   Takeover happens about [`OWNER_CHECK_INTERVAL`] after the holder's
+//!   death; a live holder costs each sleeping waiter one timed-out
 //!   `FUTEX_WAIT` and one small file read per interval.
-//! - A waiter that finds its *own* tid (with its own record) in the word is
-//!   locking twice: it gets [`FutexError::Deadlock`] instead of hanging.
+//! - A waiter that finds its *own* tid in the word is locking twice if the
+//!   current generation's record holds its own stamp: it gets
+//!   [`FutexError::Deadlock`] instead of hanging. Any other record means a
+//!   dead thread that had its tid, and it takes the lock over. A thread that
+//!   cannot read its own start time stamps itself with a random nonce
+//!   (marked by the stamp's top bit, so nobody compares it with `/proc`),
+//!   which still tells it from a dead predecessor in the same situation.
 //!
 //! ## Limits, honestly
 //!
@@ -81,9 +100,13 @@
 //!   and writing its record leaves no start time: if its tid is then reused
 //!   by a live thread before a waiter checks, the lock stays wedged (a
 //!   [`lock_timeout`](FutexLock::lock_timeout) still returns).
-//! - Start times are in clock ticks (10 ms), truncated to 32 bits (497 days
+//! - Start times are in clock ticks (10 ms), truncated to 31 bits (248 days
 //!   at 100 Hz): a tid reused within the same tick, or exactly a wrap later,
-//!   is not told apart.
+//!   is not told apart. (Linux hands out tids cyclically, so reuse within a
+//!   tick means cycling through all of `pid_max` in 10 ms.)
+//! - The generation is 32 bits: a takeover whose liveness check and
+//!   compare-exchange are 2^32 acquisitions apart (and that finds the same
+//!   lock word again) is not caught.
 //! - Tids are per pid namespace: every process using one lock must share the
 //!   same pid namespace and `/proc` (`kill(tid, 0)` backs up a hidden
 //!   `/proc`).
@@ -104,7 +127,7 @@
 //!     cargo test -p shmlab-futex --test loom --release
 //! ```
 //!
-//! (about 20 s once built; the first build, with loom's dependencies, takes
+//! (about 25 s once built; the first build, with loom's dependencies, takes
 //! a minute or two, and the separate target directory keeps the normal
 //! build's cache). `LOOM_MAX_PREEMPTIONS=4` searches the three-thread models deeper
 //! in about two minutes; a failure prints the panic (`deadlock`, `Causality
@@ -118,8 +141,12 @@
 //! kernel does, and never times out or wakes spuriously, so a lost
 //! wake-up leaves a thread asleep and loom reports the deadlock; a clock that
 //! never moves (no deadline a positive time away passes, no owner check
-//! falls due); every other holder alive (takeover is not modelled); a
-//! made-up tid per loom thread; `loom::thread::yield_now` for yielding, and
+//! falls due) except that a futex waiter behind a dead holder times out at
+//! once; made-up tids and start times per loom thread, and a registry of
+//! which are alive standing in for `/proc`, which a model changes through
+//! `shm_futex::model` (a thread dies holding a lock; another takes a dead
+//! thread's tid), so that takeover, and a takeover racing with tid reuse,
+//! are modelled; `loom::thread::yield_now` for yielding, and
 //! a no-op for the bounded spins (a loom yield there would force the
 //! holder to run, hiding any bug that needs a waiter to get past its spin
 //! while the holder is preempted). A spin-wait stops branching after a few
@@ -139,6 +166,10 @@ mod spin;
 mod sync;
 mod sys;
 mod word;
+
+#[cfg(loom)]
+#[doc(hidden)]
+pub use owner::model;
 
 pub use futex::{FutexLock, FutexState};
 pub use pure::{PureSpinLock, PureSpinState};

@@ -41,9 +41,12 @@ const CLOCK_EVERY: u32 = if cfg!(loom) { 1 } else { 1024 };
 pub struct PureSpinState {
     /// The lock word and the owner record: `0` unlocked, `tid` locked by
     /// thread `tid`; no flag (nobody sleeps on it). Transitions: `0 → tid`
-    /// (lock), `dead → tid` (takeover), `tid → 0` (unlock).
+    /// (lock), `dead → tid` (takeover), `tid → 0` (unlock), the first two
+    /// also incrementing the word's generation (see
+    /// [`FutexState`](crate::FutexState)).
     word: OwnerWord<PureSpinLock>,
 }
+shm::any_bits!(PureSpinState { word });
 
 impl fmt::Debug for PureSpinState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -67,8 +70,8 @@ impl Wait for PureSpinLock {
         let mut rounds: u32 = 0;
         loop {
             let state = word.load();
-            if state == UNLOCKED {
-                if word.try_acquire(me).is_ok() {
+            if state.word() == UNLOCKED {
+                if word.acquire_unlocked(state, me).is_ok() {
                     return Ok(Some(Acquired::Clean));
                 }
                 continue;
@@ -155,7 +158,7 @@ mod tests {
     fn dead_holder_is_taken_over() {
         let gone = std::thread::spawn(shm::gettid).join().unwrap();
         let s = PureSpinState::new();
-        s.word.atomic().store(gone as u32, sync::Ordering::Relaxed);
+        s.word.fake(gone as u32);
         let l = PureSpinLock::new();
         let t0 = std::time::Instant::now();
         assert_eq!(

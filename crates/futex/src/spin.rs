@@ -34,9 +34,11 @@ pub struct SpinState {
     /// Nobody sleeps on it, so there is no waiters flag: waiters re-read it
     /// (the "test" before the test-and-set keeps the cache line shared while
     /// it is held) and back off. Transitions: `0 → tid` (lock), `dead → tid`
-    /// (takeover), `tid → 0` (unlock).
+    /// (takeover), `tid → 0` (unlock), the first two also incrementing the
+    /// word's generation (see [`FutexState`](crate::FutexState)).
     word: OwnerWord<SpinLock>,
 }
+shm::any_bits!(SpinState { word });
 
 impl fmt::Debug for SpinState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -60,8 +62,8 @@ impl Wait for SpinLock {
         let mut next_check: Option<Instant> = None;
         loop {
             let state = word.load();
-            if state == UNLOCKED {
-                if word.try_acquire(me).is_ok() {
+            if state.word() == UNLOCKED {
+                if word.acquire_unlocked(state, me).is_ok() {
                     return Ok(Some(Acquired::Clean));
                 }
                 // Lost the race for it: back off like any other round.

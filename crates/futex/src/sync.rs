@@ -33,31 +33,35 @@ pub(crate) use const_fn_unless_loom;
 #[cfg(not(loom))]
 mod real {
     pub(crate) use std::hint::spin_loop;
-    pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
     pub(crate) use std::thread::yield_now;
     pub(crate) use std::time::Instant;
 
     use crate::FutexError;
     use std::time::Duration;
 
-    /// Sleeps while `*word == expected`, for at most `timeout`. `Ok(false)`
+    /// Sleeps while the lock word of `word` (its first four bytes, see
+    /// `word::Seen`) reads `expected`, for at most `timeout`. `Ok(false)`
     /// on timeout; `Ok(true)` on a wake-up, a changed word or a signal.
     #[inline]
     pub(crate) fn wait(
-        word: &AtomicU32,
+        word: &AtomicU64,
         expected: u32,
         timeout: Duration,
     ) -> Result<bool, FutexError> {
-        crate::sys::futex_wait(word, expected, Some(timeout)).map_err(|source| FutexError::Os {
-            op: "futex(FUTEX_WAIT)",
-            source,
+        crate::sys::futex_wait_first_half(word, expected, Some(timeout)).map_err(|source| {
+            FutexError::Os {
+                op: "futex(FUTEX_WAIT)",
+                source,
+            }
         })
     }
 
-    /// Wakes one waiter sleeping on `word`, in any process.
+    /// Wakes one waiter sleeping on the lock word of `word`, in any
+    /// process.
     #[inline]
-    pub(crate) fn wake_one(word: &AtomicU32) {
-        crate::sys::futex_wake(word, 1);
+    pub(crate) fn wake_one(word: &AtomicU64) {
+        crate::sys::futex_wake_first_half(word, 1);
     }
 }
 
@@ -65,7 +69,7 @@ mod real {
 /// and condition variables, and a clock that never moves.
 #[cfg(loom)]
 mod model {
-    pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
     /// A yield: loom ends an unbounded wait loop only if it yields, by
     /// running someone else.
     pub(crate) use loom::thread::yield_now;
@@ -100,7 +104,7 @@ mod model {
     /// wake-up), so a lost wake-up leaves the thread asleep for good and
     /// loom reports the deadlock. Never returns `Ok(false)`.
     pub(crate) fn wait(
-        word: &AtomicU32,
+        word: &AtomicU64,
         expected: u32,
         _timeout: Duration,
     ) -> Result<bool, FutexError> {
@@ -108,7 +112,9 @@ mod model {
         let mut bucket = BUCKET.lock().expect("futex model poisoned");
         // Relaxed, as the kernel's read: the bucket lock orders it after any
         // wake that already ran, and the word's own coherence does the rest.
-        if word.load(Ordering::Relaxed) != expected {
+        // Like the kernel, it compares only the lock word (the first four
+        // bytes), not the generation beside it.
+        if crate::word::Seen::from_raw(word.load(Ordering::Relaxed)).word() != expected {
             return Ok(true); // EAGAIN
         }
         let queue = match bucket.iter().find(|(k, _)| *k == key) {
@@ -124,7 +130,7 @@ mod model {
     }
 
     /// `FUTEX_WAKE` of one: wakes the longest sleeper on `word`, if any.
-    pub(crate) fn wake_one(word: &AtomicU32) {
+    pub(crate) fn wake_one(word: &AtomicU64) {
         let key = std::ptr::from_ref(word) as usize;
         let bucket = BUCKET.lock().expect("futex model poisoned");
         if let Some((_, q)) = bucket.iter().find(|(k, _)| *k == key) {

@@ -7,6 +7,8 @@
 use std::io;
 use std::ptr;
 use std::sync::atomic::AtomicU32;
+#[cfg(not(loom))]
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// `futex(word, FUTEX_WAIT, expected, timeout)`: sleeps while `*word ==
@@ -28,20 +30,46 @@ pub(crate) fn futex_wait(
     expected: u32,
     timeout: Option<Duration>,
 ) -> io::Result<bool> {
+    wait_at(word.as_ptr().cast_const(), expected, timeout)
+}
+
+/// [`futex_wait`] on the first four bytes of a 64-bit atomic (the lock
+/// word of an owner word, whose other half is its generation; see
+/// `word.rs`). The kernel reads those four bytes with a 32-bit atomic load.
+#[cfg(not(loom))]
+pub(crate) fn futex_wait_first_half(
+    word: &AtomicU64,
+    expected: u32,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
+    wait_at(word.as_ptr().cast::<u32>().cast_const(), expected, timeout)
+}
+
+/// [`futex_wake`] on the first four bytes of a 64-bit atomic: the address
+/// [`futex_wait_first_half`] sleeps on.
+#[cfg(not(loom))]
+pub(crate) fn futex_wake_first_half(word: &AtomicU64, n: i32) -> usize {
+    wake_at(word.as_ptr().cast::<u32>().cast_const(), n)
+}
+
+/// `FUTEX_WAIT` on `addr`, which points into a live, 4-byte aligned atomic
+/// that the caller borrows for the whole call.
+fn wait_at(addr: *const u32, expected: u32, timeout: Option<Duration>) -> io::Result<bool> {
     let ts = timeout.map(|d| libc::timespec {
         tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
         // Always below 1e9, so it fits every `c_long`.
         tv_nsec: d.subsec_nanos() as libc::c_long,
     });
     let ts_ptr: *const libc::timespec = ts.as_ref().map_or(ptr::null(), ptr::from_ref);
-    // SAFETY: `word.as_ptr()` is a valid, aligned `u32` for the whole call
-    // (borrowed), and FUTEX_WAIT only reads it atomically in the kernel;
+    // SAFETY: `addr` is a valid, aligned `u32` inside an atomic the caller
+    // borrows for the whole call, and FUTEX_WAIT only reads it atomically in
+    // the kernel;
     // `ts_ptr` is null or points to `ts`, which lives until the call
     // returns; the last two arguments are ignored by FUTEX_WAIT.
     let r = unsafe {
         libc::syscall(
             libc::SYS_futex,
-            word.as_ptr(),
+            addr,
             libc::FUTEX_WAIT,
             expected,
             ts_ptr,
@@ -64,14 +92,20 @@ pub(crate) fn futex_wait(
 /// in any process; returns how many it woke. Shared, like [`futex_wait`].
 /// `n <= 0` wakes nobody (the raw call would wake one).
 pub(crate) fn futex_wake(word: &AtomicU32, n: i32) -> usize {
+    wake_at(word.as_ptr().cast_const(), n)
+}
+
+/// `FUTEX_WAKE` on `addr`, which points into a live, 4-byte aligned atomic
+/// that the caller borrows for the whole call.
+fn wake_at(addr: *const u32, n: i32) -> usize {
     if n <= 0 {
         return 0;
     }
     // SAFETY: FUTEX_WAKE uses the address only as a key to find waiters (it
-    // does not write through it); `word` is valid and aligned; the unused
+    // does not write through it); `addr` is valid and aligned; the unused
     // trailing arguments are ignored.
-    let r = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n) };
-    // Only EFAULT/EINVAL are possible, and a live `&AtomicU32` rules both
+    let r = unsafe { libc::syscall(libc::SYS_futex, addr, libc::FUTEX_WAKE, n) };
+    // Only EFAULT/EINVAL are possible, and a live, aligned atomic rules both
     // out; report "nobody woken" rather than panic in an unlock path.
     usize::try_from(r).unwrap_or(0)
 }

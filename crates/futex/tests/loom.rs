@@ -14,7 +14,14 @@
 //! - **no lost wake-up**: the futex is modelled so that a wait ends only by
 //!   a wake (no timeouts, no spurious returns), so a waiter whose wake-up
 //!   was lost sleeps forever, and loom fails the execution as a deadlock
-//!   once every thread is blocked. Every model must therefore terminate.
+//!   once every thread is blocked. Every model must therefore terminate;
+//! - **takeover without theft**: a holder dies (`shm_futex::model::die`),
+//!   a waiter finds it dead and takes the lock over, while a new thread that
+//!   got the dead one's tid (`shm_futex::model::reuse_tid`) locks too, and
+//!   takes the lock over from its dead namesake without changing the lock
+//!   word. The waiter's compare-exchange, made after its liveness check,
+//!   must not succeed over the new thread's acquisition: the critical
+//!   sections would overlap, which the counter's `UnsafeCell` reports.
 
 #![cfg(loom)]
 
@@ -87,6 +94,16 @@ impl<L: RawLock> Shared<L> {
 
     fn increment(&self) {
         self.increment_with(|l, s| l.lock(s).expect("lock"));
+    }
+
+    /// Locks, increments, unlocks, and says how the lock was acquired.
+    fn increment_reporting(&self) -> Acquired {
+        let mut how = None;
+        self.increment_with(|l, s| {
+            how = Some(l.lock(s).expect("lock"));
+            Acquired::Clean
+        });
+        how.expect("locked")
     }
 
     /// The final count, and that nobody holds the lock.
@@ -252,5 +269,54 @@ fn spin_waiter_gets_the_lock() {
         unsafe { lock.unlock(&shared.state) };
         waiter.join().expect("thread panicked");
         shared.assert_done(1);
+    });
+}
+
+/// A futex lock whose holder died is taken over by one of two threads: a
+/// waiter, or a new thread that got the dead holder's tid and so finds its
+/// own tid in the word. Whatever the interleaving — in particular the
+/// waiter checking the holder, the new thread taking the lock over from its
+/// namesake (the lock word unchanged), and only then the waiter's
+/// compare-exchange — exactly one takes over, the other gets the lock
+/// cleanly after it, and the critical sections never overlap.
+#[test]
+fn futex_takeover_after_tid_reuse_steals_nothing() {
+    bounded(|| {
+        let shared = Shared::<FutexLock>::new();
+        let dead = {
+            let s = Arc::clone(&shared);
+            thread::spawn(move || {
+                let lock = FutexLock::new();
+                assert_eq!(lock.lock(&s.state).expect("lock"), Acquired::Clean);
+                let tid = shm_futex::model::tid();
+                shm_futex::model::die(); // holding it
+                tid
+            })
+        }
+        .join()
+        .expect("thread panicked");
+        let waiter = {
+            let s = Arc::clone(&shared);
+            thread::spawn(move || s.increment_reporting())
+        };
+        let namesake = {
+            let s = Arc::clone(&shared);
+            thread::spawn(move || {
+                shm_futex::model::reuse_tid(dead);
+                s.increment_reporting()
+            })
+        };
+        let hows = [
+            waiter.join().expect("thread panicked"),
+            namesake.join().expect("thread panicked"),
+        ];
+        let died = Acquired::PreviousOwnerDied {
+            owner: Some(dead as i32),
+        };
+        assert!(
+            hows == [died, Acquired::Clean] || hows == [Acquired::Clean, died],
+            "exactly one takeover: {hows:?}"
+        );
+        shared.assert_done(2);
     });
 }
