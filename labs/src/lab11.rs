@@ -222,6 +222,30 @@ struct Buffer {
     ring: [CachePadded<Slot>; MAX_SLOTS as usize],
     receipts: [AtomicU8; MAX_ITEMS as usize],
 }
+shm::any_bits!(Buffer {
+    arrived,
+    go,
+    stop,
+    parent,
+    pthread,
+    futex,
+    head,
+    tail,
+    count,
+    progress,
+    put,
+    claimed,
+    capacity,
+    total,
+    per,
+    torn,
+    rewaited,
+    took_from_empty,
+    state,
+    tid,
+    ring,
+    receipts,
+});
 
 // SAFETY: repr(C); atomics, item slots and two monitors, the pthread one
 // initialised in place with PTHREAD_PROCESS_SHARED by `init_in_place`, the
@@ -609,7 +633,9 @@ impl<M: Monitor> Ctx<'_, M> {
     }
 
     /// Whether to give up: the watchdog said stop, or (a process) the
-    /// parent is gone.
+    /// parent is gone. (A process whose parent dies is killed by the
+    /// kernel anyway, [`shm::process::fork_child`]'s parent-death signal;
+    /// this cheap `getppid` is a second guard that ends it cleanly.)
     fn stopped(&self) -> bool {
         self.b.stop.load(Ordering::Acquire) != 0
             || (self.process

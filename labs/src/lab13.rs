@@ -213,7 +213,9 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                 // it with its futex locks, semaphore and atomics; the lab's
                 // only other thread is the signal thread, which holds no
                 // lock across the fork, and the body uses nothing the parent
-                // owns.
+                // owns. A philosopher dies with this thread (which reaps
+                // it), also one asleep on a fork or in glibc's barrier,
+                // which has no timed wait.
                 let pid = unsafe {
                     shm::process::fork_child(move || {
                         let Ok(mine) = Region::<Table>::open(&name, &RegionOptions::default())

@@ -99,7 +99,9 @@ shm::code_enum! {
     }
 }
 
-/// Forks a producer or consumer process ([`shm::process::fork_child`]).
+/// Forks a producer or consumer process ([`shm::process::fork_child`]:
+/// it dies with this thread, which reaps it, so a lab killed with SIGKILL
+/// leaves no worker blocked on a semaphore or producing on).
 fn spawn_worker(body: impl FnOnce() -> i32) -> std::io::Result<nix::unistd::Pid> {
     // SAFETY: a worker opens the buffer by name and works on it with atomics,
     // its semaphores or its futex lock; the lab's only other thread is the
@@ -176,7 +178,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             if i < cfg.producers as usize {
                 // Producers done: tell the consumers (none mode needs it to stop).
                 if i + 1 == cfg.producers as usize {
-                    region.producers_done.store(true, Ordering::Release);
+                    region.producers_done.store(1, Ordering::Release);
                 }
             }
             let done = matches!(st, nix::sys::wait::WaitStatus::Exited(_, code)
@@ -352,7 +354,7 @@ fn consume(b: &Buffer, lock: &Lock<'_, FutexLock>, sync: BufferSync) -> bool {
                     return true;
                 }
                 // Producers finished and nothing arrives: what is missing is lost.
-                if b.producers_done.load(Ordering::Acquire) {
+                if b.producers_done.load(Ordering::Acquire) != 0 {
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > Duration::from_millis(100) {
                         return false;

@@ -1,6 +1,11 @@
 //! The worker processes of a lab, written once for the labs that fork
 //! their own (11, 12, 13): the start gate, reaping the ones that exited,
 //! and at the end a grace period followed by SIGKILL for the rest.
+//!
+//! Workers die with their lab: [`shm::process::fork_child`] has the kernel
+//! SIGKILL each one when the lab's main thread (the one that forks and
+//! reaps them) dies, so a lab killed with `kill -9` leaves no worker
+//! running, only its region, stale, for `shmlab clean`.
 
 use anyhow::bail;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};

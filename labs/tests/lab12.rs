@@ -1,7 +1,8 @@
 //! `lab12-rwlock`: both locks under both policies never let a reader see a
 //! torn record and never lose a write, across processes and threads; a
-//! writer under writer preference is always served; no lock tears; Ctrl-C
-//! leaves nothing; bad input exits 2 with one line.
+//! writer under writer preference is always served; no lock tears;
+//! `--check` passes with the defaults and names writer starvation when it
+//! fails on it; Ctrl-C leaves nothing; bad input exits 2 with one line.
 
 mod common;
 use common::{
@@ -73,6 +74,64 @@ fn under_writer_preference_every_write_is_served() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// The line `--check` prints when it fails (`check failed: ... (exit 1)`).
+fn check_failed_line(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("check failed:"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `--check` with the lab's defaults judges the lock, and a correct lock
+/// passes it. (The defaults used to be reader preference, which starves
+/// the writer by design: `--check` exited 1 saying "a reader saw a torn
+/// record or a write was lost", though none was.)
+#[test]
+fn check_with_the_defaults_passes_with_a_correct_lock() {
+    for args in [&["--check"][..], &["--impl", "futex", "--check"]] {
+        let out = run_leaving_nothing(LAB12, "lab12", args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+/// Reader preference with overlapping readers starves the writer: the
+/// check fails, and says so, not "torn" or "lost".
+#[test]
+fn starvation_fails_the_check_as_writer_starvation() {
+    for imp in ["pthread", "futex"] {
+        let args = [
+            "--impl",
+            imp,
+            "--prefer",
+            "reader",
+            "--readers",
+            "6",
+            "--read-us",
+            "2000",
+            "--secs",
+            "1",
+            "--check",
+        ];
+        let out = run_leaving_nothing(LAB12, "lab12", &args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stdout}");
+        let line = check_failed_line(&out);
+        assert!(line.contains("writer starvation"), "{args:?}: {line:?}");
+        assert!(
+            !line.contains("torn") && !line.contains("lost"),
+            "{args:?}: {line:?}"
+        );
+        assert!(stdout.contains("verdict: writer starvation"), "{stdout}");
+        assert!(stdout.contains("torn reads       "), "{stdout}");
+    }
+}
+
 #[test]
 fn without_a_lock_the_checker_sees_torn_reads() {
     // Many writes and short read holds: a reader overlaps a writer's
@@ -108,6 +167,8 @@ fn without_a_lock_the_checker_sees_torn_reads() {
         ],
     );
     assert_eq!(out.status.code(), Some(1));
+    let line = check_failed_line(&out);
+    assert!(line.contains("torn reads: "), "{line:?}");
 }
 
 #[test]
@@ -135,7 +196,7 @@ fn bad_input_exits_2_with_one_line() {
 #[test]
 fn ctrl_c_removes_the_region() {
     let child = Command::new(LAB12)
-        .args(["--secs", "60"])
+        .args(["--prefer", "reader", "--secs", "60"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -155,12 +216,13 @@ fn ctrl_c_removes_the_region() {
     );
 }
 
-/// The lab killed with SIGKILL: its workers notice the parent is gone and
-/// end, and `shmlab clean` removes the region.
+/// The lab killed with SIGKILL: its workers end with it (the kernel kills
+/// them, `shm::process::fork_child`'s parent-death signal), and `shmlab
+/// clean` removes the region.
 #[test]
 fn a_killed_lab_leaves_only_what_shmlab_clean_removes() {
     let mut child = Command::new(LAB12)
-        .args(["--secs", "60"])
+        .args(["--prefer", "reader", "--secs", "60"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -28,7 +28,10 @@ enum Handle<'s> {
 
 /// Forks worker `index`, which runs `body` in its own process
 /// ([`shm::process::fork_child`]; the child is registered for Ctrl-C
-/// clean-up).
+/// clean-up, and is killed if the coordinator dies: a coordinator killed
+/// with SIGKILL in the middle of a run leaves no worker racing on, only its
+/// region and semaphore for `shmlab clean`). Called from the thread that
+/// reaps the workers, which the parent-death signal requires.
 pub(crate) fn fork_worker(index: u32, body: impl FnOnce() -> i32) -> Result<Pid, RaceError> {
     // SAFETY: every worker body opens the region by name, works on it with
     // atomics and the lock, and returns a status: no lock that another of

@@ -201,6 +201,13 @@ impl<M: LocalLock> Stepper for Local<M> {
 /// with a timeout, so an aborted run never leaves a worker asleep, and a
 /// worker whose coordinator died before releasing it (killed, say) gives up
 /// instead of waiting forever.
+///
+/// A worker *process* does not even get that far: it dies with its
+/// coordinator at any point of the run, at the barrier or in the loop
+/// ([`shm::process::fork_child`] asks the kernel for SIGKILL when the
+/// parent dies), so the hot loop needs no check of its own. The liveness
+/// check here is the barrier's own guard, kept for a worker whose
+/// coordinator is not its parent.
 pub(crate) fn wait_for_go<K: RegionLock>(shared: &RaceShared<K>) -> Result<(), String> {
     let ctl = &shared.control.0;
     let mut spins = 0u32;

@@ -233,6 +233,48 @@ fn decide(
 /// Ctrl-C kills it; unregister it once reaped
 /// ([`crate::cleanup::unregister_child`]).
 ///
+/// **The child dies with its parent.** Before anything else the child asks
+/// the kernel for `SIGKILL` when its parent dies
+/// (`prctl(PR_SET_PDEATHSIG, SIGKILL)`), then compares `getppid()` with the
+/// parent's pid read before the fork: if they differ, the parent died
+/// before the request was made (the kernel would never send the signal)
+/// and the child exits at once with [`EXIT_PARENT_GONE`], without running
+/// `body`. So a coordinator killed with SIGKILL in the middle of a run
+/// takes its workers with it within moments, wherever they are (in a hot
+/// loop, asleep on a futex, a semaphore or a `pthread` barrier without a
+/// timed wait), instead of leaving them racing at full CPU and keeping its
+/// region mapped. What they leave is what a SIGKILL leaves: the run's
+/// objects in `/dev/shm`, stale (creator dead, mapped by nobody), which
+/// `shmlab clean` removes; a worker killed holding a lock leaves that lock
+/// held in a region nobody will use again.
+///
+/// The caveats, from `prctl(2)`:
+/// - "parent" is the *thread* that called `fork_child`, not its process:
+///   the child is killed when that thread ends, even if the rest of the
+///   process runs on. (If the thread ends before the child has made its
+///   request — `fork_child` does not wait for it — the child is handed to
+///   another thread of the same process, `getppid()` still names the
+///   process, and the child runs on: which of the two happens is a race.)
+///   Fork from a thread that lives at least as long as the child. Every
+///   caller in the workspace does: the labs and the race, crash and
+///   algorithm coordinators fork their workers from the thread that reaps
+///   them (the main thread of a lab binary), `ipc::spawn`'s callers (lab 6,
+///   `ipc`'s measurements) wait for their child on the thread that spawned
+///   it, and tests fork and wait on the test's own thread (a test thread
+///   that panics while its children run takes them down with it, which is
+///   what a failed test wants). A caller whose child must outlive the
+///   forking thread would need a variant without the death signal; none
+///   exists because none is needed.
+/// - The setting is cleared when the child execs a set-user-ID,
+///   set-group-ID or file-capability binary, or changes its effective or
+///   filesystem user or group ID; it is not inherited by the child's own
+///   children (which get their own when they, too, are forked here).
+///   `body` does none of these in shmlab.
+/// - The signal is SIGKILL, which nothing can catch: the child gets no
+///   chance to clean up, exactly as when it is killed by hand. Its objects
+///   are the parent's anyway (created and removed by the parent), so there
+///   is nothing of its own to clean.
+///
 /// ```compile_fail
 /// // Forking is `unsafe`: the caller vouches for what the child touches.
 /// let _ = shm::process::fork_child(|| 0);
@@ -250,6 +292,8 @@ fn decide(
 /// `malloc`'s locks in the child) are fine.
 pub unsafe fn fork_child(body: impl FnOnce() -> i32) -> io::Result<i32> {
     use std::io::Write;
+    // Read before the fork: the child compares its parent with this.
+    let parent = std::process::id() as i32;
     // stdout's and stderr's locks are held across the fork, so that no
     // other thread is inside either at that moment: the child's one thread
     // is this one, their owner (they are reentrant), so it can print, panic
@@ -264,6 +308,7 @@ pub unsafe fn fork_child(body: impl FnOnce() -> i32) -> io::Result<i32> {
     // returns from here: it runs `body` and `_exit`s.
     match unsafe { crate::sys::fork() }? {
         None => {
+            die_with_parent(parent);
             crate::cleanup::reset_in_child();
             let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
             let _ = out.flush();
@@ -276,6 +321,27 @@ pub unsafe fn fork_child(body: impl FnOnce() -> i32) -> io::Result<i32> {
             crate::cleanup::register_child(pid);
             Ok(pid)
         }
+    }
+}
+
+/// The status of a child of [`fork_child`] whose parent had already died
+/// when it started (nobody waits for it: it is for `strace` and the
+/// curious).
+pub const EXIT_PARENT_GONE: i32 = 125;
+
+/// In a child of [`fork_child`], first thing: SIGKILL when the parent
+/// (the forking thread) dies, and an immediate exit if it already has.
+/// `prctl` and `getppid` take no lock, so this is safe after a fork in a
+/// multi-threaded parent.
+fn die_with_parent(parent: i32) {
+    // Cannot fail for a valid signal; if it did, the check below still
+    // catches a parent that is already gone.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    // After the request: a parent that dies from now on sends the signal;
+    // one that died before has made someone else (init, a subreaper) our
+    // parent.
+    if nix::unistd::getppid().as_raw() != parent {
+        exit_now(EXIT_PARENT_GONE);
     }
 }
 
@@ -388,6 +454,168 @@ mod tests {
         assert!(liveness(pid, start).is_dead());
         child.wait().unwrap();
         assert_eq!(liveness(pid, start), Liveness::Gone);
+    }
+
+    /// Polls `waitpid(pid, WNOHANG)` for up to `limit`; SIGKILLs and reaps
+    /// it if it is still running then (`None`).
+    fn wait_for(pid: i32, limit: std::time::Duration) -> Option<nix::sys::wait::WaitStatus> {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        let pid = nix::unistd::Pid::from_raw(pid);
+        let t0 = std::time::Instant::now();
+        let status = loop {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) if t0.elapsed() < limit => {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = waitpid(pid, None);
+                    break None;
+                }
+                Ok(s) => break Some(s),
+            }
+        };
+        crate::cleanup::unregister_child(pid.as_raw());
+        status
+    }
+
+    /// A coordinator killed with SIGKILL takes the workers it forked with
+    /// it: `fork_child` asks for `PR_SET_PDEATHSIG`. (Without it, the
+    /// grandchild below, orphaned, slept on for ever.)
+    #[test]
+    fn a_child_dies_when_its_parent_is_killed() {
+        use std::time::{Duration, Instant};
+        let file = std::env::temp_dir().join(format!(
+            "shm-pdeathsig-{}-{}",
+            std::process::id(),
+            shm_gettid()
+        ));
+        let _ = std::fs::remove_file(&file);
+        let written = file.clone();
+        let middle_body = move || {
+            // SAFETY: as below.
+            let _ = unsafe {
+                fork_child(move || {
+                    let tmp = written.with_extension("tmp");
+                    let _ = std::fs::write(&tmp, std::process::id().to_string());
+                    let _ = std::fs::rename(&tmp, &written);
+                    loop {
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                })
+            };
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        };
+        // SAFETY: the middle process only forks (through `fork_child`) and
+        // sleeps; the grandchild writes a file and sleeps. Neither takes a
+        // lock another test thread may hold, but the middle's
+        // `register_child` (the clean-up registry's mutex): if that was
+        // copied locked, the middle hangs there after forking, and is
+        // killed below all the same.
+        let middle = unsafe { fork_child(middle_body) }.unwrap();
+        let t0 = Instant::now();
+        let grandchild: i32 = loop {
+            if let Some(pid) = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|t| t.parse().ok())
+            {
+                break pid;
+            }
+            if t0.elapsed() > Duration::from_secs(10) {
+                wait_for(middle, Duration::ZERO);
+                panic!("the grandchild never started");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let _ = std::fs::remove_file(&file);
+        let start = stat(grandchild).unwrap().start_time;
+        assert_eq!(liveness(grandchild, start), Liveness::Running);
+        assert_eq!(stat(grandchild).unwrap().ppid, middle);
+        // The coordinator dies the way `kill -9` kills it.
+        assert!(matches!(
+            wait_for(middle, Duration::ZERO),
+            None | Some(nix::sys::wait::WaitStatus::Signaled(..))
+        ));
+        let t0 = Instant::now();
+        while liveness(grandchild, start).may_be_alive() {
+            if t0.elapsed() > Duration::from_secs(5) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(grandchild),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                panic!("the orphaned grandchild {grandchild} still runs 5 s after its parent died");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The caveat `fork_child` documents: "parent" is the thread that
+    /// forked. A child forked from a thread that ends (after the child made
+    /// its request) is killed, though the process lives on.
+    #[test]
+    fn a_child_dies_with_the_thread_that_forked_it() {
+        use nix::sys::signal::Signal;
+        use nix::sys::wait::WaitStatus;
+        use std::time::{Duration, Instant};
+        let file = std::env::temp_dir().join(format!(
+            "shm-pdeathsig-thread-{}-{}",
+            std::process::id(),
+            shm_gettid()
+        ));
+        let _ = std::fs::remove_file(&file);
+        let armed = file.clone();
+        let pid = std::thread::spawn(move || {
+            // SAFETY: the child writes a file and sleeps.
+            let pid = unsafe {
+                fork_child(move || {
+                    // `body` runs after the request: say so.
+                    let _ = std::fs::write(&armed, b"");
+                    loop {
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                })
+            }
+            .unwrap();
+            // Ending before the child's request would be the race the docs
+            // describe: wait for it.
+            let t0 = Instant::now();
+            while !file.exists() && t0.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let _ = std::fs::remove_file(&file);
+            pid
+        })
+        .join()
+        .unwrap();
+        match wait_for(pid, Duration::from_secs(5)) {
+            Some(WaitStatus::Signaled(_, Signal::SIGKILL, _)) => {}
+            other => panic!("the child of an ended thread: {other:?} (None: still running)"),
+        }
+    }
+
+    /// A parent that died between the fork and the child's `prctl` would
+    /// never send the signal: the child sees another parent and exits at
+    /// once, without running its body.
+    #[test]
+    fn a_child_whose_parent_is_already_gone_exits_at_once() {
+        // SAFETY: the child takes no lock; it exits in `die_with_parent`
+        // (its parent is not pid 0), or returns 0 if that did not work.
+        let pid = unsafe {
+            fork_child(|| {
+                die_with_parent(0);
+                0
+            })
+        }
+        .unwrap();
+        assert_eq!(
+            wait_for(pid, std::time::Duration::from_secs(5)),
+            Some(nix::sys::wait::WaitStatus::Exited(
+                nix::unistd::Pid::from_raw(pid),
+                EXIT_PARENT_GONE
+            ))
+        );
     }
 
     #[test]

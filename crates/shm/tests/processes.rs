@@ -17,6 +17,7 @@ const NAME: &str = "SHMLAB_TEST_CHILD_NAME";
 struct Counter {
     hits: AtomicU64,
 }
+shm::any_bits!(Counter { hits });
 
 // SAFETY: repr(C), one atomic, valid when zeroed.
 unsafe impl Shared for Counter {

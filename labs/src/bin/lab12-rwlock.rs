@@ -10,7 +10,10 @@ use std::time::Duration;
 /// under a process-shared readers-writer lock; readers count torn reads and
 /// writers measure how long they wait, under reader or writer preference.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(
+    version,
+    after_help = "Writer starvation: --prefer reader shows it (the readers overlap and keep the lock; more --readers, a longer --read-us or a shorter --secs starve the writer more), and --check then fails naming it. The defaults (writer preference) starve nobody: with a correct lock, --check passes."
+)]
 struct Cli {
     /// Readers (they read back to back)
     #[arg(long, value_name = "R", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=MAX_WORKERS as i64))]
@@ -27,8 +30,8 @@ struct Cli {
     /// The lock: glibc's, shmlab's futex one, or none
     #[arg(long = "impl", value_enum, default_value = "pthread")]
     imp: Impl,
-    /// Whom the lock prefers
-    #[arg(long, value_enum, default_value = "reader")]
+    /// Whom the lock prefers; reader shows writer starvation
+    #[arg(long, value_enum, default_value = "writer")]
     prefer: Prefer,
     /// Workers as threads of this process instead of processes
     #[arg(long)]
@@ -36,7 +39,7 @@ struct Cli {
     /// End the run after this many seconds even if writes still wait
     #[arg(long, value_name = "S", default_value = "3", value_parser = labs::fmt::parse_seconds)]
     secs: Duration,
-    /// Exit 1 on a torn read, a lost write or a write never served
+    /// Exit 1 on a torn read, a lost write or a write never served (writer starvation, which --prefer reader shows), saying which
     #[arg(long)]
     check: bool,
     /// One JSON object instead of text

@@ -91,6 +91,15 @@ struct Side {
     /// The CPU it ran on at its first run (`sched_getcpu`), or [`NO_CPU`].
     cpu_seen: AtomicI32,
 }
+shm::any_bits!(Side {
+    barrier,
+    result,
+    state,
+    id,
+    cpu_asked,
+    pin,
+    cpu_seen,
+});
 
 impl Side {
     fn state(&self) -> WorkerState {
@@ -124,6 +133,17 @@ pub(super) struct Litmus {
     /// Side 0's time from its first barrier to its last.
     elapsed_ns: AtomicU64,
 }
+shm::any_bits!(Litmus {
+    x,
+    y,
+    sides,
+    runs,
+    fence,
+    abort,
+    spins,
+    counts,
+    elapsed_ns,
+});
 
 /// What the creator writes into a fresh region.
 #[derive(Clone, Copy, Debug)]
@@ -418,7 +438,9 @@ pub(super) fn run(job: &Job) -> anyhow::Result<Outcome> {
 }
 
 /// Starts side `me`: a thread on this mapping, or a child process that
-/// opens the region by name ([`shm::process::fork_child`]).
+/// opens the region by name ([`shm::process::fork_child`]; forked from
+/// the thread that reaps it, and killed if that thread dies, so a lab
+/// killed mid-run leaves no side spinning on).
 fn start<'s>(
     kind: WorkerKind,
     l: &'s Litmus,
