@@ -20,7 +20,7 @@ use anyhow::bail;
 use shm::listing::{Entry, ObjectKind, Staleness};
 use shm::users::Scan;
 use shm::{HEADER_SIZE, HeaderInfo, InitState, MAGIC, Mode, ShmName, VERSION};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::process::ExitCode;
 
@@ -160,7 +160,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Cmd::Ps { name, json } => {
             let report = ps::collect(name.as_ref())?;
             if *json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+                writeln!(out, "{}", crate::fmt::json_pretty(&report)?)?;
             } else {
                 for l in report.lines() {
                     writeln!(out, "{l}")?;
@@ -194,7 +194,8 @@ fn header_summary(h: &HeaderInfo, staleness: &Staleness) -> String {
     };
     format!(
         "{}{version} {state}, creator pid {} {alive}",
-        h.type_name, h.creator_pid
+        esc(&h.type_name),
+        h.creator_pid
     )
 }
 
@@ -218,7 +219,7 @@ fn creator_words(staleness: &Staleness, stale: &str) -> String {
             "{liveness}, but {} by pid {} ({}){}: not stale",
             if user.mapped() { "mapped" } else { "held open" },
             user.pid,
-            user.comm,
+            esc(&user.comm),
             if *users > 1 {
                 format!(" and {} more", users - 1)
             } else {
@@ -258,11 +259,12 @@ fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
                 (None, ObjectKind::Semaphore) if e.is_shmlab_semaphore() => {
                     "shmlab semaphore".into()
                 }
+                (None, ObjectKind::Other) => format!("- ({}: never opened)", e.file_kind),
                 _ => "-".into(),
             };
             let name = match e.kind {
-                ObjectKind::SharedMemory => format!("/{}", e.file_name),
-                _ => e.file_name.clone(),
+                ObjectKind::SharedMemory => format!("/{}", e.display_name()),
+                _ => e.display_name(),
             };
             let users = match e.users(&scan).len() {
                 0 => "-".to_string(),
@@ -272,7 +274,7 @@ fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
                 e.kind.to_string(),
                 e.size.to_string(),
                 fmt::mode(e.mode),
-                e.owner.clone(),
+                esc(&e.owner),
                 fmt_time(e.mtime),
                 users,
                 name,
@@ -342,17 +344,23 @@ fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads up to `len` bytes from `offset` of the object's file.
+/// Reads up to `len` bytes from `offset` of the object's file, opened the
+/// one safe way ([`shm::listing::read_entry_at`]: a regular file, no link
+/// followed, nothing that can block), never more than the file holds.
 fn read_at(name: &ShmName, offset: u64, len: usize) -> anyhow::Result<Vec<u8>> {
-    use std::io::{Seek, SeekFrom};
-    let mut f = std::fs::File::open(name.path()).map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => anyhow::Error::new(shm::Error::denied(name)),
-        _ => anyhow::anyhow!("cannot read {name}: {e}; check the owner and mode with `shmlab ls`"),
-    })?;
-    f.seek(SeekFrom::Start(offset))?;
-    let mut buf = Vec::with_capacity(len);
-    f.take(len as u64).read_to_end(&mut buf)?;
-    Ok(buf)
+    shm::listing::read_entry_at(name.file_name().as_ref(), offset, len).map_err(|e| {
+        match e.kind() {
+            std::io::ErrorKind::PermissionDenied => anyhow::Error::new(shm::Error::denied(name)),
+            _ => anyhow::anyhow!(
+                "cannot read {name}: {e}; check the owner and mode with `shmlab ls`"
+            ),
+        }
+    })
+}
+
+/// Text from outside (names, tags, commands) made safe to print.
+fn esc(s: &str) -> String {
+    shm::listing::escape_bytes(s.as_bytes())
 }
 
 fn inspect(
@@ -368,8 +376,10 @@ fn inspect(
         }
         Err(e) => bail!("cannot stat {}: {e}", name.path().display()),
     };
+    let file_kind = shm::listing::FileKind::of(md.file_type());
+    let other = format!("other: a {file_kind}, not a regular file (never opened)");
     let kind = if !md.is_file() {
-        "other (not a regular file)"
+        other.as_str()
     } else if name.file_name().starts_with("sem.") {
         "POSIX named semaphore"
     } else {
@@ -387,7 +397,7 @@ fn inspect(
     writeln!(
         out,
         "  owner     {} (uid {})",
-        shm::listing::user_name(md.uid()),
+        esc(&shm::listing::user_name(md.uid())),
         md.uid()
     )?;
     writeln!(out, "  modified  {} UTC", fmt_time(md.mtime()))?;
@@ -481,7 +491,7 @@ fn region(
             " (NOT this build's)"
         }
     )?;
-    writeln!(out, "  type      {}", h.type_name)?;
+    writeln!(out, "  type      {}", esc(&h.type_name))?;
     writeln!(out, "  state     {state}")?;
     let (scan, entries) = scan_and_list()?;
     let verdict = entries
@@ -503,7 +513,7 @@ fn region(
         .map_or(&[][..], |e| e.users(&scan));
     let pids: Vec<String> = users
         .iter()
-        .map(|u| format!("{} ({})", u.pid, u.comm))
+        .map(|u| format!("{} ({})", u.pid, esc(&u.comm)))
         .collect();
     writeln!(
         out,
@@ -539,11 +549,21 @@ fn region(
         }
         .into());
     }
-    if size < h.needed_len() {
+    let Some(needed) = h.needed_len() else {
+        return Err(shm::Error::NotARegion {
+            name: name.clone(),
+            why: format!(
+                "its header's sizes overflow (payload {} bytes at offset {}, {} trailing): it was not written by shmlab; remove it with `shmlab clean --name {name}`",
+                h.payload_size, h.payload_offset, h.trailing_len
+            ),
+        }
+        .into());
+    };
+    if size < needed {
         return Err(shm::Error::TooSmall {
             name: name.clone(),
             actual: size,
-            needed: h.needed_len(),
+            needed,
         }
         .into());
     }
@@ -553,7 +573,9 @@ fn region(
     let payload = read_at(
         name,
         u64::from(h.payload_offset),
-        (h.payload_size as usize).min(bytes),
+        usize::try_from(h.payload_size)
+            .unwrap_or(usize::MAX)
+            .min(bytes),
     )?;
     writeln!(out, "  payload, first {} bytes:", payload.len())?;
     write!(out, "{}", hexdump(&payload, h.payload_offset as usize))?;
@@ -569,26 +591,19 @@ fn region(
 }
 
 fn clean_one(out: &mut impl Write, name: &ShmName, dry_run: bool) -> anyhow::Result<ExitCode> {
-    let md = match std::fs::symlink_metadata(name.path()) {
-        Ok(md) => md,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(shm::Error::NotFound { name: name.clone() }.into());
-        }
-        Err(e) => bail!("cannot stat {}: {e}", name.path().display()),
+    let (scan, entries) = scan_and_list()?;
+    let Some(e) = entries.iter().find(|e| e.file_name == name.file_name()) else {
+        return Err(shm::Error::NotFound { name: name.clone() }.into());
     };
     let me = nix::unistd::getuid().as_raw();
-    if md.uid() != me {
+    if e.uid != me {
         bail!(
             "{name} belongs to {} (uid {}), not to you (uid {me}); shmlab clean removes only your own objects: ask its owner",
-            shm::listing::user_name(md.uid()),
-            md.uid()
+            esc(&e.owner),
+            e.uid
         );
     }
-    let (scan, entries) = scan_and_list()?;
-    let entry = entries.iter().find(|e| e.file_name == name.file_name());
-    if let Some(e) = entry
-        && let [first, ..] = e.users(&scan)
-    {
+    if let [first, ..] = e.users(&scan) {
         let n = e.users(&scan).len();
         bail!(
             "{name} is {} by pid {} ({}){}: shmlab clean never removes an object a live process uses; end {} first (see `shmlab ps {name}`)",
@@ -598,7 +613,7 @@ fn clean_one(out: &mut impl Write, name: &ShmName, dry_run: bool) -> anyhow::Res
                 "held open"
             },
             first.pid,
-            first.comm,
+            esc(&first.comm),
             if n > 1 {
                 format!(" and {} more process(es)", n - 1)
             } else {
@@ -607,15 +622,27 @@ fn clean_one(out: &mut impl Write, name: &ShmName, dry_run: bool) -> anyhow::Res
             if n > 1 { "them" } else { "it" }
         );
     }
-    let what = match entry {
-        Some(e) => describe(e, &e.staleness(&scan, &entries)),
-        None => "plain object".into(),
-    };
+    let unseen = scan.could_use_unseen(e.uid, e.gid, e.mode);
+    if !unseen.is_empty() {
+        let pids: Vec<String> = unseen.iter().map(i32::to_string).collect();
+        bail!(
+            "{name} may be in use: pid {} could not be inspected and {} open it (its mode is {}); rerun as root, or make it 0600 first with chmod",
+            pids.join(", "),
+            if unseen.len() == 1 {
+                "its user may"
+            } else {
+                "their users may"
+            },
+            fmt::mode(e.mode)
+        );
+    }
+    let what = describe(e, &e.staleness(&scan, &entries));
     if dry_run {
         writeln!(out, "would remove {name} ({what})")?;
         return Ok(ExitCode::SUCCESS);
     }
-    name.unlink()?;
+    e.remove_judged()
+        .map_err(|err| anyhow::anyhow!("did not remove {name}: {err}"))?;
     writeln!(out, "removed {name} ({what})")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -628,6 +655,7 @@ fn describe(e: &Entry, verdict: &Staleness) -> String {
             format!("shmlab semaphore; {}", verdict.reason())
         }
         (None, ObjectKind::Semaphore) => "named semaphore".into(),
+        (None, ObjectKind::Other) => format!("a {}", e.file_kind),
         _ => "plain object".into(),
     }
 }
@@ -639,21 +667,24 @@ fn clean_stale(out: &mut impl Write, dry_run: bool) -> anyhow::Result<ExitCode> 
     let mut removed = 0;
     let mut left = Vec::new();
     for e in &entries {
-        let Some(name) = e.name() else { continue };
+        // As `shm_unlink` names it: `/OS`, `/sem.NAME`.
+        let name = format!("/{}", e.display_name());
         let verdict = e.staleness(&scan, &entries);
         match &verdict {
             Staleness::NotShmlab => continue,
             v if !v.is_stale() => left.push(format!("left {name}: {}", v.reason())),
             _ if e.uid != me => left.push(format!(
                 "left {name} (owned by {}): not yours, though stale",
-                e.owner
+                esc(&e.owner)
             )),
             _ => {
                 let why = describe(e, &verdict);
                 if !dry_run {
-                    match name.unlink() {
+                    // The file judged, by its exact bytes and identity:
+                    // never another file that prints the same.
+                    match e.remove_judged() {
                         Ok(()) => {}
-                        Err(shm::Error::NotFound { .. }) => continue, // someone beat us to it
+                        Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue, // someone beat us to it
                         Err(err) => {
                             left.push(format!("could not remove {name}: {err}"));
                             continue;

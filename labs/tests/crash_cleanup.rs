@@ -59,7 +59,7 @@ fn end_orphaned_workers(tag: &str) {
         let users: Vec<i32> = shm::listing::list()
             .unwrap()
             .iter()
-            .filter(|e| e.file_name.contains(tag))
+            .filter(|e| e.display_name().contains(tag))
             .flat_map(|e| e.users(&scan).iter().map(|u| u.pid))
             .collect();
         if users.is_empty() {

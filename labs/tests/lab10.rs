@@ -27,7 +27,7 @@ fn made_by(pid: u32) -> Vec<String> {
     let listed = shm::listing::list().expect("list /dev/shm");
     listed
         .into_iter()
-        .map(|e| e.file_name)
+        .map(|e| e.display_name())
         .filter(|n| n.starts_with("shmlab-") && n.contains(&tag))
         .collect()
 }

@@ -150,3 +150,50 @@ fn textbook_name_os_is_normalised() {
     c.expect_code(0);
     drop(guard);
 }
+
+/// Finding 9 of "Trust nothing that is shared": a producer that shrinks
+/// the object under a consumer's mapping. The consumer maps 4096 bytes and
+/// polls the first byte for a message; the object is then truncated to 0,
+/// so its next poll touches a page that no longer exists. The old consumer
+/// died of SIGBUS ("Bus error"); now it prints one line naming the object
+/// and the offset and exits 2.
+#[test]
+fn consumer_whose_object_shrinks_says_so_and_exits_2() {
+    let (guard, name) = Unlink::new("lab2-shrink");
+    plain_object(&name, 4096, b"\0");
+    let child = spawn(CONSUMER, &["--name", name.as_str(), "--wait", "20"]);
+    // Wait until it has mapped the object (it says so), then shrink it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mapped = std::fs::read_to_string(format!("/proc/{}/maps", child.id()))
+            .unwrap_or_default()
+            .contains(name.file_name());
+        if mapped {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the consumer never mapped {name}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let obj = shm::ShmOptions::new().open(&name).unwrap();
+    nix::unistd::ftruncate(obj.fd(), 0).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected exit 2, got {:?}; stderr: {stderr}",
+        out.status
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected: {stderr}");
+    assert!(
+        lines[0].contains(name.as_str())
+            && lines[0].contains("offset 0")
+            && lines[0].contains("ftruncate"),
+        "{stderr}"
+    );
+    drop(guard);
+}

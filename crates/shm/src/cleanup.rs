@@ -121,7 +121,8 @@ pub fn wait_if_interrupted() {
     }
 }
 
-/// Starts the signal thread (once per process; later calls do nothing).
+/// Starts the signal thread (once per process; later calls do nothing),
+/// and installs [`crate::fault::report_sigbus`].
 pub fn install() -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     use std::io::Write as _;
@@ -129,6 +130,7 @@ pub fn install() -> std::io::Result<()> {
     if ONCE.get().is_some() {
         return Ok(());
     }
+    crate::fault::report_sigbus()?;
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     let _ = ONCE.set(());
     std::thread::Builder::new()

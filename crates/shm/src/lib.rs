@@ -21,10 +21,46 @@
 //!   helper and the one `_exit`.
 //!
 //! All `unsafe` calls into libc live in the private `sys` module.
+//!
+//! ## What a peer may do, and what it can cost
+//!
+//! Shared memory is written by other processes, and `/dev/shm` by every
+//! local user. The rule this crate keeps, and every shmlab crate built on
+//! it: **a peer may do anything** — store any bit pattern in any shared
+//! byte at any moment, shrink or grow the object, replace a `/dev/shm`
+//! entry with a FIFO, a symlink or a directory, name it with any bytes —
+//! **and what that can cost a reader is an error, never undefined
+//! behaviour, a hang or a read outside `/dev/shm`.** Concretely:
+//!
+//! - shared types are integers and atomics only (no `bool`, `char`,
+//!   enums, references or `NonZero*`, whose invalid bit patterns would be
+//!   UB): a payload's fields are checked at compile time by
+//!   [`AnyBits`](crate::bits::AnyBits) where that trait is implemented;
+//! - sizes, offsets and counters read from shared bytes are decoded with
+//!   checked arithmetic ([`HeaderInfo::needed_len`] is `None` on overflow)
+//!   and bounded before use;
+//! - a [`Mapping`] never hands out `&[u8]` or `&mut` into the pages, only
+//!   atomic copies; a peer that shrinks the object can end a mapper with
+//!   `SIGBUS` (reported as one line and exit status 2 by [`fault`]), but
+//!   nothing wrong is ever read;
+//! - `/dev/shm` entries are opened one way ([`listing::open_regular`]:
+//!   `lstat`, then `O_NOFOLLOW | O_NONBLOCK | O_NOCTTY`, then `fstat` of
+//!   the descriptor), read with bounded `pread`s, removed only after their
+//!   identity is checked again ([`listing::Entry::remove_judged`]), and
+//!   printed escaped ([`listing::escape_bytes`]);
+//! - a name read from shared memory is validated like a [`ShmName`] (one
+//!   path component) before it is opened, so it cannot leave `/dev/shm`.
+//!
+//! What it does not promise: a region is only as trustworthy as the users
+//! who can write it. A peer with write access can always make the data
+//! *wrong* (a counter off, a lock stolen): that is what permissions
+//! (`0600` by default) are for.
 
+pub mod bits;
 pub mod cleanup;
 pub mod codes;
 mod error;
+pub mod fault;
 pub mod listing;
 pub mod lock;
 mod mapping;
@@ -39,6 +75,7 @@ mod sys;
 pub mod time;
 pub mod users;
 
+pub use bits::AnyBits;
 pub use error::{Error, Result};
 pub use mapping::{Access, Mapping};
 pub use mode::{Class, Mode, PermissionRow};

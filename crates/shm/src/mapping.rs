@@ -16,6 +16,16 @@ pub enum Access {
 
 /// A shared mapping of an object. Unmapped on drop.
 ///
+/// **What a peer can do to it.** Anything another process may do to the
+/// object (write any bytes at any time, or shrink it) costs a mapper at
+/// most its life, never its soundness: bytes are only copied with atomic
+/// loads and stores (no `&[u8]` over bytes others write), and a page that
+/// a peer's `ftruncate(2)` removed raises `SIGBUS` on access, which stops
+/// the process before anything is read. With [`crate::fault::report_sigbus`]
+/// installed (every lab has it) that death is one line naming the object
+/// and offset, and exit status 2. The size is checked once, here, at map
+/// time: a mapping cannot know later shrinks.
+///
 /// Other processes may write these pages at any time, so this type never
 /// hands out `&mut` into them (that would promise exclusivity the kernel does
 /// not give): bytes are copied in and out with relaxed atomic byte
@@ -27,6 +37,8 @@ pub struct Mapping {
     len: usize,
     access: Access,
     name: ShmName,
+    /// Its range in [`crate::fault`]'s table, for the SIGBUS report.
+    _fault: crate::fault::Registered,
 }
 
 // SAFETY: the mapping is plain shared memory; every access through this type
@@ -60,11 +72,13 @@ impl Mapping {
         }
         let ptr = sys::map_shared(obj.fd(), nz, access == Access::ReadWrite)
             .map_err(|e| Error::sys("mmap", &name, e))?;
+        let _fault = crate::fault::register(ptr.as_ptr() as usize, len, name.as_str());
         Ok(Mapping {
             ptr,
             len,
             access,
             name,
+            _fault,
         })
     }
 
@@ -167,6 +181,8 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        // Out of the SIGBUS table before the range can be reused.
+        self._fault = crate::fault::Registered::none();
         // SAFETY: ptr/len are the mapping made in `new`; nothing borrowed
         // from it can outlive `self` (regions borrow the mapping).
         let _ = unsafe { sys::unmap(self.ptr, self.len) };

@@ -245,7 +245,9 @@ impl ShmObject {
     /// Size the object: refuses 0, then `ftruncate(fd, len)` and
     /// `posix_fallocate(fd, 0, len)`. The second call reserves the pages now,
     /// so a size `/dev/shm` cannot hold fails here with [`Error::NoSpace`]
-    /// instead of a SIGBUS on first touch.
+    /// instead of a SIGBUS on first touch. On that error the object gets
+    /// back the size it had before the call (nothing another process wrote
+    /// is lost).
     pub fn set_len(&self, len: u64) -> Result<()> {
         if len == 0 {
             return Err(Error::InvalidSize {
@@ -262,6 +264,12 @@ impl ShmObject {
             input: len.to_string(),
             reason: "larger than an off_t".into(),
         })?;
+        // What to restore if the reservation fails: the size before this
+        // call. Another process may already use the object (this handle
+        // may only have opened it), so its pages are never given back
+        // beyond what this call added.
+        let before = self.stat()?.size;
+        let before = i64::try_from(before).unwrap_or(i64::MAX);
         nix::unistd::ftruncate(self.fd.as_fd(), off).map_err(|e| match e {
             Errno::EFBIG | Errno::EINVAL => Error::NoSpace {
                 name: self.name.clone(),
@@ -272,8 +280,12 @@ impl ShmObject {
         match nix::fcntl::posix_fallocate(self.fd.as_fd(), 0, off) {
             Ok(()) => Ok(()),
             Err(Errno::ENOSPC | Errno::EFBIG | Errno::ENOMEM) => {
-                // Give the memory back; the caller's error path unlinks.
-                let _ = nix::unistd::ftruncate(self.fd.as_fd(), 0);
+                // Roll back only what this call did: the size it had
+                // before (0 for an object this handle just created, whose
+                // caller's error path unlinks it). Truncating an object
+                // that another process filled would pull its pages from
+                // under its mappings (SIGBUS on its next read).
+                let _ = nix::unistd::ftruncate(self.fd.as_fd(), before);
                 Err(Error::NoSpace {
                     name: self.name.clone(),
                     size: len,

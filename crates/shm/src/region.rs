@@ -95,6 +95,21 @@ pub struct Header {
     trailing_len: AtomicU64,
 }
 
+crate::any_bits!(Header {
+    magic,
+    version,
+    state,
+    payload_offset,
+    payload_align,
+    payload_size,
+    creator_pid,
+    creator_uid,
+    creator_start,
+    created_unix_ns,
+    type_name,
+    trailing_len
+});
+
 const _: () = assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
 
 impl Header {
@@ -201,12 +216,16 @@ impl HeaderInfo {
     }
 
     /// Payload offset plus size, plus the trailing bytes if any: how long
-    /// the object must be.
-    pub fn needed_len(&self) -> u64 {
-        let end = self.payload_offset as u64 + self.payload_size;
+    /// the object must be. `None` when the sum overflows a `u64`: the
+    /// header was written by no shmlab build (every field here comes from
+    /// shared bytes, so it is added with checked arithmetic).
+    pub fn needed_len(&self) -> Option<u64> {
+        let end = u64::from(self.payload_offset).checked_add(self.payload_size)?;
         match self.trailing_len {
-            0 => end,
-            n => end.div_ceil(TRAILING_ALIGN as u64) * TRAILING_ALIGN as u64 + n,
+            0 => Some(end),
+            n => end
+                .checked_next_multiple_of(TRAILING_ALIGN as u64)?
+                .checked_add(n),
         }
     }
 }
@@ -228,19 +247,17 @@ pub fn probe_header(name: &ShmName) -> Result<Option<HeaderInfo>> {
     })
 }
 
-/// The one reader of a region header from a file: `open(2)` and `read(2)`
-/// of the first [`HEADER_SIZE`] bytes of `path` (no mapping, so a truncated
-/// object cannot SIGBUS the reader). `Ok(None)`: no shmlab header. The error
+/// The one reader of a region header from a file: `open(2)` with
+/// `O_NOFOLLOW | O_NONBLOCK` ([`crate::listing::open_regular`]: a symlink,
+/// FIFO, socket or directory is refused, never followed or waited on) and
+/// `pread(2)` of the first [`HEADER_SIZE`] bytes of `path` (no mapping, so
+/// a truncated object cannot SIGBUS the reader). `Ok(None)`: no shmlab header. The error
 /// names the call that failed (`open` or `read`).
 pub fn read_header_file(
     path: &std::path::Path,
 ) -> std::result::Result<Option<HeaderInfo>, (&'static str, std::io::Error)> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| ("open", e))?;
-    let mut buf = Vec::with_capacity(HEADER_SIZE);
-    f.take(HEADER_SIZE as u64)
-        .read_to_end(&mut buf)
-        .map_err(|e| ("read", e))?;
+    let f = crate::listing::open_regular(path).map_err(|e| ("open", e))?;
+    let buf = crate::listing::read_bounded(&f, 0, HEADER_SIZE).map_err(|e| ("read", e))?;
     Ok(HeaderInfo::from_bytes(&buf))
 }
 
@@ -265,10 +282,14 @@ pub struct InitCtx<'a> {
 /// shared such as a process-shared `pthread_mutex_t`). `init_in_place`
 /// must initialise every [`LockState`](crate::lock::LockState) the payload
 /// holds before returning `Ok`: the region hands the payload out as
-/// initialised from then on. The region never moves the payload.
+/// initialised from then on. The region never moves the payload. Every bit
+/// pattern must be a valid `Self`, since any process that can write the
+/// object may store any bytes: the compiler checks that through the
+/// [`AnyBits`](crate::AnyBits) supertrait (implement it with
+/// [`any_bits!`](crate::any_bits), which checks every field).
 ///
 /// [`init_in_place`]: Shared::init_in_place
-pub unsafe trait Shared: Sync + Sized {
+pub unsafe trait Shared: Sync + Sized + crate::AnyBits {
     /// What `init_in_place` takes.
     type Init;
 
@@ -309,6 +330,17 @@ pub unsafe trait Shared: Sync + Sized {
     /// Called once, when every other user of the payload (threads and
     /// processes) is done with it; nothing uses it afterwards.
     unsafe fn destroy(&self, _ctx: &InitCtx<'_>) {}
+
+    /// Called by **every** handle, creator or not, just before its mapping
+    /// is unmapped (and before [`destroy`](Self::destroy) on the creator's):
+    /// a payload that holds a [`LockState`](crate::lock::LockState) calls
+    /// [`LockState::before_unmap`](crate::lock::LockState::before_unmap) on
+    /// each, so that a lock that something outside the region still points
+    /// into (glibc's robust list, for a robust pthread mutex held by a
+    /// thread of this process through a forgotten guard) can stop the unmap
+    /// — by aborting, since returning would let glibc write into freed
+    /// memory. Default: nothing (a payload without such locks).
+    fn before_unmap(&self) {}
 }
 
 /// How to create or open a [`Region`].
@@ -662,6 +694,9 @@ impl<T: Shared> Deref for Region<T> {
 
 impl<T: Shared> Drop for Region<T> {
     fn drop(&mut self) {
+        // Every handle, before its mapping goes (the fields drop after
+        // this): a lock may refuse to be unmapped (Shared::before_unmap).
+        T::before_unmap(self);
         if self.obj.unlinks_on_drop() {
             let ctx = InitCtx {
                 name: self.obj.name(),
@@ -671,6 +706,10 @@ impl<T: Shared> Drop for Region<T> {
             // SAFETY: the creator's handle is being dropped: the region's
             // users are done (the creator outlives its workers by design) and
             // the name is unlinked right after, so nothing attaches again.
+            // Safe code can still get here while the lock is held (another
+            // handle in this process, a peer that breaks the protocol): the
+            // locks check for that themselves (RawLock::destroy's docs) and
+            // leave a held lock undestroyed.
             unsafe { T::destroy(self, &ctx) };
         }
     }

@@ -122,3 +122,54 @@ pub(crate) fn cached_pid() -> i32 {
     PID.store(p, Ordering::Relaxed);
     p
 }
+
+/// The function [`install_sigbus`] calls with the faulting address.
+static SIGBUS_HOOK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// `sigaction(SIGBUS, { SA_SIGINFO }, ...)`: on a SIGBUS, calls `hook`
+/// with `si_addr`; if `hook` returns, restores the default action and
+/// returns, so the faulting instruction runs again and the process dies
+/// of SIGBUS as it would have.
+pub(crate) fn install_sigbus(hook: fn(usize)) -> std::io::Result<()> {
+    extern "C" fn handler(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+        // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO
+        // handler; `si_addr` is the faulting address for SIGBUS.
+        let addr = unsafe { (*info).si_addr() } as usize;
+        let hook = SIGBUS_HOOK.load(std::sync::atomic::Ordering::Acquire);
+        if hook != 0 {
+            // SAFETY: only `install_sigbus` stores here, and it stores a
+            // `fn(usize)`.
+            let hook: fn(usize) = unsafe { std::mem::transmute::<usize, fn(usize)>(hook) };
+            hook(addr);
+        }
+        // SAFETY: restoring the default disposition is async-signal-safe.
+        unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+    }
+    SIGBUS_HOOK.store(hook as usize, std::sync::atomic::Ordering::Release);
+    // SAFETY: a zeroed sigaction is a valid starting point; the handler
+    // only reads atomics, formats into a stack buffer, and calls
+    // `write(2)` and `_exit(2)`, all async-signal-safe.
+    let rc = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut())
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// `write(2, bytes)` then `_exit(code)`: all a signal handler may do to
+/// report and stop.
+pub(crate) fn write_stderr_and_exit(bytes: &[u8], code: i32) -> ! {
+    // SAFETY: `bytes` is a valid buffer of that length; write and _exit are
+    // async-signal-safe and take no locks.
+    unsafe {
+        libc::write(2, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(code)
+    }
+}

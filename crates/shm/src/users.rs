@@ -103,6 +103,32 @@ pub struct Scan {
     /// one protected even from root, as a sandbox's init can be).
     /// What they use is not known, and not guessed.
     pub not_inspected: Vec<i32>,
+    /// The credentials of the processes in `not_inspected`, where
+    /// `/proc/PID/status` could be read (`None` otherwise).
+    unseen_creds: Vec<(i32, Option<Creds>)>,
+}
+
+/// A process's effective uid, effective gid and supplementary groups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Creds {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+}
+
+fn creds_of(pid: i32) -> Option<Creds> {
+    let status = std::fs::read(format!("/proc/{pid}/status")).ok()?;
+    let status = String::from_utf8_lossy(&status);
+    let field = |key: &str| status.lines().find_map(|l| l.strip_prefix(key));
+    let second = |key: &str| field(key)?.split_whitespace().nth(1)?.parse().ok();
+    Some(Creds {
+        uid: second("Uid:")?,
+        gid: second("Gid:")?,
+        groups: field("Groups:")?
+            .split_whitespace()
+            .filter_map(|g| g.parse().ok())
+            .collect(),
+    })
 }
 
 impl Scan {
@@ -110,6 +136,39 @@ impl Scan {
     /// (empty if none was found).
     pub fn users(&self, id: FileId) -> &[Use] {
         self.objects.get(&id).map_or(&[], |o| o.users.as_slice())
+    }
+
+    /// The processes that could not be inspected but could have opened an
+    /// object of owner `uid`:`gid` with `mode`, by its group and other
+    /// permission bits: a process of another user in the object's group
+    /// when the group may read or write it, any other user's process when
+    /// others may, and any process whose credentials could not be read.
+    /// That they were not seen using it is not proof that they do not,
+    /// so `clean` keeps such an object (see
+    /// [`crate::listing::Staleness::Unseen`]).
+    ///
+    /// Not counted: uninspected processes running as the owner itself or
+    /// as root, which could open any object of the owner's. The tool
+    /// running as a user can inspect that user's own processes, and as
+    /// root every process but those protected even from root (a sandbox's
+    /// init, say); counting those would keep every object for ever.
+    /// shmlab's objects are created `0600`, so by default nobody else
+    /// can have opened them.
+    pub fn could_use_unseen(&self, uid: u32, gid: u32, mode: crate::Mode) -> Vec<i32> {
+        let bits = mode.bits();
+        let (group_rw, other_rw) = (bits & 0o060 != 0, bits & 0o006 != 0);
+        self.unseen_creds
+            .iter()
+            .filter(|(_, creds)| match creds {
+                None => group_rw || other_rw,
+                Some(c) if c.uid == uid || c.uid == 0 => false,
+                // The group's bits decide for a member, even where
+                // others may more (as the kernel's permission check does).
+                Some(c) if c.gid == gid || c.groups.contains(&gid) => group_rw,
+                Some(_) => other_rw,
+            })
+            .map(|(pid, _)| *pid)
+            .collect()
     }
 
     /// Every object found in use, with its identity.
@@ -221,7 +280,8 @@ pub fn process_info(pid: i32) -> Option<ProcessInfo> {
     if pid <= 0 {
         return None;
     }
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let status = std::fs::read(format!("/proc/{pid}/status")).ok()?;
+    let status = String::from_utf8_lossy(&status);
     let field = |key: &str| {
         status
             .lines()
@@ -231,8 +291,14 @@ pub fn process_info(pid: i32) -> Option<ProcessInfo> {
     let tgid = field("Tgid:")?.parse().ok()?;
     // `Uid:` is real, effective, saved, filesystem: `ps` shows the effective.
     let uid = field("Uid:")?.split_whitespace().nth(1)?.parse().ok()?;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|c| c.trim_end_matches('\n').to_string())
+    // Bytes: a thread may name itself anything (`prctl(PR_SET_NAME)`),
+    // and a name that is not UTF-8 must not hide the whole process.
+    let comm = std::fs::read(format!("/proc/{pid}/comm"))
+        .map(|c| {
+            String::from_utf8_lossy(&c)
+                .trim_end_matches('\n')
+                .to_string()
+        })
         .or_else(|_| field("Name:").map(str::to_string).ok_or(()))
         .ok()?;
     Some(ProcessInfo {
@@ -266,7 +332,10 @@ type PerFile<T> = BTreeMap<FileId, (String, bool, T)>;
 
 /// The `/dev/shm` mappings of one process, counted per file.
 fn maps_of(pid: &str) -> Result<PerFile<usize>, Unreadable> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| classify(&e))?;
+    // Bytes, not a String: a mapped file's name may be any bytes, and one
+    // invalid UTF-8 name must not make the whole process uninspectable.
+    let raw = std::fs::read(format!("/proc/{pid}/maps")).map_err(|e| classify(&e))?;
+    let text = String::from_utf8_lossy(&raw);
     let mut out: PerFile<usize> = BTreeMap::new();
     for line in text.lines() {
         if let Some(m) = parse_maps_line(line) {
@@ -339,6 +408,7 @@ pub fn scan() -> io::Result<Scan> {
             // inspected, since what could not be read is unknown.
             (m, f) => {
                 scan.not_inspected.push(pid);
+                scan.unseen_creds.push((pid, creds_of(pid)));
                 (m.unwrap_or_default(), f.unwrap_or_default())
             }
         };
@@ -436,6 +506,38 @@ mod tests {
         // The thread has exited: no info (and no guess).
         assert_eq!(process_info(tid), None);
         assert_eq!(process_info(0), None);
+    }
+
+    /// "Processes that cannot be inspected are not proof that nobody uses
+    /// an object": which of them `clean` must assume could.
+    #[test]
+    fn uninspected_processes_that_could_open_an_object() {
+        let creds = |uid, gid, groups: &[u32]| {
+            Some(Creds {
+                uid,
+                gid,
+                groups: groups.to_vec(),
+            })
+        };
+        let scan = Scan {
+            not_inspected: vec![1, 2, 3, 4, 5],
+            unseen_creds: vec![
+                (1, creds(0, 0, &[])),          // root: not counted
+                (2, creds(1000, 1000, &[])),    // the owner itself: not counted
+                (3, creds(1001, 1001, &[100])), // another user in the group
+                (4, creds(1002, 1002, &[])),    // another user
+                (5, None),                      // unknown credentials
+            ],
+            ..Scan::default()
+        };
+        let mode = |m| crate::Mode::from_bits_truncate(m);
+        assert_eq!(
+            scan.could_use_unseen(1000, 100, mode(0o600)),
+            Vec::<i32>::new()
+        );
+        assert_eq!(scan.could_use_unseen(1000, 100, mode(0o640)), vec![3, 5]);
+        assert_eq!(scan.could_use_unseen(1000, 100, mode(0o666)), vec![3, 4, 5]);
+        assert_eq!(scan.could_use_unseen(1000, 100, mode(0o604)), vec![4, 5]);
     }
 
     #[test]

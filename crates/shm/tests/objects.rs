@@ -68,6 +68,34 @@ fn a_size_dev_shm_cannot_hold_fails_and_leaves_nothing() {
     assert!(!name.path().exists(), "a failed creation left {name}");
 }
 
+/// Finding 8 of "Trust nothing that is shared": a second handle that only
+/// opened the object asks for more than `/dev/shm` holds. The old error
+/// path truncated to 0, pulling the creator's pages from under it (its
+/// next read died of SIGBUS); now the object keeps its size and bytes.
+#[test]
+fn a_failed_resize_by_an_opener_keeps_the_creators_object() {
+    let (_guard, name) = Unlink::new("obj-nospace-opener");
+    let creator = ShmOptions::new().create_new(true).open(&name).unwrap();
+    creator.set_len(8192).unwrap();
+    let map = creator.map(Access::ReadWrite, 8192).unwrap();
+    map.write(4096, b"still here\0").unwrap();
+
+    let opener = ShmOptions::new().create_or_open(true).open(&name).unwrap();
+    assert!(
+        opener.creation().is_none(),
+        "it should have opened, not created"
+    );
+    let err = opener.set_len(1 << 50).unwrap_err();
+    assert!(matches!(err, Error::NoSpace { .. }), "{err}");
+    assert_eq!(
+        creator.stat().unwrap().size,
+        8192,
+        "the opener's failed resize changed the creator's object"
+    );
+    // The old code left 0 bytes here: this read would raise SIGBUS.
+    assert_eq!(map.read_c_string(4096), b"still here");
+}
+
 #[test]
 fn opening_never_creates_and_create_or_open_reports_which() {
     let (_guard, name) = Unlink::new("obj-open");

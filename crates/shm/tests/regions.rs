@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 struct Slow {
     value: AtomicU64,
 }
+shm::any_bits!(Slow { value });
 
 // SAFETY: repr(C), one atomic, valid when zeroed.
 unsafe impl Shared for Slow {
@@ -40,6 +41,7 @@ unsafe impl Shared for Slow {
 struct Eight {
     words: [AtomicU64; 8],
 }
+shm::any_bits!(Eight { words });
 
 // SAFETY: repr(C), atomics only, valid when zeroed.
 unsafe impl Shared for Eight {
@@ -57,6 +59,7 @@ unsafe impl Shared for Eight {
 struct EightImpostor {
     word: AtomicU64,
 }
+shm::any_bits!(EightImpostor { word });
 
 // SAFETY: repr(C), one atomic, valid when zeroed.
 unsafe impl Shared for EightImpostor {
@@ -275,7 +278,7 @@ fn a_truncated_region_is_a_clean_error_not_a_sigbus() {
         "{err}"
     );
     let h = shm::probe_header(&cut_payload).unwrap().unwrap();
-    assert_eq!(h.needed_len(), total);
+    assert_eq!(h.needed_len(), Some(total));
 
     let (_g2, cut_header) = Unlink::new("region-cut-header");
     truncated(&cut_header, 64);
@@ -314,6 +317,7 @@ fn probe_header_reads_a_live_region_without_mapping() {
 struct Tailed {
     len: AtomicU64,
 }
+shm::any_bits!(Tailed { len });
 
 // SAFETY: repr(C), one atomic, valid when zeroed (and after init).
 unsafe impl Shared for Tailed {
@@ -342,7 +346,7 @@ fn trailing_bytes_are_recorded_mapped_by_openers_and_checked_for_length() {
     let h = shm::probe_header(&name).unwrap().unwrap();
     assert_eq!(h.trailing_len, n as u64);
     let needed = (Region::<Tailed>::trailing_offset() + n) as u64;
-    assert_eq!(h.needed_len(), needed);
+    assert_eq!(h.needed_len(), Some(needed));
     assert_eq!(std::fs::metadata(name.path()).unwrap().len(), needed);
     // SAFETY: `n` trailing bytes at this address while `made` lives; only
     // this thread touches them.
