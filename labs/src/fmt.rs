@@ -1,7 +1,8 @@
 //! How the labs and the `shmlab` tool write numbers, so that every program
 //! prints them alike: digit grouping (`1,234,567`), durations in one set of
 //! units (`ns`, `µs`, `ms`, `s`), rates, ratios, percentages and file modes;
-//! plus [`parse_seconds`], which reads the seconds `--wait`-style flags take.
+//! plus [`parse_seconds`], which reads the seconds `--wait`-style flags take,
+//! and [`escape`], the one way to print text that came from outside.
 //!
 //! A helper lives here once two programs need it; what only one program
 //! prints stays in that program's module.
@@ -129,6 +130,154 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// Bytes from outside (file names, type tags, semaphore names, commands,
+/// user names: anything another user or process chose) as text that is
+/// safe to print on a terminal. The rule, byte for byte reversible (see
+/// [`unescape`]):
+///
+/// - a printable character of valid UTF-8 (printable ASCII, or any
+///   non-control character beyond it) is written as it is;
+/// - a backslash is written `\\`;
+/// - every byte of a control character (C0 `0x00..=0x1f`, DEL `0x7f`, C1
+///   `U+0080..=U+009F`: what terminal escapes are made of), of an
+///   invisible character that reorders or hides text (bidirectional
+///   overrides and isolates `U+202A..=U+202E`, `U+2066..=U+2069`,
+///   zero-width `U+200B..=U+200F`, the BOM `U+FEFF`), and every byte that
+///   is not part of valid UTF-8, is written `\xNN` (two lower-case hex
+///   digits).
+///
+/// So the output never holds a control character, and a name holding
+/// `ESC[2J` prints as `\x1b[2J` instead of clearing the screen. It is
+/// [`shm::listing::escape_bytes`], the rule `shmlab ls` and the listing's
+/// `Entry::display_name` use, so every view prints a name alike.
+///
+/// JSON output does not use it: serde escapes control characters itself,
+/// so strings stay exact there (a name that is not valid UTF-8, which JSON
+/// cannot hold, is given in this escaped form, and says so).
+pub fn escape(bytes: &[u8]) -> String {
+    shm::listing::escape_bytes(bytes)
+}
+
+/// [`escape`] of a string's bytes.
+pub fn escape_str(s: &str) -> String {
+    escape(s.as_bytes())
+}
+
+/// Bytes shown by [`escape`] in a `format!`: `format!("{}", Escaped(b))`.
+#[derive(Clone, Copy, Debug)]
+pub struct Escaped<'a>(pub &'a [u8]);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&escape(self.0))
+    }
+}
+
+/// The bytes [`escape`] was given, back from its output; `None` if `s` is
+/// not something [`escape`] writes (a lone backslash, a bad `\x` escape).
+pub fn unescape(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1)? {
+            b'\\' => {
+                out.push(b'\\');
+                i += 2;
+            }
+            b'x' => {
+                let hex = std::str::from_utf8(b.get(i + 2..i + 4)?).ok()?;
+                if !hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 4;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// `value` as pretty JSON that is safe to print on a terminal and still
+/// exact. serde escapes only what JSON requires (`U+0000..=U+001F`, `"`,
+/// `\\`); this also writes every other character [`escape`] would hide
+/// (DEL, the C1 controls `U+0080..=U+009F`, the bidirectional and
+/// zero-width characters) as a JSON `\uXXXX` escape, which any JSON
+/// reader turns back into the same character. Use it for every `--json`
+/// output that may hold strings from outside.
+pub fn json_pretty<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        Inert(serde_json::ser::PrettyFormatter::new()),
+    );
+    value.serialize(&mut ser)?;
+    // The serializer writes UTF-8 only (strings are `str`, escapes ASCII).
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
+/// Whether [`escape`] would write `c` as `\xNN` bytes (a control or a
+/// hidden character), for characters JSON itself does not escape.
+fn hidden_in_json(c: char) -> bool {
+    c == '\u{7f}' || (!c.is_ascii() && escape_str(c.encode_utf8(&mut [0; 4])).starts_with('\\'))
+}
+
+/// A JSON formatter (pretty, here) whose strings hold no character a
+/// terminal acts on: see [`json_pretty`].
+struct Inert<F>(F);
+
+macro_rules! delegate {
+    ($($m:ident($($a:ident: $t:ty),*);)*) => {$(
+        fn $m<W: ?Sized + std::io::Write>(&mut self, w: &mut W $(, $a: $t)*) -> std::io::Result<()> {
+            self.0.$m(w $(, $a)*)
+        }
+    )*};
+}
+
+impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for Inert<F> {
+    delegate! {
+        begin_array();
+        end_array();
+        begin_array_value(first: bool);
+        end_array_value();
+        begin_object();
+        end_object();
+        begin_object_key(first: bool);
+        end_object_key();
+        begin_object_value();
+        end_object_value();
+    }
+
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut rest = fragment;
+        while let Some((at, c)) = rest.char_indices().find(|&(_, c)| hidden_in_json(c)) {
+            self.0.write_string_fragment(w, &rest[..at])?;
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                write!(w, "\\u{u:04x}")?;
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        self.0.write_string_fragment(w, rest)
+    }
+}
+
+/// Whether `s` holds a character a terminal may act on: a C0 control, DEL
+/// or a C1 control (what [`escape`] never writes). For tests and checks.
+pub fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -195,5 +344,81 @@ mod tests {
         assert_eq!(parse_seconds("0").unwrap(), Duration::ZERO);
         assert!(parse_seconds("-1").is_err() && parse_seconds("x").is_err());
         assert!(parse_seconds("86401").is_err() && parse_seconds("inf").is_err());
+    }
+
+    #[test]
+    fn escapes_what_a_terminal_acts_on() {
+        assert_eq!(escape(b"OS"), "OS");
+        assert_eq!(escape(b"a\x1b[2Jb"), "a\\x1b[2Jb");
+        assert_eq!(escape(b"back\\slash"), "back\\\\slash");
+        assert_eq!(escape(b"a\xff"), "a\\xff");
+        assert_eq!(escape(b"tab\tnl\ndel\x7f"), "tab\\x09nl\\x0adel\\x7f");
+        // C1 CSI (U+009B) is valid UTF-8 and still a control: both bytes.
+        assert_eq!(escape("x\u{9b}2J".as_bytes()), "x\\xc2\\x9b2J");
+        // Printable non-ASCII passes; a bidi override does not.
+        assert_eq!(escape("µs été".as_bytes()), "µs été");
+        assert_eq!(escape("a\u{202e}b".as_bytes()), "a\\xe2\\x80\\xaeb");
+        assert_eq!(escape_str("\0"), "\\x00");
+        assert_eq!(format!("[{}]", Escaped(b"\x07")), "[\\x07]");
+        // A literal `\xff` in a valid name is told apart from the byte.
+        assert_ne!(escape(b"\\xff"), escape(b"\xff"));
+    }
+
+    #[test]
+    fn unescape_refuses_what_escape_never_writes() {
+        assert_eq!(unescape("a\\x1bb").unwrap(), b"a\x1bb");
+        for bad in ["\\", "\\x", "\\x1", "\\xzz", "\\xFF", "\\n"] {
+            assert_eq!(unescape(bad), None, "{bad:?}");
+        }
+    }
+
+    /// JSON stays exact and holds no control character: serde leaves DEL,
+    /// C1 and bidi characters raw, `json_pretty` writes them as `\u`.
+    #[test]
+    fn json_is_exact_and_inert() {
+        let v = serde_json::json!({"n\u{9b}": ["a\u{1b}[2J\u{7f}\u{9b}2J\u{202e}é\\"]});
+        let inert = |s: &str| !has_control(&s.replace('\n', "")) && !s.contains('\u{202e}');
+        let raw = serde_json::to_string_pretty(&v).unwrap();
+        assert!(!inert(&raw), "serde escapes C1 itself now: {raw}");
+        let s = json_pretty(&v).unwrap();
+        assert!(inert(&s), "{s}");
+        assert!(s.contains(r#""a\u001b[2J\u007f\u009b2J\u202eé\\""#), "{s}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&s).unwrap(), v);
+        // Pretty: the same layout as serde's.
+        let plain = serde_json::json!({"a": [1, 2], "b": {"c": "d"}});
+        assert_eq!(
+            json_pretty(&plain).unwrap(),
+            serde_json::to_string_pretty(&plain).unwrap()
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the bytes, the escaped text holds no C0, DEL or C1
+        /// control, and the bytes come back from it exactly.
+        #[test]
+        fn escaped_text_is_inert_and_reversible(b in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let e = escape(&b);
+            proptest::prop_assert!(!has_control(&e), "{e:?}");
+            proptest::prop_assert!(!e.bytes().any(|c| c < 0x20 || c == 0x7f));
+            proptest::prop_assert_eq!(unescape(&e), Some(b));
+        }
+
+        /// The same for text that is mostly valid UTF-8 with controls in it.
+        #[test]
+        fn escaped_strings_are_inert(s in "[a-z\\\\\\x00-\\x1f\\x7f\\u{80}-\\u{9f}\\u{202e}é]{0,32}") {
+            let e = escape_str(&s);
+            proptest::prop_assert!(!has_control(&e), "{e:?}");
+            proptest::prop_assert_eq!(unescape(&e), Some(s.into_bytes()));
+        }
+
+        /// Any string through `json_pretty`: no control character, and
+        /// read back exactly.
+        #[test]
+        fn json_strings_are_inert_and_exact(s in "[a-z\\\\\"\\x00-\\x1f\\x7f\\u{80}-\\u{9f}\\u{200b}-\\u{200f}\\u{202a}-\\u{202e}\\u{2066}-\\u{2069}\\u{feff}é😀]{0,32}") {
+            let j = json_pretty(&s).unwrap();
+            proptest::prop_assert!(!has_control(&j), "{j:?}");
+            proptest::prop_assert!(escape_str(&j) == j.replace('\\', "\\\\"), "{j:?}");
+            proptest::prop_assert_eq!(serde_json::from_str::<String>(&j).unwrap(), s);
+        }
     }
 }

@@ -21,8 +21,29 @@
 //! and a note that its payload is not decoded.
 //!
 //! Liveness of every pid and tid is [`shm::process::liveness`]'s.
+//!
+//! ## Hostile bytes
+//!
+//! A region holds whatever anyone who can write it stored, so nothing read
+//! from it is trusted:
+//!
+//! - a payload is decoded only when the header's layout is this build's
+//!   type, from a private copy of exactly that many bytes (a type every bit
+//!   pattern of which is valid); counts and indices are clamped or checked
+//!   against what they index, and what does not add up is said in a note;
+//! - a named semaphore's name is checked by [`ShmName`]'s rules (a leading
+//!   `/`, no other `/`, no NUL, not `.`/`..`, at most
+//!   [`shm_sem::SEM_NAME_MAX`] bytes, UTF-8) before its file is touched; a
+//!   name that fails is reported as invalid, escaped, and nothing is
+//!   opened. A valid one is read with [`shm::listing::read_entry`]: one
+//!   component of `/dev/shm`, no symlink followed, never blocking (a
+//!   FIFO), a regular file only, and at most a `sem_t`'s 32 bytes;
+//! - the structured fields of a report (a holder's `comm`, the semaphore's
+//!   name) are exact, for JSON; the sentences (`notes`, `note`, [`LockReport::words`])
+//!   carry every outside string escaped by [`crate::fmt::escape`], so that
+//!   text printed on a terminal holds no control character.
 
-use super::snapshot::{Plain, Snapshot};
+use super::snapshot::Snapshot;
 use crate::payloads::buffer::{BUFFER_TYPE, Buffer, BufferSync};
 use crate::payloads::philosophers::{Link, PHILOSOPHERS_TYPE, Table};
 use crate::payloads::{LAB3_TYPE, Lab3Payload};
@@ -64,9 +85,11 @@ impl Holder {
         }
     }
 
-    /// `tid 4244 (pid 4242 lab4-race) alive`, `pid 17 gone`.
+    /// `tid 4244 (pid 4242 lab4-race) alive`, `pid 17 gone` (the command
+    /// escaped: a process names itself).
     pub fn words(&self, what: &str) -> String {
-        let who = match (&self.pid, &self.comm) {
+        let comm = self.comm.as_deref().map(crate::fmt::escape_str);
+        let who = match (&self.pid, comm) {
             (Some(pid), Some(comm)) if *pid == self.id => format!(" ({comm})"),
             (Some(pid), Some(comm)) => format!(" (a thread of pid {pid} {comm})"),
             _ => String::new(),
@@ -126,7 +149,9 @@ pub struct LockReport {
     pub waiters: Waiters,
     /// Semaphores: the value (`sem_getvalue`): 1 free, 0 held.
     pub value: Option<i32>,
-    /// Named semaphores: the name the region stores (`/shmlab-…`).
+    /// Named semaphores: the name the region stores (`/shmlab-…`), exact
+    /// when it is UTF-8, else [`crate::fmt::escape`]d (and a note says it
+    /// is invalid).
     pub semaphore: Option<String>,
     /// What else a reader should know (a dead holder, how to repair, ...).
     pub notes: Vec<String>,
@@ -212,8 +237,21 @@ impl Decoded {
     }
 }
 
-/// Decodes a region's payload by its header's type tag.
+/// Reads `size` bytes of a region's payload (or says why not).
+type ReadPayload<'a> = &'a dyn Fn(usize) -> Result<Vec<u8>, String>;
+
+/// Decodes a region's payload by its header's type tag, reading it from
+/// the object `name` (`read(2)`, never mapped; at most the size of the
+/// type the header names, whatever size the header claims).
 pub fn decode(name: &ShmName, h: &HeaderInfo) -> Decoded {
+    decode_with(h, &|size| {
+        super::read_at(name, u64::from(h.payload_offset), size).map_err(|e| format!("{e:#}"))
+    })
+}
+
+/// [`decode`], with the payload's bytes from `read`: the decoder itself,
+/// which the property tests feed arbitrary bytes.
+fn decode_with(h: &HeaderInfo, read: ReadPayload<'_>) -> Decoded {
     if h.version != VERSION {
         return Decoded::note(format!(
             "header version {} is not this build's ({VERSION}): payload not decoded",
@@ -226,7 +264,7 @@ pub fn decode(name: &ShmName, h: &HeaderInfo) -> Decoded {
         );
     }
     if h.type_name == LAB3_TYPE {
-        return match payload_bytes::<Lab3Payload>(name, h)
+        return match payload_bytes::<Lab3Payload>(h, read)
             .and_then(|b| Lab3Payload::decode(&b).ok_or_else(|| "too short".into()))
         {
             Ok((counter, pid, steps)) => Decoded {
@@ -240,23 +278,23 @@ pub fn decode(name: &ShmName, h: &HeaderInfo) -> Decoded {
         };
     }
     if h.type_name == PHILOSOPHERS_TYPE {
-        return philosophers(name, h);
+        return philosophers(h, read);
     }
     if h.type_name == BUFFER_TYPE {
-        return buffer(name, h);
+        return buffer(h, read);
     }
     let Some(lock) = h.type_name.strip_prefix("race/") else {
         return Decoded::note(format!(
             "payload {} is not one the tool decodes (it knows race/*, {LAB3_TYPE}, {BUFFER_TYPE} and {PHILOSOPHERS_TYPE})",
-            h.type_name
+            crate::fmt::escape_str(&h.type_name)
         ));
     };
     use shm_futex::{FutexLock, SpinLock};
     use shm_pthread::{PlainMutex, RobustMutex};
     use shm_sem::{NamedSemaphore, UnnamedSemaphore};
     match lock {
-        "nolock" => race::<NoLock>(name, h, |_, _| Vec::new()),
-        FutexLock::NAME => race::<ByLock<FutexLock>>(name, h, |st, _| {
+        "nolock" => race::<NoLock>(h, read, |_, _| Vec::new()),
+        FutexLock::NAME => race::<ByLock<FutexLock>>(h, read, |st, _| {
             let s = st.lock.0.raw();
             vec![owner_word(
                 FutexLock::NAME,
@@ -266,14 +304,14 @@ pub fn decode(name: &ShmName, h: &HeaderInfo) -> Decoded {
                 },
             )]
         }),
-        SpinLock::NAME => race::<ByLock<SpinLock>>(name, h, |st, _| {
+        SpinLock::NAME => race::<ByLock<SpinLock>>(h, read, |st, _| {
             let mut r = owner_word(SpinLock::NAME, st.lock.0.raw().holder(), Waiters::No);
             r.notes.push(
                 "a spin lock's waiters only re-read the word: it does not record them".into(),
             );
             vec![r]
         }),
-        RobustMutex::NAME => race::<ByLock<RobustMutex>>(name, h, |st, bytes| {
+        RobustMutex::NAME => race::<ByLock<RobustMutex>>(h, read, |st, bytes| {
             let owner = RobustMutex.last_holder(st.lock.0.raw());
             vec![pthread(
                 RobustMutex::NAME,
@@ -282,7 +320,7 @@ pub fn decode(name: &ShmName, h: &HeaderInfo) -> Decoded {
                 word_at::<ByLock<RobustMutex>>(bytes),
             )]
         }),
-        PlainMutex::NAME => race::<ByLock<PlainMutex>>(name, h, |st, bytes| {
+        PlainMutex::NAME => race::<ByLock<PlainMutex>>(h, read, |st, bytes| {
             let owner = PlainMutex.last_holder(st.lock.0.raw());
             vec![pthread(
                 PlainMutex::NAME,
@@ -291,10 +329,15 @@ pub fn decode(name: &ShmName, h: &HeaderInfo) -> Decoded {
                 word_at::<ByLock<PlainMutex>>(bytes),
             )]
         }),
-        NamedSemaphore::NAME => {
-            race::<ByLock<NamedSemaphore>>(name, h, |st, _| vec![named_sem(st.lock.0.raw())])
-        }
-        UnnamedSemaphore::NAME => race::<ByLock<UnnamedSemaphore>>(name, h, |st, bytes| {
+        NamedSemaphore::NAME => race::<ByLock<NamedSemaphore>>(h, read, |st, bytes| {
+            let at = std::mem::offset_of!(RaceShared<ByLock<NamedSemaphore>>, lock);
+            let state = bytes.get(at..at + std::mem::size_of::<shm_sem::NamedState>());
+            vec![named_sem(
+                state.and_then(stored_sem_name).unwrap_or_default(),
+                st.lock.0.raw().last_holder(),
+            )]
+        }),
+        UnnamedSemaphore::NAME => race::<ByLock<UnnamedSemaphore>>(h, read, |st, bytes| {
             let s = st.lock.0.raw();
             let sem_at = std::mem::offset_of!(RaceShared<ByLock<UnnamedSemaphore>>, lock);
             let waiters = bytes.get(sem_at..sem_at + 8).and_then(glibc_sem_waiters);
@@ -306,13 +349,15 @@ pub fn decode(name: &ShmName, h: &HeaderInfo) -> Decoded {
             )]
         }),
         other => Decoded::note(format!(
-            "race region with lock {other:?}, which this build does not know"
+            "race region with lock \"{}\", which this build does not know",
+            crate::fmt::escape_str(other)
         )),
     }
 }
 
-/// The payload's bytes, if the header's layout is `T`'s.
-fn payload_bytes<T: Shared>(name: &ShmName, h: &HeaderInfo) -> Result<Vec<u8>, String> {
+/// The payload's bytes, if the header's layout is `T`'s: exactly
+/// `size_of::<T>()` of them, else why not.
+fn payload_bytes<T: Shared>(h: &HeaderInfo, read: ReadPayload<'_>) -> Result<Vec<u8>, String> {
     let size = std::mem::size_of::<T>();
     if h.payload_size != size as u64
         || h.payload_align != std::mem::align_of::<T>() as u32
@@ -320,11 +365,12 @@ fn payload_bytes<T: Shared>(name: &ShmName, h: &HeaderInfo) -> Result<Vec<u8>, S
     {
         return Err(format!(
             "its layout ({} bytes, align {}) is not this build's {} ({size} bytes): payload not decoded",
-            h.payload_size, h.payload_align, h.type_name
+            h.payload_size,
+            h.payload_align,
+            crate::fmt::escape_str(&h.type_name)
         ));
     }
-    let bytes =
-        super::read_at(name, u64::from(h.payload_offset), size).map_err(|e| format!("{e:#}"))?;
+    let bytes = read(size)?;
     if bytes.len() != size {
         return Err(format!(
             "it is shorter than its header says ({} of {size} payload bytes)",
@@ -335,11 +381,11 @@ fn payload_bytes<T: Shared>(name: &ShmName, h: &HeaderInfo) -> Result<Vec<u8>, S
 }
 
 /// The payload read as a `T` (a private copy), with its bytes; or why not.
-fn snapshot<T: Shared + Plain>(
-    name: &ShmName,
+fn snapshot<T: Shared + shm::AnyBits>(
     h: &HeaderInfo,
+    read: ReadPayload<'_>,
 ) -> Result<(Snapshot<T>, Vec<u8>), String> {
-    let bytes = payload_bytes::<T>(name, h)?;
+    let bytes = payload_bytes::<T>(h, read)?;
     let copy = Snapshot::<T>::from_bytes(&bytes)
         .ok_or_else(|| "payload size changed while reading".to_string())?;
     Ok((copy, bytes))
@@ -347,14 +393,14 @@ fn snapshot<T: Shared + Plain>(
 
 /// A race region: counter, workers, and what `locks` reads from the lock.
 fn race<K: RegionLock>(
-    name: &ShmName,
     h: &HeaderInfo,
+    read: ReadPayload<'_>,
     locks: impl FnOnce(&RaceShared<K>, &[u8]) -> Vec<LockReport>,
 ) -> Decoded
 where
-    RaceShared<K>: Plain,
+    RaceShared<K>: shm::AnyBits,
 {
-    let (st, bytes) = match snapshot::<RaceShared<K>>(name, h) {
+    let (st, bytes) = match snapshot::<RaceShared<K>>(h, read) {
         Ok(got) => got,
         Err(why) => return Decoded::note(why),
     };
@@ -392,9 +438,9 @@ where
 /// Lab 7's bounded buffer: where the ring stands (head, tail, items in
 /// it) and its synchronisation: the three semaphores (`sem`), or the futex
 /// lock and the fill-count word consumers sleep on (`futex`).
-fn buffer(name: &ShmName, h: &HeaderInfo) -> Decoded {
+fn buffer(h: &HeaderInfo, read: ReadPayload<'_>) -> Decoded {
     use crate::fmt::group;
-    let (b, bytes) = match snapshot::<Buffer>(name, h) {
+    let (b, bytes) = match snapshot::<Buffer>(h, read) {
         Ok(got) => got,
         Err(why) => return Decoded::note(why),
     };
@@ -452,7 +498,14 @@ fn buffer(name: &ShmName, h: &HeaderInfo) -> Decoded {
             let mut c = LockReport::new("futex word");
             c.name = "count".into();
             c.state = "counting";
-            c.value = Some(b.count.0.load(Ordering::Relaxed) as i32);
+            let count = b.count.0.load(Ordering::Relaxed);
+            c.value = i32::try_from(count).ok();
+            if c.value.is_none() {
+                c.notes.push(format!(
+                    "the word holds {}, more than any count: the region is corrupt",
+                    group(u64::from(count))
+                ));
+            }
             c.waiters = Waiters::Count {
                 count: b.waiters.0.load(Ordering::Relaxed),
             };
@@ -464,16 +517,34 @@ fn buffer(name: &ShmName, h: &HeaderInfo) -> Decoded {
         }
         Some(BufferSync::None) | None => {}
     }
+    let capacity = b.capacity.load(Ordering::Relaxed);
+    // head - tail is the ring's fill, 0 to its size; anything else is a
+    // corrupt region (or one written by something else), said as such.
+    let in_ring = match head.checked_sub(tail) {
+        Some(n) if n <= u64::from(capacity) => format!("{} item(s) in the ring", group(n)),
+        Some(n) => format!(
+            "{} apart: more than the ring holds, the region is inconsistent",
+            group(n)
+        ),
+        None => "the tail is past the head: the region is inconsistent".into(),
+    };
     let note = format!(
-        "lab7: sync {}, a ring of {} slot(s); head {}, tail {} ({} item(s) in the ring); {} of {} item(s) claimed by consumers; producers {}; torn items so far {}",
+        "lab7: sync {}, a ring of {} slot(s){}; head {}, tail {} ({in_ring}); {} of {} item(s) claimed by consumers; producers {}; torn items so far {}",
         sync.map_or("unknown", BufferSync::name),
-        group(u64::from(b.capacity.load(Ordering::Relaxed))),
+        group(u64::from(capacity)),
+        if capacity > crate::payloads::buffer::MAX_SLOTS {
+            format!(
+                " (more than the {} a region has: inconsistent)",
+                crate::payloads::buffer::MAX_SLOTS
+            )
+        } else {
+            String::new()
+        },
         group(head),
         group(tail),
-        group(head.saturating_sub(tail)),
         group(load(&b.claimed.0)),
         group(load(&b.total)),
-        if b.producers_done.0.load(Ordering::Relaxed) {
+        if b.producers_done.0.load(Ordering::Relaxed) != 0 {
             "all done"
         } else {
             "still producing"
@@ -490,8 +561,8 @@ fn buffer(name: &ShmName, h: &HeaderInfo) -> Decoded {
 /// Lab 13's table: every fork as a futex lock (holder, waiters flag), who
 /// holds it and who waits for it by philosopher, and the wait-for graph's
 /// cycle if it has one now.
-fn philosophers(name: &ShmName, h: &HeaderInfo) -> Decoded {
-    let (t, _) = match snapshot::<Table>(name, h) {
+fn philosophers(h: &HeaderInfo, read: ReadPayload<'_>) -> Decoded {
+    let (t, _) = match snapshot::<Table>(h, read) {
         Ok(got) => got,
         Err(why) => return Decoded::note(why),
     };
@@ -683,37 +754,120 @@ fn semaphore(
     r
 }
 
-/// A named semaphore: its name from the region, its value and waiters from
-/// its own file, `/dev/shm/sem.NAME` (read, not opened with `sem_open`,
-/// which would map it).
-fn named_sem(st: &shm_sem::NamedState) -> LockReport {
-    let name = st.name();
-    let path = shm_sem::sem_path(&name);
-    let bytes = std::fs::read(&path).ok().and_then(|mut b| {
-        b.truncate(std::mem::size_of::<shm_sem::SemCell>());
-        (b.len() == std::mem::size_of::<shm_sem::SemCell>()).then_some(b)
-    });
-    let value = bytes
-        .as_deref()
-        .and_then(Snapshot::<shm_sem::SemCell>::from_bytes)
-        .and_then(|s| s.value().ok());
-    let waiters = bytes.as_deref().and_then(|b| glibc_sem_waiters(&b[..8]));
-    let mut r = semaphore(
-        shm_sem::NamedSemaphore::NAME,
-        value,
-        waiters,
-        st.last_holder(),
+/// Bytes of a [`shm_sem::NamedState`]'s name field: the name, NUL-padded,
+/// then its length (`u32`) and the last holder (`i32`). Checked against
+/// `NamedState::name` by a test.
+const SEM_NAME_FIELD: usize = 256;
+const _: () = assert!(std::mem::size_of::<shm_sem::NamedState>() == SEM_NAME_FIELD + 8);
+
+/// The name a [`shm_sem::NamedState`]'s bytes store, exactly (not a lossy
+/// copy: a rewritten name could name another file): its first `len` bytes,
+/// `len` clamped to the field. `None` if `state` is too short.
+fn stored_sem_name(state: &[u8]) -> Option<&[u8]> {
+    let len = u32::from_le_bytes(
+        state
+            .get(SEM_NAME_FIELD..SEM_NAME_FIELD + 4)?
+            .try_into()
+            .ok()?,
     );
-    if bytes.is_none() {
-        r.notes
-            .push(format!("its file {} cannot be read", path.display()));
-    } else if r.holder.as_ref().is_some_and(|h| h.dead) {
-        r.notes.push(format!(
-            "repair it, once sure: shmlab repair-sem {name} --holder {}",
-            st.last_holder()
+    let len = usize::try_from(len).map_or(SEM_NAME_FIELD, |l| l.min(SEM_NAME_FIELD));
+    state.get(..len)
+}
+
+/// The file in `/dev/shm` of the named semaphore `stored` (a name read from
+/// a region), if `stored` is a name `sem_open` could have been given:
+/// UTF-8, [`ShmName::parse`]'s rules (a leading `/`, no other `/`, no NUL,
+/// not `.` or `..`), and at most [`shm_sem::SEM_NAME_MAX`] bytes after the
+/// `/`. Otherwise why not: it is then never used as a path.
+fn sem_file_name(stored: &[u8]) -> Result<String, String> {
+    let s = std::str::from_utf8(stored).map_err(|_| "it is not UTF-8".to_string())?;
+    if !s.starts_with('/') {
+        return Err("it does not start with /".into());
+    }
+    let name = ShmName::parse(s).map_err(|e| match e {
+        shm::Error::InvalidName { reason, .. } => reason.to_string(),
+        _ => "it is not a valid name".to_string(),
+    })?;
+    if name.file_name().len() > shm_sem::SEM_NAME_MAX {
+        return Err(format!(
+            "it is longer than {} bytes after the /",
+            shm_sem::SEM_NAME_MAX
         ));
     }
-    r.semaphore = Some(name);
+    Ok(format!("sem.{}", name.file_name()))
+}
+
+/// The most of a `sem.*` file the tool reads: one `sem_t`.
+const SEM_T: usize = std::mem::size_of::<shm_sem::SemCell>();
+
+/// A `sem.*` file's value and sleeper count, from its first bytes: exactly
+/// a `sem_t`'s, else why not.
+fn sem_file_value(bytes: &[u8]) -> Result<(Option<i32>, Option<u32>), String> {
+    if bytes.len() != SEM_T {
+        return Err(format!(
+            "it holds {} byte(s), not a sem_t's {SEM_T}",
+            bytes.len()
+        ));
+    }
+    let value = Snapshot::<shm_sem::SemCell>::from_bytes(bytes).and_then(|s| s.value().ok());
+    Ok((value, glibc_sem_waiters(&bytes[..8])))
+}
+
+/// A named semaphore: its name as the region stores it (`stored`, exact
+/// bytes), its value and waiters from its own file, `/dev/shm/sem.NAME`
+/// (read, not opened with `sem_open`, which would map it), and the last
+/// process that took it. A name that is not a valid semaphore name is
+/// reported (escaped) and nothing is opened; the file is opened only by
+/// [`shm::listing::read_entry`] (no symlink, no FIFO, a regular file, at
+/// most a `sem_t` read).
+fn named_sem(stored: &[u8], last_holder: i32) -> LockReport {
+    use crate::fmt::{escape, escape_str, has_control};
+    let (value, waiters, problem) = match sem_file_name(stored) {
+        Err(why) => (
+            None,
+            None,
+            Some(format!(
+                "invalid name ({}): {why}; no file is opened for it",
+                escape(stored)
+            )),
+        ),
+        Ok(file) => {
+            let path = format!("{}/{}", shm::SHM_DIR, escape(file.as_bytes()));
+            match shm::listing::read_entry(std::ffi::OsStr::new(&file), SEM_T) {
+                Ok(bytes) => match sem_file_value(&bytes) {
+                    Ok((value, waiters)) => (value, waiters, None),
+                    Err(why) => (None, None, Some(format!("its file {path}: {why}"))),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+                    None,
+                    None,
+                    Some(format!(
+                        "its file {path} does not exist (the semaphore was unlinked)"
+                    )),
+                ),
+                Err(e) => {
+                    // shm's messages escape the names they quote already.
+                    let e = e.to_string();
+                    let e = if has_control(&e) { escape_str(&e) } else { e };
+                    (
+                        None,
+                        None,
+                        Some(format!("its file {path} cannot be read: {e}")),
+                    )
+                }
+            }
+        }
+    };
+    let mut r = semaphore(shm_sem::NamedSemaphore::NAME, value, waiters, last_holder);
+    if let Some(problem) = problem {
+        r.notes.push(problem);
+    } else if r.holder.as_ref().is_some_and(|h| h.dead) {
+        r.notes.push(format!(
+            "repair it, once sure: shmlab repair-sem {} --holder {last_holder}",
+            escape(stored)
+        ));
+    }
+    r.semaphore = Some(std::str::from_utf8(stored).map_or_else(|_| escape(stored), str::to_string));
     r
 }
 
@@ -742,5 +896,581 @@ mod tests {
         assert_eq!((r.state, r.waiters), ("free", Waiters::Flag { any: false }));
         let r = pthread("pthread", true, Some(me), Some(FUTEX_OWNER_DIED));
         assert_eq!(r.state, "owner died");
+    }
+
+    // ---- hostile bytes (issue 17: findings 3 and 7, and the decoders'
+    // property tests) ----
+
+    use crate::fmt::has_control;
+    use crate::payloads::buffer::MAX_SLOTS;
+    use crate::payloads::philosophers::{MAX_PHILOSOPHERS, Seat};
+    use proptest::prelude::*;
+    use shm::{CachePadded, Shared};
+    use shm_futex::{FutexLock, SpinLock};
+    use shm_pthread::{PlainMutex, RobustMutex};
+    use shm_sem::{NamedSemaphore, UnnamedSemaphore};
+    use std::cell::Cell;
+    use std::mem::{offset_of, size_of};
+
+    /// A ready header of this build's layout for `T`.
+    fn header<T: Shared>() -> HeaderInfo {
+        HeaderInfo {
+            magic: shm::MAGIC,
+            version: VERSION,
+            state: 2, // Ready
+            payload_offset: Region::<T>::payload_offset() as u32,
+            payload_align: std::mem::align_of::<T>() as u32,
+            payload_size: size_of::<T>() as u64,
+            creator_pid: 0,
+            creator_uid: 0,
+            creator_start: 0,
+            created_unix_ns: 0,
+            type_name: T::type_name(),
+            trailing_len: 0,
+        }
+    }
+
+    /// Every payload `ps` decodes.
+    fn known() -> Vec<HeaderInfo> {
+        vec![
+            header::<RaceShared<NoLock>>(),
+            header::<RaceShared<ByLock<FutexLock>>>(),
+            header::<RaceShared<ByLock<SpinLock>>>(),
+            header::<RaceShared<ByLock<RobustMutex>>>(),
+            header::<RaceShared<ByLock<PlainMutex>>>(),
+            header::<RaceShared<ByLock<NamedSemaphore>>>(),
+            header::<RaceShared<ByLock<UnnamedSemaphore>>>(),
+            header::<Lab3Payload>(),
+            header::<Buffer>(),
+            header::<Table>(),
+        ]
+    }
+
+    /// Decodes `bytes` as the payload `h` describes; the reader hands out
+    /// at most what it is asked for, as `read(2)` does, and records the
+    /// largest size asked.
+    fn decode_bytes(h: &HeaderInfo, bytes: &[u8]) -> (Decoded, usize) {
+        let asked = Cell::new(0);
+        let d = decode_with(h, &|size| {
+            asked.set(asked.get().max(size));
+            Ok(bytes[..size.min(bytes.len())].to_vec())
+        });
+        (d, asked.get())
+    }
+
+    /// Every sentence of a decode, as `ps` prints it.
+    fn text(d: &Decoded) -> Vec<String> {
+        let mut out: Vec<String> = d.note.iter().cloned().collect();
+        for l in &d.locks {
+            out.push(l.name.clone());
+            out.push(l.words());
+            out.extend(l.notes.iter().cloned());
+        }
+        out
+    }
+
+    fn assert_inert(d: &Decoded) {
+        for t in text(d) {
+            assert!(!has_control(&t), "a control character in {t:?}");
+        }
+    }
+
+    fn put(bytes: &mut [u8], at: usize, v: &[u8]) {
+        bytes[at..at + v.len()].copy_from_slice(v);
+    }
+
+    /// A buffer of `len` bytes: zeros, ones, or a xorshift stream from
+    /// `seed`; then `patches` (offset, value, width) written over it.
+    fn fill(len: usize, how: u8, seed: u64, patches: &[(usize, u64, usize)]) -> Vec<u8> {
+        let mut b = match how {
+            0 => vec![0; len],
+            1 => vec![0xff; len],
+            _ => {
+                let mut x = seed | 1;
+                (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect()
+            }
+        };
+        for &(at, v, width) in patches {
+            if len >= width {
+                let at = at % (len - width + 1);
+                put(&mut b, at, &v.to_le_bytes()[..width]);
+            }
+        }
+        b
+    }
+
+    fn patches() -> impl Strategy<Value = Vec<(usize, u64, usize)>> {
+        let value = prop_oneof![
+            Just(0u64),
+            Just(u64::MAX),
+            Just(i32::MAX as u64),
+            Just(u32::MAX as u64),
+            (0u64..64),
+            any::<u64>()
+        ];
+        proptest::collection::vec(
+            (any::<usize>(), value, prop_oneof![Just(4usize), Just(8)]),
+            0..24,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Any bytes in any payload `ps` decodes, cut to any length: no
+        /// panic, a bounded report, a clear note when the size is wrong,
+        /// no control character in anything it prints, and never a read of
+        /// more than the type's size.
+        #[test]
+        fn every_decoder_takes_any_bytes(
+            which in 0usize..10,
+            how in 0u8..3,
+            seed in any::<u64>(),
+            patches in patches(),
+            cut in proptest::option::weighted(0.25, any::<usize>()),
+        ) {
+            let h = &known()[which];
+            let size = h.payload_size as usize;
+            let mut bytes = fill(size, how, seed, &patches);
+            if let Some(cut) = cut {
+                bytes.truncate(cut % size);
+            }
+            let (d, asked) = decode_bytes(h, &bytes);
+            prop_assert_eq!(asked, size);
+            assert_inert(&d);
+            prop_assert!(d.locks.len() <= MAX_PHILOSOPHERS as usize + 1);
+            prop_assert!(d.workers.len() <= race::MAX_WORKERS as usize);
+            prop_assert!(d.cycle.as_ref().is_none_or(|c| c.len() <= MAX_PHILOSOPHERS as usize));
+            prop_assert!(text(&d).iter().map(String::len).sum::<usize>() < 64 << 10);
+            if bytes.len() < size {
+                let note = d.note.clone().unwrap_or_default();
+                prop_assert!(note.contains(&format!("shorter than its header says ({} of {size}", bytes.len())), "{}", note);
+                prop_assert!(d.locks.is_empty());
+            }
+        }
+
+        /// A header whose layout is not this build's: a note, nothing read.
+        #[test]
+        fn a_foreign_layout_is_not_read(
+            which in 0usize..10,
+            size in any::<u64>(),
+            align in any::<u32>(),
+            offset in any::<u32>(),
+            version in prop_oneof![Just(VERSION), any::<u32>()],
+            state in prop_oneof![Just(2u32), any::<u32>()],
+        ) {
+            let mut h = known()[which].clone();
+            let same = (h.payload_size, h.payload_align, h.payload_offset) == (size, align, offset);
+            h.payload_size = size;
+            h.payload_align = align;
+            h.payload_offset = offset;
+            h.version = version;
+            h.state = state;
+            let (d, asked) = decode_bytes(&h, &[]);
+            if !same || version != VERSION || state != 2 {
+                prop_assert_eq!(asked, 0);
+                prop_assert!(d.note.is_some() && d.locks.is_empty());
+            }
+            assert_inert(&d);
+        }
+
+        /// Any type tag (escape bytes, lossy UTF-8): a note, escaped.
+        #[test]
+        fn any_type_tag_is_escaped(tag in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut h = header::<Lab3Payload>();
+            h.type_name = String::from_utf8_lossy(&tag).into_owned();
+            let (d, _) = decode_bytes(&h, &[0; 64]);
+            assert_inert(&d);
+            h.type_name = format!("race/{}", h.type_name);
+            let (d, _) = decode_bytes(&h, &[0; 64]);
+            assert_inert(&d);
+        }
+
+        /// A stored semaphore name of any bytes: a bounded slice of the
+        /// field, and either a valid `sem.` file name or a reason.
+        #[test]
+        fn any_stored_sem_name(state in proptest::collection::vec(any::<u8>(), 0..300), len in any::<u32>()) {
+            let mut state = state;
+            if state.len() >= SEM_NAME_FIELD + 4 {
+                put(&mut state, SEM_NAME_FIELD, &len.to_le_bytes());
+            }
+            match stored_sem_name(&state) {
+                None => prop_assert!(state.len() < SEM_NAME_FIELD + 4),
+                Some(name) => {
+                    prop_assert!(name.len() <= SEM_NAME_FIELD.min(len as usize));
+                    if let Ok(file) = sem_file_name(name) {
+                        prop_assert!(file.starts_with("sem.") && !file[4..].contains(['/', '\0']));
+                        prop_assert!(file != "sem.." && file != "sem.");
+                        prop_assert!(file.len() <= 4 + shm_sem::SEM_NAME_MAX);
+                    }
+                }
+            }
+        }
+
+        /// Any name in a region: never a control character in what `ps`
+        /// prints, and an invalid one is never opened (its value unknown).
+        #[test]
+        fn any_named_sem(name in proptest::collection::vec(any::<u8>(), 0..64), last in any::<i32>()) {
+            let r = named_sem(&name, last);
+            for t in std::iter::once(r.words()).chain(r.notes.iter().cloned()) {
+                prop_assert!(!has_control(&t), "{:?}", t);
+            }
+            if sem_file_name(&name).is_err() {
+                prop_assert_eq!(r.value, None);
+                prop_assert!(r.notes.iter().any(|n| n.starts_with("invalid name (")), "{:?}", r.notes);
+            }
+        }
+
+        /// A `sem.*` file's first bytes, of any length: a value only from
+        /// exactly a `sem_t`.
+        #[test]
+        fn any_sem_file_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            match sem_file_value(&bytes) {
+                Ok((_, waiters)) => {
+                    prop_assert_eq!(bytes.len(), SEM_T);
+                    let data = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+                    prop_assert_eq!(waiters, Some((data >> 32) as u32));
+                }
+                Err(why) => {
+                    prop_assert!(bytes.len() != SEM_T);
+                    prop_assert!(why.contains("not a sem_t's 32"), "{}", why);
+                }
+            }
+        }
+    }
+
+    /// The name bytes `ps` takes from a `NamedState` are the ones the sem
+    /// crate's own accessor reads (the layout `stored_sem_name` assumes).
+    #[test]
+    fn stored_sem_name_reads_the_sem_crates_field() {
+        let mut state = vec![0u8; size_of::<shm_sem::NamedState>()];
+        put(&mut state, 0, b"/shmlab-demo-1-0");
+        put(&mut state, SEM_NAME_FIELD, &16u32.to_le_bytes());
+        put(&mut state, SEM_NAME_FIELD + 4, &77i32.to_le_bytes());
+        let copy = Snapshot::<shm_sem::NamedState>::from_bytes(&state).unwrap();
+        assert_eq!(copy.name(), "/shmlab-demo-1-0");
+        assert_eq!(copy.last_holder(), 77);
+        assert_eq!(stored_sem_name(&state), Some(&b"/shmlab-demo-1-0"[..]));
+        // A length past the field is clamped, as the accessor clamps it.
+        put(&mut state, SEM_NAME_FIELD, &u32::MAX.to_le_bytes());
+        assert_eq!(stored_sem_name(&state).unwrap().len(), SEM_NAME_FIELD);
+        let copy = Snapshot::<shm_sem::NamedState>::from_bytes(&state).unwrap();
+        assert_eq!(copy.name().len(), SEM_NAME_FIELD);
+    }
+
+    /// Finding 3: only names `sem_open` could have been given become a
+    /// file name, one component of `/dev/shm`.
+    #[test]
+    fn sem_names_follow_shm_names_rules() {
+        assert_eq!(sem_file_name(b"/shmlab-x-1-0").unwrap(), "sem.shmlab-x-1-0");
+        assert_eq!(sem_file_name(b"/x\x1b[2J").unwrap(), "sem.x\x1b[2J");
+        for bad in [
+            &b"/d/../../../tmp/secret"[..],
+            b"zero",
+            b"",
+            b"/",
+            b"/.",
+            b"/..",
+            b"/a\0b",
+            b"/a\xff",
+            b"//x",
+        ] {
+            let why = sem_file_name(bad).unwrap_err();
+            assert!(!why.is_empty(), "{bad:?}");
+        }
+        let long = format!("/{}", "n".repeat(shm_sem::SEM_NAME_MAX));
+        assert!(sem_file_name(long.as_bytes()).is_ok());
+        let longer = format!("/{}", "n".repeat(shm_sem::SEM_NAME_MAX + 1));
+        assert!(sem_file_name(longer.as_bytes()).is_err());
+    }
+
+    /// Finding 3, the reproduction: a region naming
+    /// `/<dir>/../../../tmp/<secret>`, where `/dev/shm/sem.<dir>` is a
+    /// directory, made the old `named_sem` read the secret file through
+    /// `sem_path` and `std::fs::read` (its first bytes became the value).
+    /// Now the name is refused and nothing is opened. (Checked on the old
+    /// code with the same region through `shmlab ps`:
+    /// `tests/hostile_ps.rs`.)
+    #[test]
+    fn a_name_climbing_out_of_dev_shm_is_not_followed() {
+        let tag = format!("shmlab-locks-escape-{}", std::process::id());
+        let dir = std::path::PathBuf::from(format!("{}/sem.{tag}", shm::SHM_DIR));
+        let secret = std::env::temp_dir().join(format!("{tag}-secret"));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A sem_t's worth of bytes whose value would read as 7.
+        let mut fake = [0u8; 32];
+        fake[0] = 7;
+        std::fs::write(&secret, fake).unwrap();
+        let name = format!("/{tag}/../../..{}", secret.display());
+        let r = named_sem(name.as_bytes(), 0);
+        let _ = std::fs::remove_file(&secret);
+        let _ = std::fs::remove_dir(&dir);
+        assert_eq!((r.value, r.state), (None, "unknown"));
+        assert!(
+            r.notes[0].starts_with(&format!("invalid name ({name}): only the leading /")),
+            "{:?}",
+            r.notes
+        );
+        assert_eq!(r.semaphore.as_deref(), Some(name.as_str()));
+    }
+
+    /// Finding 3: a `sem.*` FIFO is not opened (it hung the old tool), a
+    /// symlink is not followed (to `/dev/zero` it grew the old tool to
+    /// 4 GB); both are named for what they are.
+    #[test]
+    fn a_sem_file_that_is_not_a_regular_file_is_not_read() {
+        let tag = format!("shmlab-locks-nonreg-{}", std::process::id());
+        let fifo = format!("{}/sem.{tag}-fifo", shm::SHM_DIR);
+        let link = format!("{}/sem.{tag}-zero", shm::SHM_DIR);
+        nix::unistd::mkfifo(
+            fifo.as_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let r_fifo = named_sem(format!("/{tag}-fifo").as_bytes(), 0);
+        let r_link = named_sem(format!("/{tag}-zero").as_bytes(), 0);
+        let r_gone = named_sem(format!("/{tag}-none").as_bytes(), 0);
+        let _ = std::fs::remove_file(&fifo);
+        let _ = std::fs::remove_file(&link);
+        assert_eq!(r_fifo.value, None);
+        assert!(r_fifo.notes[0].contains("FIFO"), "{:?}", r_fifo.notes);
+        assert_eq!(r_link.value, None);
+        assert!(
+            r_link.notes[0].contains("is a symlink"),
+            "{:?}",
+            r_link.notes
+        );
+        assert!(
+            r_gone.notes[0].ends_with("does not exist (the semaphore was unlinked)"),
+            "{:?}",
+            r_gone.notes
+        );
+    }
+
+    /// Finding 7: a name with a terminal escape is kept exact in the
+    /// structured field (JSON) and escaped in every sentence.
+    #[test]
+    fn an_escape_in_a_sem_name_is_escaped_in_text() {
+        let name = format!("/shmlab-locks-esc-{}\x1b[2J", std::process::id());
+        let r = named_sem(name.as_bytes(), 0);
+        assert_eq!(r.semaphore.as_deref(), Some(name.as_str()));
+        assert!(r.notes[0].contains("\\x1b[2J"), "{:?}", r.notes);
+        assert!(!has_control(&r.notes[0]) && !has_control(&r.words()));
+        // Not UTF-8: the field holds the escaped form.
+        let r = named_sem(b"/a\xff\x1b", 0);
+        assert_eq!(r.semaphore.as_deref(), Some("/a\\xff\\x1b"));
+    }
+
+    /// Finding 7: a holder's command is its own choice (`prctl`); the old
+    /// `words` printed it raw.
+    #[test]
+    fn a_holders_command_is_escaped() {
+        let h = Holder {
+            id: 12,
+            pid: Some(12),
+            comm: Some("x\x1b[2J\u{9b}".into()),
+            liveness: "alive",
+            dead: false,
+        };
+        assert_eq!(h.words("tid"), "tid 12 (x\\x1b[2J\\xc2\\x9b) alive");
+        let h = Holder { pid: Some(10), ..h };
+        assert_eq!(
+            h.words("tid"),
+            "tid 12 (a thread of pid 10 x\\x1b[2J\\xc2\\x9b) alive"
+        );
+    }
+
+    /// Crafted holders: tid 0, -1, `i32::MAX` and the pthread marks.
+    #[test]
+    fn crafted_holder_ids() {
+        for id in [0, -1, i32::MIN, i32::MAX] {
+            let r = owner_word("futex", Some(id), Waiters::No);
+            let h = r.holder.as_ref().unwrap();
+            assert_eq!((h.liveness, h.dead, h.pid), ("gone", true, None), "{id}");
+            let r = semaphore("sem", Some(0), Some(u32::MAX), id);
+            assert_eq!(r.holder.is_some(), id > 0, "{id}");
+            assert_eq!(r.waiters, Waiters::Count { count: u32::MAX });
+        }
+        assert_eq!(pthread("pthread", true, Some(i32::MAX), None).state, "held");
+        assert_eq!(
+            pthread("pthread", true, Some(i32::MAX - 1), None).state,
+            "not recoverable"
+        );
+    }
+
+    /// Crafted counters at `u64::MAX` and worker ids at the extremes.
+    #[test]
+    fn crafted_race_counters() {
+        type Race = RaceShared<ByLock<FutexLock>>;
+        let h = header::<Race>();
+        let mut b = vec![0u8; size_of::<Race>()];
+        put(&mut b, offset_of!(Race, counter), &u64::MAX.to_le_bytes());
+        let slot = size_of::<CachePadded<race::shared::WorkerSlot>>();
+        let w = offset_of!(Race, workers);
+        for (i, id) in [i32::MAX, -1, 0, 1].into_iter().enumerate() {
+            put(&mut b, w + i * slot, &id.to_le_bytes());
+            put(
+                &mut b,
+                w + i * slot + offset_of!(race::shared::WorkerSlot, done),
+                &u64::MAX.to_le_bytes(),
+            );
+        }
+        let (d, _) = decode_bytes(&h, &b);
+        assert_eq!(d.counter, Some(u64::MAX));
+        let ids: Vec<i32> = d.workers.iter().map(|w| w.id).collect();
+        assert_eq!(ids, [i32::MAX, 1]);
+        assert!(d.workers.iter().all(|w| w.done == u64::MAX));
+    }
+
+    fn buffer_bytes(head: u64, tail: u64, capacity: u32, count: u32) -> Decoded {
+        let mut b = vec![0u8; size_of::<Buffer>()];
+        put(&mut b, offset_of!(Buffer, head), &head.to_le_bytes());
+        put(&mut b, offset_of!(Buffer, tail), &tail.to_le_bytes());
+        put(
+            &mut b,
+            offset_of!(Buffer, capacity),
+            &capacity.to_le_bytes(),
+        );
+        put(&mut b, offset_of!(Buffer, count), &count.to_le_bytes());
+        put(&mut b, offset_of!(Buffer, sync), &u32::MAX.to_le_bytes());
+        let d = decode_bytes(&header::<Buffer>(), &b).0;
+        // An unknown sync code: no locks; a futex one (code 3) gives the
+        // count word.
+        put(&mut b, offset_of!(Buffer, sync), &3u32.to_le_bytes());
+        let f = decode_bytes(&header::<Buffer>(), &b).0;
+        Decoded {
+            locks: f.locks,
+            ..d
+        }
+    }
+
+    /// Lab 7's head and tail beyond the ring (the old note printed
+    /// `18,446,744,073,709,551,615 item(s) in the ring`), a capacity past
+    /// the region's slots, a count word past any count (old: `value -1`).
+    #[test]
+    fn crafted_ring_indices() {
+        let d = buffer_bytes(7, 3, 4, 1);
+        assert!(
+            d.note
+                .as_ref()
+                .unwrap()
+                .contains("head 7, tail 3 (4 item(s) in the ring)")
+        );
+        let d = buffer_bytes(u64::MAX, 0, 4, 0);
+        assert!(
+            d.note.as_ref().unwrap().contains(
+                "(18,446,744,073,709,551,615 apart: more than the ring holds, the region is inconsistent)"
+            ),
+            "{:?}",
+            d.note
+        );
+        let d = buffer_bytes(0, 1, 4, 0);
+        assert!(
+            d.note
+                .as_ref()
+                .unwrap()
+                .contains("(the tail is past the head: the region is inconsistent)")
+        );
+        let d = buffer_bytes(0, 0, u32::MAX, u32::MAX);
+        let note = d.note.as_ref().unwrap();
+        assert!(
+            note.contains(&format!(
+                "4,294,967,295 slot(s) (more than the {MAX_SLOTS} a region has: inconsistent)"
+            )),
+            "{note}"
+        );
+        let count = d.locks.iter().find(|l| l.name == "count").unwrap();
+        assert_eq!(count.value, None);
+        assert!(
+            count
+                .notes
+                .iter()
+                .any(|n| n.contains("4,294,967,295, more than any count"))
+        );
+    }
+
+    /// Lab 13's table, crafted: `n` philosophers (clamped to the table),
+    /// fork `f` held by tid `holders[f]`, seat `p` with tid `tids[p]`
+    /// waiting for `waits[p]`.
+    fn table(n: u32, holders: &[u32], tids: &[i32], waits: &[i32]) -> Decoded {
+        let mut b = vec![0u8; size_of::<Table>()];
+        put(&mut b, offset_of!(Table, philosophers), &n.to_le_bytes());
+        let fork = size_of::<CachePadded<LockState<FutexLock>>>();
+        for (f, &tid) in holders.iter().enumerate() {
+            put(
+                &mut b,
+                offset_of!(Table, forks) + f * fork,
+                &tid.to_le_bytes(),
+            );
+        }
+        let seat = size_of::<CachePadded<Seat>>();
+        for (p, (&tid, &w)) in tids.iter().zip(waits).enumerate() {
+            let at = offset_of!(Table, seats) + p * seat;
+            put(&mut b, at + offset_of!(Seat, tid), &tid.to_le_bytes());
+            put(&mut b, at + offset_of!(Seat, waiting_for), &w.to_le_bytes());
+        }
+        let copy = Snapshot::<Table>::from_bytes(&b).unwrap();
+        for (f, &tid) in holders.iter().enumerate() {
+            // The word layout this test assumes: the holder's tid.
+            let want = (tid != 0).then_some(tid as i32);
+            assert_eq!(copy.fork_holder_tid(f as u32), want, "fork {f}");
+        }
+        decode_bytes(&header::<Table>(), &b).0
+    }
+
+    use crate::payloads::philosophers::Link;
+    use shm::lock::LockState;
+
+    /// A crafted wait-for cycle is found (and the walk ends); forks beyond
+    /// the table and a philosopher count past it are ignored, not indexed.
+    #[test]
+    fn crafted_wait_for_graphs() {
+        // 0 holds fork 0, waits for 1; 1 holds 1, waits for 2; 2 holds 2,
+        // waits for 0.
+        let tids = [4_000_001, 4_000_002, 4_000_003];
+        let d = table(3, &[4_000_001, 4_000_002, 4_000_003], &tids, &[1, 2, 0]);
+        let cycle: Vec<(u32, u32)> = d
+            .cycle
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|l: &Link| (l.philosopher, l.waits_for))
+            .collect();
+        assert_eq!(cycle, [(0, 1), (1, 2), (2, 0)]);
+        assert_eq!(d.locks.len(), 3);
+        // Everyone waits for fork 0, held by philosopher 0 who waits for
+        // it too (a self-loop): found, and the walk ends.
+        let d = table(3, &[4_000_001], &tids, &[0, 0, 0]);
+        let cycle: Vec<u32> = d.cycle.unwrap().iter().map(|l| l.philosopher).collect();
+        assert_eq!(cycle, [0]);
+        // Forks and philosophers past the table: clamped, ignored.
+        let d = table(
+            u32::MAX,
+            &[],
+            &[1; 16],
+            &[99, -5, i32::MAX, i32::MIN, 16, 17, 15],
+        );
+        assert_eq!(d.locks.len(), MAX_PHILOSOPHERS as usize);
+        assert!(d.cycle.is_none());
+        assert!(d.locks.iter().all(|l| {
+            !l.notes
+                .iter()
+                .any(|n| n.contains("waited for by philosopher 0"))
+        }));
+        let waited: Vec<&String> = d.locks[15].notes.iter().collect();
+        assert_eq!(waited, ["waited for by philosopher 6"]);
+        // A philosopher count of 0 or 1: no forks to show, no cycle.
+        for n in [0, 1] {
+            let d = table(n, &[4_000_001], &tids, &[0, 0, 0]);
+            assert_eq!(d.locks.len(), n as usize);
+        }
     }
 }

@@ -4,7 +4,15 @@
 //!
 //! One [`shm::users::scan`] of `/proc` per report, then one listing of
 //! `/dev/shm`; every fact comes from one of them or from a region's bytes
-//! ([`super::locks`]). `watch` redraws the same [`Report`] lines.
+//! (`super::locks`). `watch` redraws the same [`Report`] lines.
+//!
+//! Every string that came from outside (a file name, a header's type tag,
+//! a command, a user name, a semaphore name) is printed in the text
+//! report through [`crate::fmt::escape`], so a name holding a terminal
+//! escape shows as `\x1b[2J` instead of acting. The JSON report keeps
+//! them exact (serde escapes control characters itself), except a file
+//! name that is not UTF-8, which JSON cannot hold: `name` and `path` are
+//! then its escaped form and `name_escaped` is `true`.
 
 use super::locks::{self, Decoded};
 use crate::fmt;
@@ -30,8 +38,15 @@ pub struct Report {
 /// One object.
 #[derive(Clone, Debug, Serialize)]
 pub struct ObjectReport {
-    /// `/OS`, `/sem.lock`: the name for `shm_open`.
+    /// `/OS`, `/sem.lock`: the name for `shm_open`; exact, unless the file
+    /// name is not UTF-8: then [`crate::fmt::escape`]d, and `name_escaped`.
     pub name: String,
+    /// Whether `name` and `path` are escaped (the file name is not UTF-8).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub name_escaped: bool,
+    /// The file name's exact bytes, for the text report.
+    #[serde(skip)]
+    pub file_name: Vec<u8>,
     /// `/dev/shm/OS`.
     pub path: String,
     /// `shm`, `sem` or `other`.
@@ -143,16 +158,29 @@ fn region_report(name: &ShmName, h: &HeaderInfo) -> RegionReport {
     }
 }
 
+/// A file name for the JSON report: exact when UTF-8, else escaped (and
+/// `true`).
+fn json_name(file_name: &[u8]) -> (String, bool) {
+    match std::str::from_utf8(file_name) {
+        Ok(s) => (s.to_string(), false),
+        Err(_) => (fmt::escape(file_name), true),
+    }
+}
+
 fn object_report(e: &Entry, scan: &Scan, listing: &[Entry]) -> ObjectReport {
+    use std::os::unix::ffi::OsStrExt;
     let staleness = e.staleness(scan, listing);
     let creator = e.creator().map(|c| creator_report(c.pid, c.liveness()));
     let region = match (&e.header, e.name()) {
         (Some(h), Some(name)) => Some(region_report(&name, h)),
         _ => None,
     };
+    let (name, name_escaped) = json_name(e.file_name.as_bytes());
     ObjectReport {
-        name: format!("/{}", e.file_name),
-        path: format!("{}/{}", shm::SHM_DIR, e.file_name),
+        name: format!("/{name}"),
+        path: format!("{}/{name}", shm::SHM_DIR),
+        name_escaped,
+        file_name: e.file_name.as_bytes().to_vec(),
         kind: e.kind.to_string(),
         unlinked: false,
         size: Some(e.size),
@@ -193,7 +221,7 @@ pub fn collect_all(only: Option<&ShmName>) -> anyhow::Result<Report> {
     let wanted = |file_name: &str| only.is_none_or(|n| n.file_name() == file_name);
     let mut objects: Vec<ObjectReport> = listing
         .iter()
-        .filter(|e| wanted(&e.file_name))
+        .filter(|e| only.is_none_or(|n| e.file_name == n.file_name()))
         .map(|e| object_report(e, &scan, &listing))
         .collect();
     // Objects in use that the listing does not have: unlinked (or unlinked
@@ -205,6 +233,8 @@ pub fn collect_all(only: Option<&ShmName>) -> anyhow::Result<Report> {
         objects.push(ObjectReport {
             name: format!("/{}", o.file_name),
             path: format!("{}/{}", shm::SHM_DIR, o.file_name),
+            name_escaped: false,
+            file_name: o.file_name.as_bytes().to_vec(),
             kind: if o.file_name.starts_with("sem.") {
                 ObjectKind::Semaphore
             } else {
@@ -259,10 +289,14 @@ fn table(rows: &[Vec<String>], indent: &str) -> Vec<String> {
 }
 
 impl ObjectReport {
-    /// The object's block of text.
+    /// The object's block of text, every string from outside escaped.
     pub fn lines(&self) -> Vec<String> {
+        let esc = fmt::escape_str;
         let mut out = Vec::new();
-        let mut head = vec![self.name.clone(), self.kind.clone()];
+        let mut head = vec![
+            format!("/{}", fmt::escape(&self.file_name)),
+            self.kind.clone(),
+        ];
         if self.unlinked {
             head.push("UNLINKED: no longer in /dev/shm, still in use".into());
         }
@@ -273,20 +307,24 @@ impl ObjectReport {
             head.push(format!("{m} {sym}"));
         }
         if let Some(o) = &self.owner {
-            head.push(o.clone());
+            head.push(esc(o));
         }
         out.push(head.join("  "));
         let field = |out: &mut Vec<String>, key: &str, value: String| {
             out.push(format!("  {key:<9} {value}"));
         };
         if let Some(r) = &self.region {
-            field(&mut out, "region", format!("{}, {}", r.type_name, r.state));
+            field(
+                &mut out,
+                "region",
+                format!("{}, {}", esc(&r.type_name), esc(&r.state)),
+            );
         }
         if let Some(c) = &self.creator {
             let comm = c
                 .comm
                 .as_ref()
-                .map_or_else(String::new, |c| format!(" ({c})"));
+                .map_or_else(String::new, |c| format!(" ({})", esc(c)));
             field(
                 &mut out,
                 "creator",
@@ -346,7 +384,7 @@ impl ObjectReport {
                         fds: u.fds.clone(),
                     }
                     .how();
-                    rows.push(vec![u.pid.to_string(), u.user.clone(), u.comm.clone(), how]);
+                    rows.push(vec![u.pid.to_string(), esc(&u.user), esc(&u.comm), how]);
                 }
                 out.extend(table(&rows, "            "));
             }
@@ -389,5 +427,106 @@ impl Report {
             out.push(c);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fmt::has_control;
+
+    /// An object whose every outside string holds a terminal escape.
+    fn hostile() -> ObjectReport {
+        let file_name = b"esc\x1b[2J\xff".to_vec();
+        let (name, name_escaped) = json_name(&file_name);
+        ObjectReport {
+            name: format!("/{name}"),
+            path: format!("{}/{name}", shm::SHM_DIR),
+            name_escaped,
+            file_name,
+            kind: "shm".into(),
+            unlinked: false,
+            size: Some(64),
+            mode: Some("0600".into()),
+            mode_symbolic: Some("rw-------".into()),
+            owner: Some("own\x1b]0;t\x07".into()),
+            uid: Some(0),
+            creator: Some(CreatorReport {
+                pid: 1,
+                comm: Some("cre\u{9b}2J".into()),
+                liveness: "alive",
+            }),
+            region: Some(RegionReport {
+                type_name: "race/\x1b[31m".into(),
+                state: "ready".into(),
+                version: 1,
+                decoded: Decoded::default(),
+            }),
+            users: vec![UserReport {
+                pid: 1,
+                comm: "use\x1b[2J".into(),
+                user: "u\x1b[2J".into(),
+                uid: 0,
+                mapped: true,
+                mappings: 1,
+                fds: Vec::new(),
+            }],
+            stale: false,
+            staleness: "no: its creator is alive".into(),
+        }
+    }
+
+    /// Finding 7: the text report escapes every string from outside (the
+    /// old `lines` printed the name, owner, tag and commands raw).
+    #[test]
+    fn text_lines_hold_no_control_character() {
+        let lines = hostile().lines();
+        for l in &lines {
+            assert!(!has_control(l), "{l:?}");
+        }
+        assert!(
+            lines[0]
+                .starts_with("/esc\\x1b[2J\\xff  shm  64 bytes  0600 rw-------  own\\x1b]0;t\\x07"),
+            "{}",
+            lines[0]
+        );
+        let all = lines.join("\n");
+        for shown in [
+            "race/\\x1b[31m, ready",
+            "pid 1 (cre\\xc2\\x9b2J) alive",
+            "u\\x1b[2J",
+            "use\\x1b[2J",
+        ] {
+            assert!(all.contains(shown), "{shown} not in {all}");
+        }
+    }
+
+    /// JSON keeps outside strings exact (serde escapes them), except a
+    /// name that is not UTF-8: escaped, and flagged.
+    #[test]
+    fn json_is_exact_and_flags_an_escaped_name() {
+        let o = hostile();
+        let v = serde_json::to_value(&o).unwrap();
+        assert_eq!(v["name"], "/esc\\x1b[2J\\xff");
+        assert_eq!(v["name_escaped"], true);
+        assert_eq!(v["owner"], "own\x1b]0;t\x07");
+        assert_eq!(v["region"]["type"], "race/\x1b[31m");
+        assert_eq!(v["users"][0]["comm"], "use\x1b[2J");
+        assert!(v.get("file_name").is_none());
+        // Printed through `fmt::json_pretty`: no control character (serde
+        // alone leaves C1 raw), and read back exactly.
+        let text = fmt::json_pretty(&o).unwrap();
+        assert!(!has_control(&text.replace('\n', "")), "{text}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), v);
+        // A UTF-8 name is exact, and not flagged.
+        assert_eq!(json_name(b"a\x1b"), ("a\x1b".to_string(), false));
+        let mut o = o;
+        o.name_escaped = false;
+        assert!(
+            serde_json::to_value(&o)
+                .unwrap()
+                .get("name_escaped")
+                .is_none()
+        );
     }
 }

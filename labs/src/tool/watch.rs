@@ -10,6 +10,10 @@
 //! dies of it). Standard
 //! output must be a terminal: otherwise `watch` says so in one line and
 //! exits 2, pointing at `shmlab ps`, which prints the same report.
+//!
+//! What it draws is `ps`'s text, in which every string from outside is
+//! escaped ([`crate::fmt::escape`]); the title's name and an error's text
+//! are escaped here, so nothing drawn holds a control character.
 
 use super::ps;
 use anyhow::bail;
@@ -54,7 +58,10 @@ fn run(
     only: Option<&ShmName>,
     interval: Duration,
 ) -> anyhow::Result<()> {
-    let what = only.map_or_else(|| shm::SHM_DIR.to_string(), |n| n.to_string());
+    let what = only.map_or_else(
+        || shm::SHM_DIR.to_string(),
+        |n| crate::fmt::escape_str(n.as_str()),
+    );
     let mut view = View {
         lines: Vec::new(),
         refresh: 0,
@@ -63,13 +70,7 @@ fn run(
     };
     loop {
         view.refresh += 1;
-        view.lines = match ps::collect_all(only) {
-            Ok(r) if r.objects.is_empty() && only.is_some() => {
-                vec![format!("{what} does not exist: waiting for it to appear")]
-            }
-            Ok(r) => r.lines(),
-            Err(e) => vec![format!("error: {e:#}")],
-        };
+        view.lines = frame_lines(ps::collect_all(only), only.is_some(), &what);
         view.title = format!(
             " shmlab watch {what} | refresh {} every {} | q quits, arrows scroll ",
             view.refresh,
@@ -108,6 +109,27 @@ fn run(
     }
 }
 
+/// The lines of one frame: the report's (escaped by `ps`), a line while
+/// the one object watched is absent, or the error (escaped: it may quote a
+/// name).
+fn frame_lines(report: anyhow::Result<ps::Report>, one: bool, what: &str) -> Vec<String> {
+    match report {
+        Ok(r) if r.objects.is_empty() && one => {
+            vec![format!("{what} does not exist: waiting for it to appear")]
+        }
+        Ok(r) => r.lines(),
+        Err(e) => {
+            let e = format!("{e:#}");
+            let e = if crate::fmt::has_control(&e) {
+                crate::fmt::escape_str(&e)
+            } else {
+                e
+            };
+            vec![format!("error: {e}")]
+        }
+    }
+}
+
 /// How a report line is shown: object names bold, stale objects and dead
 /// holders red, held locks yellow.
 fn style(line: &str) -> Style {
@@ -134,4 +156,50 @@ fn draw(f: &mut ratatui::Frame<'_>, view: &View) {
         .block(Block::bordered().title(view.title.as_str()))
         .scroll((view.scroll, 0));
     f.render_widget(p, f.area());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fmt::has_control;
+
+    /// Finding 7 in `watch`: what reaches ratatui's cells holds no control
+    /// character, whatever the report or the error quotes.
+    #[test]
+    fn frames_hold_no_control_character() {
+        let err = frame_lines(Err(anyhow::anyhow!("cannot read /x\x1b[2J")), false, "");
+        assert_eq!(err, ["error: cannot read /x\\x1b[2J"]);
+        let what = crate::fmt::escape_str("/w\x1b[2J");
+        let absent = frame_lines(
+            Ok(ps::Report {
+                objects: Vec::new(),
+                processes_inspected: 0,
+                processes_not_inspected: 0,
+                not_inspected_pids: Vec::new(),
+            }),
+            true,
+            &what,
+        );
+        assert_eq!(
+            absent,
+            ["/w\\x1b[2J does not exist: waiting for it to appear"]
+        );
+        let view = View {
+            lines: err.into_iter().chain(absent).collect(),
+            refresh: 1,
+            scroll: 0,
+            title: format!(" shmlab watch {what} "),
+        };
+        let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 6)).unwrap();
+        t.draw(|f| draw(f, &view)).unwrap();
+        let cells: String = t
+            .backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect();
+        assert!(!has_control(&cells), "{cells:?}");
+        assert!(cells.contains("/w\\x1b[2J does not exist"), "{cells}");
+    }
 }
