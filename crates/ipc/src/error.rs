@@ -88,6 +88,25 @@ pub enum Error {
         /// Where it differed.
         detail: String,
     },
+    /// A ring's counters, as the peer stored them, are impossible: the
+    /// bytes in flight (`head - tail`) are negative or more than the ring
+    /// holds. Only a corrupted region or a peer that breaks the protocol
+    /// does that; nothing was copied.
+    #[error(
+        "ring {ring} is corrupt: its {what} counter says {theirs} while this end is at {mine}, more than the {capacity}-byte ring apart (or behind): the peer broke the protocol or the region was overwritten; nothing was copied"
+    )]
+    RingCorrupt {
+        /// The ring's name.
+        ring: String,
+        /// Which counter: `head` (the sender's) or `tail` (the receiver's).
+        what: &'static str,
+        /// That counter's value.
+        theirs: u64,
+        /// This end's own counter.
+        mine: u64,
+        /// Bytes the ring holds.
+        capacity: usize,
+    },
     /// A caller passed an argument outside what the call supports.
     #[error("invalid argument: {0}")]
     Invalid(String),

@@ -442,6 +442,7 @@ fn stalled(what: &str) -> Error {
 /// A word on its own cache line.
 #[repr(C, align(64))]
 struct Line(AtomicU32);
+shm::any_bits!(Line { 0 });
 
 /// Everything the memory-based rungs share, in one anonymous shared
 /// mapping (zeroed; each rung initialises what it uses).
@@ -455,6 +456,13 @@ struct Shared {
     conds: [UnsafeCell<libc::pthread_cond_t>; 2],
     sems: [UnsafeCell<libc::sem_t>; 2],
 }
+shm::any_bits!(Shared {
+    floor,
+    words,
+    mutex,
+    conds,
+    sems
+});
 
 // SAFETY: the cells hold process-shared libc synchronisation objects that
 // are only used through their own functions (which synchronise), never
@@ -607,13 +615,43 @@ struct CondEp {
     last: u32,
 }
 
+impl CondEp {
+    /// Takes the mutex within [`STALL`]; a peer that died holding it (the
+    /// mutex is robust) is an error, after the mutex is given back.
+    ///
+    /// # Safety
+    /// The mutex was initialised in place before the fork (`pair`) and is
+    /// never destroyed while either process may use it.
+    unsafe fn lock(&self) -> Result<()> {
+        let m = self.mem.mutex.get();
+        // SAFETY: per this function's contract.
+        match unsafe { sys::mutex_lock_for(m, STALL) } {
+            Ok(sys::Held::Clean) => Ok(()),
+            Ok(sys::Held::OwnerDied) => {
+                // SAFETY: we hold it (made consistent).
+                unsafe { sys::mutex_unlock(m) };
+                Err(owner_died())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(stalled("pthread-cond")),
+            Err(e) => Err(Error::io("pthread_mutex_clocklock", e)),
+        }
+    }
+}
+
+fn owner_died() -> Error {
+    Error::Corrupt {
+        transport: "pthread-cond".into(),
+        detail: "the peer died holding the mutex (EOWNERDEAD)".into(),
+    }
+}
+
 impl Endpoint for CondEp {
     fn send(&mut self, v: u32) -> Result<()> {
         let m = self.mem.mutex.get();
         // SAFETY: the mutex and conds were initialised in place before the
-        // fork (`pair`) and are destroyed only after the child is gone.
+        // fork (`pair`) and are never destroyed (see `Destroy`).
         unsafe {
-            sys::mutex_lock(m).map_err(|e| Error::io("pthread_mutex_lock", e))?;
+            self.lock()?;
             self.mem.words[self.side.tx].0.store(v, Relaxed);
             sys::cond_signal(self.mem.conds[self.side.tx].get());
             sys::mutex_unlock(m);
@@ -624,9 +662,10 @@ impl Endpoint for CondEp {
         let m = self.mem.mutex.get();
         let c = self.mem.conds[self.side.rx()].get();
         let deadline = Instant::now() + STALL;
-        // SAFETY: as in `send`; we hold the mutex around the wait.
+        // SAFETY: as in `send`; we hold the mutex around the wait, and on
+        // every way out of the loop we give it back.
         unsafe {
-            sys::mutex_lock(m).map_err(|e| Error::io("pthread_mutex_lock", e))?;
+            self.lock()?;
             loop {
                 let v = self.mem.words[self.side.rx()].0.load(Relaxed);
                 if v != self.last {
@@ -634,11 +673,24 @@ impl Endpoint for CondEp {
                     self.last = v;
                     return Ok(v);
                 }
-                if !sys::cond_wait_for(c, m, Duration::from_millis(100))
-                    && Instant::now() > deadline
-                {
-                    sys::mutex_unlock(m);
-                    return Err(stalled("pthread-cond"));
+                match sys::cond_wait_for(c, m, Duration::from_millis(100)) {
+                    Ok(Some(sys::Held::Clean)) => {}
+                    Ok(None) if Instant::now() <= deadline => {}
+                    Ok(None) => {
+                        sys::mutex_unlock(m);
+                        return Err(stalled("pthread-cond"));
+                    }
+                    Ok(Some(sys::Held::OwnerDied)) => {
+                        sys::mutex_unlock(m);
+                        return Err(owner_died());
+                    }
+                    Err(e) => {
+                        // No mutex held after a failed wait other than
+                        // EOWNERDEAD (handled above) is not promised; glibc
+                        // re-acquires before returning an error.
+                        sys::mutex_unlock(m);
+                        return Err(Error::io("pthread_cond_timedwait", e));
+                    }
                 }
             }
         }
@@ -705,10 +757,18 @@ impl Endpoint for FdEp {
     }
 }
 
-/// Destroys the mapping's cond/mutex or semaphores once the child is gone.
+/// Destroys the mapping's unnamed semaphores once the child is gone.
+///
+/// The condition variables and the mutex are **never** destroyed: a child
+/// killed inside `pthread_cond_timedwait` leaves glibc's condvar with a
+/// waiter that will never leave, and `pthread_cond_destroy` then waits for
+/// it for ever (lab 11 found this; see `labs/src/lab11.rs`). They hold no
+/// resource outside the anonymous mapping, which goes when the last process
+/// unmaps it, so not destroying them leaks nothing. The mutex is robust
+/// and every lock of it is bounded, so a child killed while holding it
+/// costs the parent an error, not a hang.
 struct Destroy {
     mem: Mem,
-    cond: bool,
     sems: bool,
 }
 
@@ -716,13 +776,9 @@ impl Drop for Destroy {
     fn drop(&mut self) {
         // SAFETY: the child has exited or been killed (the guard is dropped
         // after `with_child` returns) and the parent's endpoint is gone, so
-        // nobody uses these objects any more.
+        // nobody uses these objects any more; glibc's `sem_destroy` never
+        // waits.
         unsafe {
-            if self.cond {
-                sys::cond_destroy(self.mem.conds[0].get());
-                sys::cond_destroy(self.mem.conds[1].get());
-                sys::mutex_destroy(self.mem.mutex.get());
-            }
             if self.sems {
                 sys::sem_destroy(self.mem.sems[0].get());
                 sys::sem_destroy(self.mem.sems[1].get());
@@ -751,6 +807,21 @@ fn mem() -> Result<Mem> {
     Ok(Rc::new(SharedAnon::zeroed().map_err(|e| {
         Error::io("mmap(MAP_SHARED | MAP_ANONYMOUS)", e)
     })?))
+}
+
+/// The shared mapping with its robust mutex and two condition variables
+/// initialised in place, for the pthread-cond rung.
+fn cond_mem() -> Result<Mem> {
+    let a = mem()?;
+    // SAFETY: fresh zeroed objects in a shared mapping that lives until
+    // the last `Rc` (the guard's, dropped after the child).
+    unsafe {
+        sys::mutex_init_shared(a.mutex.get())
+            .and_then(|()| sys::cond_init_shared(a.conds[0].get()))
+            .and_then(|()| sys::cond_init_shared(a.conds[1].get()))
+    }
+    .map_err(|e| Error::io("initialising the pthread objects", e))?;
+    Ok(a)
 }
 
 fn boxed(ep: impl Endpoint + 'static) -> Result<Box<dyn Endpoint>> {
@@ -826,15 +897,7 @@ fn pair(m: Mechanism) -> Result<Pair> {
             }
         }
         Mechanism::Cond => {
-            let a = mem()?;
-            // SAFETY: fresh zeroed objects in a shared mapping that lives
-            // until the last `Rc` (the guard's, dropped after the child).
-            unsafe {
-                sys::mutex_init_shared(a.mutex.get())
-                    .and_then(|()| sys::cond_init_shared(a.conds[0].get()))
-                    .and_then(|()| sys::cond_init_shared(a.conds[1].get()))
-            }
-            .map_err(|e| Error::io("initialising the pthread objects", e))?;
+            let a = cond_mem()?;
             let (a2, a3) = (a.clone(), a.clone());
             Pair {
                 parent: Box::new(move || {
@@ -853,7 +916,6 @@ fn pair(m: Mechanism) -> Result<Pair> {
                 }),
                 guard: Box::new(Destroy {
                     mem: a3,
-                    cond: true,
                     sems: false,
                 }),
             }
@@ -887,7 +949,6 @@ fn pair(m: Mechanism) -> Result<Pair> {
                 }),
                 guard: Box::new(Destroy {
                     mem: a3,
-                    cond: false,
                     sems: true,
                 }),
             }
@@ -989,4 +1050,111 @@ fn pair(m: Mechanism) -> Result<Pair> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::{Signal, kill};
+    use nix::sys::wait::waitpid;
+    use nix::unistd::Pid;
+
+    /// Ends the whole test process if the test is not done within `secs`:
+    /// a regression to a hang fails (the harness sees the abort) instead
+    /// of stalling CI for ever.
+    fn watchdog(secs: u64, what: &'static str) -> std::sync::mpsc::Sender<()> {
+        let (done, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(Duration::from_secs(secs))
+            {
+                eprintln!("HUNG: {what} did not finish within {secs} s");
+                std::process::abort();
+            }
+        });
+        done
+    }
+
+    /// Forks a child that runs `body` on a child-side endpoint, waits until
+    /// it stored `ready` in its word, SIGKILLs and reaps it.
+    fn kill_child_when_ready(mem: &Mem, body: impl FnOnce(CondEp)) {
+        let word = &mem.words[CHILD.tx].0;
+        let m2 = mem.clone();
+        // SAFETY: the child only uses the shared mapping and then sleeps
+        // until killed; it takes no lock another thread of the test
+        // process could hold.
+        let pid = unsafe {
+            shm::process::fork_child(move || {
+                body(CondEp {
+                    mem: m2,
+                    side: CHILD,
+                    last: 0,
+                });
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            })
+        }
+        .unwrap();
+        let start = Instant::now();
+        while word.load(Acquire) != 99 {
+            assert!(start.elapsed() < Duration::from_secs(10), "child not ready");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+        waitpid(Pid::from_raw(pid), None).unwrap();
+        shm::cleanup::unregister_child(pid);
+    }
+
+    /// Finding 11 of "Trust nothing that is shared": the rung's mutex was
+    /// plain and locked without a deadline, so a child killed while
+    /// holding it wedged the parent for ever. Now the mutex is robust:
+    /// the parent's next call is an error naming the dead owner.
+    #[test]
+    fn a_child_killed_holding_the_mutex_is_an_error_not_a_hang() {
+        let done = watchdog(30, "the parent after its child died holding the mutex");
+        let mem = cond_mem().unwrap();
+        kill_child_when_ready(&mem, |ep| {
+            // SAFETY: the mutex was initialised by `cond_mem`.
+            unsafe { ep.lock() }.unwrap();
+            ep.mem.words[CHILD.tx].0.store(99, Release);
+        });
+        let mut parent = CondEp {
+            mem: mem.clone(),
+            side: PARENT,
+            last: 0,
+        };
+        let err = parent.send(1).unwrap_err();
+
+        assert!(err.to_string().contains("EOWNERDEAD"), "{err}");
+        // The mutex works again afterwards.
+        parent.send(2).unwrap();
+        drop(done);
+    }
+
+    /// Finding 11: a child killed inside `pthread_cond_timedwait` left a
+    /// waiter glibc waits for in `pthread_cond_destroy`, so the rung's
+    /// clean-up never returned. Now nothing destroys the condvars.
+    #[test]
+    fn clean_up_after_a_child_killed_inside_a_wait_returns() {
+        let done = watchdog(30, "the ladder's clean-up after a child died in a wait");
+        let mem = cond_mem().unwrap();
+        kill_child_when_ready(&mem, |mut ep| {
+            ep.mem.words[CHILD.tx].0.store(99, Release);
+            // Waits (in 100 ms slices) for a value that never comes.
+            let _ = ep.recv();
+        });
+        drop(Destroy {
+            mem: mem.clone(),
+            sems: false,
+        });
+        let mut parent = CondEp {
+            mem,
+            side: PARENT,
+            last: 0,
+        };
+        parent.send(3).unwrap();
+        drop(done);
+    }
 }

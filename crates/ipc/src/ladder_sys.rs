@@ -19,9 +19,10 @@ pub(crate) struct SharedAnon<T> {
     ptr: NonNull<T>,
 }
 
-impl<T> SharedAnon<T> {
-    /// Maps a zeroed `T`. `T` must be valid when all zeroes (the ladder's
-    /// shared structs are atomics and libc types initialised later in place).
+impl<T: shm::AnyBits> SharedAnon<T> {
+    /// Maps a zeroed `T`: valid, since every bit pattern of `T` is
+    /// (`AnyBits`: the ladder's shared structs are atomics and libc types
+    /// initialised later in place).
     pub(crate) fn zeroed() -> io::Result<Self> {
         use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
         let len = std::num::NonZeroUsize::new(size_of::<T>().max(1)).expect("non-zero");
@@ -92,6 +93,14 @@ pub(crate) unsafe fn mutex_init_shared(m: *mut libc::pthread_mutex_t) -> io::Res
             libc::pthread_mutexattr_setpshared(attr.as_mut_ptr(), libc::PTHREAD_PROCESS_SHARED),
             "pthread_mutexattr_setpshared",
         )
+        // Robust: a peer killed while holding it hands the next locker
+        // EOWNERDEAD instead of a wait that never ends.
+        .and_then(|()| {
+            check(
+                libc::pthread_mutexattr_setrobust(attr.as_mut_ptr(), libc::PTHREAD_MUTEX_ROBUST),
+                "pthread_mutexattr_setrobust",
+            )
+        })
         .and_then(|()| {
             check(
                 libc::pthread_mutex_init(m, attr.as_ptr()),
@@ -137,22 +146,75 @@ pub(crate) unsafe fn cond_init_shared(c: *mut libc::pthread_cond_t) -> io::Resul
     }
 }
 
-/// `pthread_mutex_lock`.
+unsafe extern "C" {
+    /// glibc ≥ 2.30 (not in the `libc` crate): `pthread_mutex_timedlock`
+    /// against `CLOCK_MONOTONIC`, so the deadline ignores wall-clock steps.
+    fn pthread_mutex_clocklock(
+        m: *mut libc::pthread_mutex_t,
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
+/// How a lock or a wait on the robust mutex ended, when it ended holding
+/// the mutex.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Held {
+    /// Normally.
+    Clean,
+    /// `EOWNERDEAD`: the peer died holding it. It is marked consistent
+    /// again (`pthread_mutex_consistent`) and this thread holds it.
+    OwnerDied,
+}
+
+fn held(rc: libc::c_int, m: *mut libc::pthread_mutex_t, what: &str) -> io::Result<Held> {
+    match rc {
+        0 => Ok(Held::Clean),
+        libc::EOWNERDEAD => {
+            // SAFETY: after EOWNERDEAD this thread holds `m`, which is what
+            // `pthread_mutex_consistent` requires.
+            let rc = unsafe { libc::pthread_mutex_consistent(m) };
+            check(rc, "pthread_mutex_consistent")?;
+            Ok(Held::OwnerDied)
+        }
+        rc => check(rc, what).map(|()| Held::Clean),
+    }
+}
+
+/// `pthread_mutex_clocklock(m, CLOCK_MONOTONIC, now + timeout)`: a lock
+/// that gives up (`TimedOut`) rather than wait for ever on a peer that
+/// stopped, and reports a peer that died holding it.
 ///
 /// # Safety
 /// `m` was initialised by [`mutex_init_shared`] and is not yet destroyed.
-pub(crate) unsafe fn mutex_lock(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
-    // SAFETY: per the contract.
-    check(unsafe { libc::pthread_mutex_lock(m) }, "pthread_mutex_lock")
+pub(crate) unsafe fn mutex_lock_for(
+    m: *mut libc::pthread_mutex_t,
+    timeout: Duration,
+) -> io::Result<Held> {
+    let at = abs_time(libc::CLOCK_MONOTONIC, timeout);
+    // SAFETY: per the contract; `at` is a valid timespec.
+    let rc = unsafe { pthread_mutex_clocklock(m, libc::CLOCK_MONOTONIC, &at) };
+    held(rc, m, "pthread_mutex_clocklock")
 }
 
-/// `pthread_mutex_unlock`.
+/// `pthread_mutex_unlock`. A failed unlock means the mutex is not what
+/// this code believes (not held, or corrupted): that is fatal, never
+/// ignored, since the mutex may stay on this thread's robust list.
 ///
 /// # Safety
-/// As [`mutex_lock`], and the caller holds `m`.
+/// As [`mutex_lock_for`], and the caller holds `m`.
 pub(crate) unsafe fn mutex_unlock(m: *mut libc::pthread_mutex_t) {
     // SAFETY: per the contract.
-    unsafe { libc::pthread_mutex_unlock(m) };
+    let rc = unsafe { libc::pthread_mutex_unlock(m) };
+    if rc != 0 {
+        let msg = format!(
+            "fatal: pthread_mutex_unlock of the ladder's mutex failed: {}\n",
+            io::Error::from_raw_os_error(rc)
+        );
+        // SAFETY: writing a valid buffer to fd 2.
+        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+        std::process::abort();
+    }
 }
 
 /// `pthread_cond_signal`.
@@ -164,8 +226,9 @@ pub(crate) unsafe fn cond_signal(c: *mut libc::pthread_cond_t) {
     unsafe { libc::pthread_cond_signal(c) };
 }
 
-/// `pthread_cond_timedwait` for at most `timeout` (`CLOCK_MONOTONIC`);
-/// `false` if it timed out. Spurious wake-ups return `true`.
+/// `pthread_cond_timedwait` for at most `timeout` (`CLOCK_MONOTONIC`):
+/// `None` if it timed out, else how it got the mutex back (spurious
+/// wake-ups included; `OwnerDied` when the peer died holding it).
 ///
 /// # Safety
 /// `c` and `m` were initialised by this module, and the caller holds `m`.
@@ -173,28 +236,13 @@ pub(crate) unsafe fn cond_wait_for(
     c: *mut libc::pthread_cond_t,
     m: *mut libc::pthread_mutex_t,
     timeout: Duration,
-) -> bool {
+) -> io::Result<Option<Held>> {
     let at = abs_time(libc::CLOCK_MONOTONIC, timeout);
     // SAFETY: per the contract; `at` is a valid timespec.
-    unsafe { libc::pthread_cond_timedwait(c, m, &at) != libc::ETIMEDOUT }
-}
-
-/// `pthread_cond_destroy`.
-///
-/// # Safety
-/// `c` was initialised and nobody uses it any more (the peer has exited).
-pub(crate) unsafe fn cond_destroy(c: *mut libc::pthread_cond_t) {
-    // SAFETY: per the contract.
-    unsafe { libc::pthread_cond_destroy(c) };
-}
-
-/// `pthread_mutex_destroy`.
-///
-/// # Safety
-/// `m` was initialised, is unlocked and nobody uses it any more.
-pub(crate) unsafe fn mutex_destroy(m: *mut libc::pthread_mutex_t) {
-    // SAFETY: per the contract.
-    unsafe { libc::pthread_mutex_destroy(m) };
+    match unsafe { libc::pthread_cond_timedwait(c, m, &at) } {
+        libc::ETIMEDOUT => Ok(None),
+        rc => held(rc, m, "pthread_cond_timedwait").map(Some),
+    }
 }
 
 fn abs_time(clock: libc::clockid_t, after: Duration) -> libc::timespec {

@@ -131,6 +131,7 @@ fn an_opener_sees_the_creators_capacity() {
             .unwrap()
             .unwrap()
             .needed_len()
+            .unwrap()
     );
     // A full ring refuses nothing but waits: fill it from one thread
     // exactly, then read it all back.
