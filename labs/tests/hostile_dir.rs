@@ -55,19 +55,6 @@ fn can_unshare() -> Result<(), String> {
     }
 }
 
-/// Raw control bytes a terminal would act on: C0 but newline and tab,
-/// DEL, and C1 (as UTF-8, `c2 80`..`c2 9f`).
-fn control_bytes(b: &[u8]) -> Vec<usize> {
-    let mut at = Vec::new();
-    for (i, &c) in b.iter().enumerate() {
-        let c1 = c == 0xc2 && b.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n));
-        if (c < 0x20 && c != b'\n' && c != b'\t') || c == 0x7f || c1 {
-            at.push(i);
-        }
-    }
-    at
-}
-
 #[test]
 fn every_command_survives_a_hostile_dev_shm() {
     if let Err(why) = can_unshare() {

@@ -17,7 +17,7 @@
 //! name; the JSON keeps the names exact.
 
 mod common;
-use common::SHMLAB;
+use common::{SHMLAB, control_bytes};
 use race::shared::{ByLock, RaceShared};
 use shm::{Region, Shared};
 use std::io::Read;
@@ -74,19 +74,6 @@ fn region(tag: &[u8], sem_name: &[u8]) -> Vec<u8> {
     b[at..at + sem_name.len()].copy_from_slice(sem_name);
     b[at + 256..at + 260].copy_from_slice(&(sem_name.len() as u32).to_le_bytes());
     b
-}
-
-/// Raw control bytes a terminal would act on: C0 but newline and tab,
-/// DEL, and C1 (as UTF-8, `c2 80`..`c2 9f`).
-fn control_bytes(b: &[u8]) -> Vec<usize> {
-    let mut at = Vec::new();
-    for (i, &c) in b.iter().enumerate() {
-        let c1 = c == 0xc2 && b.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n));
-        if (c < 0x20 && c != b'\n' && c != b'\t') || c == 0x7f || c1 {
-            at.push(i);
-        }
-    }
-    at
 }
 
 /// Runs `shmlab args`, killing it if it has not finished after 30 s (the
