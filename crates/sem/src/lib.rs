@@ -282,14 +282,22 @@ shm::any_bits!(NamedState {
 });
 
 impl NamedState {
-    /// The semaphore's name as stored by the creator.
+    /// The semaphore's name as stored by the creator (lossy: for
+    /// messages; use [`name_bytes`](Self::name_bytes) to act on it).
     pub fn name(&self) -> String {
-        let len = (self.len.load(Ordering::Acquire) as usize).min(NAME_BYTES);
-        let bytes: Vec<u8> = self.name[..len]
+        String::from_utf8_lossy(&self.name_bytes()).into_owned()
+    }
+
+    /// The stored name's bytes, exactly: the first `len` bytes of the
+    /// field, `len` (shared, so anything) clamped to the field. A peer may
+    /// have stored any bytes: check them before using them as a name.
+    pub fn name_bytes(&self) -> Vec<u8> {
+        let len = usize::try_from(self.len.load(Ordering::Acquire))
+            .map_or(NAME_BYTES, |l| l.min(NAME_BYTES));
+        self.name[..len]
             .iter()
             .map(|b| b.load(Ordering::Relaxed))
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
+            .collect()
     }
 
     /// The pid of the last process that took the lock (0: nobody yet).

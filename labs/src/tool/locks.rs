@@ -329,13 +329,9 @@ fn decode_with(h: &HeaderInfo, read: ReadPayload<'_>) -> Decoded {
                 word_at::<ByLock<PlainMutex>>(bytes),
             )]
         }),
-        NamedSemaphore::NAME => race::<ByLock<NamedSemaphore>>(h, read, |st, bytes| {
-            let at = std::mem::offset_of!(RaceShared<ByLock<NamedSemaphore>>, lock);
-            let state = bytes.get(at..at + std::mem::size_of::<shm_sem::NamedState>());
-            vec![named_sem(
-                state.and_then(stored_sem_name).unwrap_or_default(),
-                st.lock.0.raw().last_holder(),
-            )]
+        NamedSemaphore::NAME => race::<ByLock<NamedSemaphore>>(h, read, |st, _| {
+            let state = st.lock.0.raw();
+            vec![named_sem(&state.name_bytes(), state.last_holder())]
         }),
         UnnamedSemaphore::NAME => race::<ByLock<UnnamedSemaphore>>(h, read, |st, bytes| {
             let s = st.lock.0.raw();
@@ -754,26 +750,6 @@ fn semaphore(
     r
 }
 
-/// Bytes of a [`shm_sem::NamedState`]'s name field: the name, NUL-padded,
-/// then its length (`u32`) and the last holder (`i32`). Checked against
-/// `NamedState::name` by a test.
-const SEM_NAME_FIELD: usize = 256;
-const _: () = assert!(std::mem::size_of::<shm_sem::NamedState>() == SEM_NAME_FIELD + 8);
-
-/// The name a [`shm_sem::NamedState`]'s bytes store, exactly (not a lossy
-/// copy: a rewritten name could name another file): its first `len` bytes,
-/// `len` clamped to the field. `None` if `state` is too short.
-fn stored_sem_name(state: &[u8]) -> Option<&[u8]> {
-    let len = u32::from_le_bytes(
-        state
-            .get(SEM_NAME_FIELD..SEM_NAME_FIELD + 4)?
-            .try_into()
-            .ok()?,
-    );
-    let len = usize::try_from(len).map_or(SEM_NAME_FIELD, |l| l.min(SEM_NAME_FIELD));
-    state.get(..len)
-}
-
 /// The file in `/dev/shm` of the named semaphore `stored` (a name read from
 /// a region), if `stored` is a name `sem_open` could have been given:
 /// UTF-8, [`ShmName::parse`]'s rules (a leading `/`, no other `/`, no NUL,
@@ -1093,24 +1069,17 @@ mod tests {
             assert_inert(&d);
         }
 
-        /// A stored semaphore name of any bytes: a bounded slice of the
-        /// field, and either a valid `sem.` file name or a reason.
+        /// A `NamedState` of any bytes: its name is a bounded slice of
+        /// the field, and either a valid `sem.` file name or a reason.
         #[test]
-        fn any_stored_sem_name(state in proptest::collection::vec(any::<u8>(), 0..300), len in any::<u32>()) {
-            let mut state = state;
-            if state.len() >= SEM_NAME_FIELD + 4 {
-                put(&mut state, SEM_NAME_FIELD, &len.to_le_bytes());
-            }
-            match stored_sem_name(&state) {
-                None => prop_assert!(state.len() < SEM_NAME_FIELD + 4),
-                Some(name) => {
-                    prop_assert!(name.len() <= SEM_NAME_FIELD.min(len as usize));
-                    if let Ok(file) = sem_file_name(name) {
-                        prop_assert!(file.starts_with("sem.") && !file[4..].contains(['/', '\0']));
-                        prop_assert!(file != "sem.." && file != "sem.");
-                        prop_assert!(file.len() <= 4 + shm_sem::SEM_NAME_MAX);
-                    }
-                }
+        fn any_stored_sem_name(state in proptest::collection::vec(any::<u8>(), size_of::<shm_sem::NamedState>())) {
+            let copy = Snapshot::<shm_sem::NamedState>::from_bytes(&state).unwrap();
+            let name = copy.name_bytes();
+            prop_assert!(name.len() <= NAME_FIELD);
+            if let Ok(file) = sem_file_name(&name) {
+                prop_assert!(file.starts_with("sem.") && !file[4..].contains(['/', '\0']));
+                prop_assert!(file != "sem.." && file != "sem.");
+                prop_assert!(file.len() <= 4 + shm_sem::SEM_NAME_MAX);
             }
         }
 
@@ -1146,23 +1115,24 @@ mod tests {
         }
     }
 
-    /// The name bytes `ps` takes from a `NamedState` are the ones the sem
-    /// crate's own accessor reads (the layout `stored_sem_name` assumes).
+    /// Where a `NamedState` keeps its name's length: after a 256-byte
+    /// name field (the test below pins it to the sem crate's accessors).
+    const NAME_FIELD: usize = 256;
+
+    /// The bytes `ps` acts on are the name, exactly, its length clamped
+    /// to the field (a length a peer stored past it).
     #[test]
-    fn stored_sem_name_reads_the_sem_crates_field() {
+    fn stored_sem_name_is_exact_and_clamped() {
         let mut state = vec![0u8; size_of::<shm_sem::NamedState>()];
-        put(&mut state, 0, b"/shmlab-demo-1-0");
-        put(&mut state, SEM_NAME_FIELD, &16u32.to_le_bytes());
-        put(&mut state, SEM_NAME_FIELD + 4, &77i32.to_le_bytes());
+        put(&mut state, 0, b"/shmlab-demo-\xff-0");
+        put(&mut state, NAME_FIELD, &16u32.to_le_bytes());
+        put(&mut state, NAME_FIELD + 4, &77i32.to_le_bytes());
         let copy = Snapshot::<shm_sem::NamedState>::from_bytes(&state).unwrap();
-        assert_eq!(copy.name(), "/shmlab-demo-1-0");
+        assert_eq!(copy.name_bytes(), b"/shmlab-demo-\xff-0");
         assert_eq!(copy.last_holder(), 77);
-        assert_eq!(stored_sem_name(&state), Some(&b"/shmlab-demo-1-0"[..]));
-        // A length past the field is clamped, as the accessor clamps it.
-        put(&mut state, SEM_NAME_FIELD, &u32::MAX.to_le_bytes());
-        assert_eq!(stored_sem_name(&state).unwrap().len(), SEM_NAME_FIELD);
+        put(&mut state, NAME_FIELD, &u32::MAX.to_le_bytes());
         let copy = Snapshot::<shm_sem::NamedState>::from_bytes(&state).unwrap();
-        assert_eq!(copy.name().len(), SEM_NAME_FIELD);
+        assert_eq!(copy.name_bytes().len(), NAME_FIELD);
     }
 
     /// Finding 3: only names `sem_open` could have been given become a
