@@ -259,6 +259,9 @@ fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
                 (None, ObjectKind::Semaphore) if e.is_shmlab_semaphore() => {
                     "shmlab semaphore".into()
                 }
+                (None, ObjectKind::SharedMemory) if e.is_shmlab_object_without_header() => {
+                    "shmlab object (no header)".into()
+                }
                 (None, ObjectKind::Other) => format!("- ({}: never opened)", e.file_kind),
                 _ => "-".into(),
             };
@@ -655,6 +658,9 @@ fn describe(e: &Entry, verdict: &Staleness) -> String {
             format!("shmlab semaphore; {}", verdict.reason())
         }
         (None, ObjectKind::Semaphore) => "named semaphore".into(),
+        (None, ObjectKind::SharedMemory) if e.is_shmlab_object_without_header() => {
+            format!("shmlab object without a header; {}", verdict.reason())
+        }
         (None, ObjectKind::Other) => format!("a {}", e.file_kind),
         _ => "plain object".into(),
     }

@@ -621,7 +621,9 @@ fn wait_ready(child: &mut Child) {
 fn ps_lists_the_mappers_of_a_c_programs_object() {
     let dir = TempDir::new("ps-c");
     let exe = compile_c(&dir.0, "mapper", C_MAPPER);
-    let (_guard, name) = Unlink::new("ps-c");
+    // A foreign name (not `shmlab-…`, which shmlab judges by its pid).
+    let name = shm::ShmName::parse(&format!("c-mapper-{}", std::process::id())).unwrap();
+    let _guard = Unlink(vec![name.clone()]);
     let mut child = Command::new(&exe)
         .arg(name.as_str())
         .stdin(Stdio::piped())

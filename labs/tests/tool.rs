@@ -100,7 +100,9 @@ fn inspect_a_live_region_shows_its_header_and_payload() {
 
 #[test]
 fn ls_lists_plain_objects_with_mode_owner_and_time() {
-    let (guard, name) = Unlink::new("tool-ls");
+    // Not a `shmlab-…` name: those are judged by the pid in the name.
+    let name = shm::ShmName::parse(&format!("plain-tool-ls-{}", std::process::id())).unwrap();
+    let guard = Unlink(vec![name.clone()]);
     plain_object(&name, 8192, b"x");
     let r = run(SHMLAB, &["ls"]);
     r.expect_code(0);
@@ -128,7 +130,8 @@ fn ls_lists_plain_objects_with_mode_owner_and_time() {
 #[test]
 fn clean_leaves_plain_objects_and_removes_a_named_one() {
     let _serial = serial();
-    let (guard, name) = Unlink::new("tool-clean");
+    let name = shm::ShmName::parse(&format!("plain-tool-clean-{}", std::process::id())).unwrap();
+    let guard = Unlink(vec![name.clone()]);
     plain_object(&name, 4096, b"not shmlab's");
     run(SHMLAB, &["clean"]).expect_code(0);
     assert!(
@@ -216,5 +219,36 @@ fn clean_removes_stale_shmlab_semaphores_only() {
         std::path::Path::new(&live).exists(),
         "removed a semaphore whose creator is alive"
     );
+    drop(guard);
+}
+
+/// A headerless `shmlab-…-<pid>-<n>` object (a `lab4-race --trace`
+/// buffer, or a region whose creator died before writing its header) is
+/// judged by the pid in its name: removed when that process is gone and
+/// nobody uses it, kept while it lives.
+#[test]
+fn clean_removes_stale_headerless_shmlab_objects() {
+    let _serial = serial();
+    let dead = {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    };
+    let stale = shm::ShmName::parse(&format!("shmlab-test-trace-{dead}-0")).unwrap();
+    let live = shm::ShmName::parse(&format!("shmlab-test-trace-{}-0", std::process::id())).unwrap();
+    let guard = Unlink(vec![stale.clone(), live.clone()]);
+    plain_object(&stale, 4096, b"trace");
+    plain_object(&live, 4096, b"trace");
+    let r = run(SHMLAB, &["clean"]);
+    r.expect_code(0);
+    assert!(
+        r.stdout
+            .contains(&format!("removed {stale} (shmlab object without a header")),
+        "{}",
+        r.stdout
+    );
+    assert!(!exists(&stale));
+    assert!(exists(&live), "clean removed an object whose creator lives");
     drop(guard);
 }

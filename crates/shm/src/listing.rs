@@ -146,6 +146,10 @@ pub enum CreatorSource {
     Header,
     /// A `sem.shmlab-…-<pid>-<n>` semaphore's name (pid only).
     SemaphoreName,
+    /// A `shmlab-…-<pid>-<n>` object without a header (pid only): one
+    /// shmlab made without a header (a trace buffer), or a region whose
+    /// creator died before writing its header.
+    ObjectName,
 }
 
 /// Whether an entry is stale, and why (or why not): the one definition
@@ -284,14 +288,18 @@ impl Entry {
                 source: CreatorSource::Header,
             });
         }
-        if self.is_shmlab_semaphore() {
-            return pid_in_name(self.file_name.to_str()?).map(|pid| Creator {
-                pid,
-                start: 0,
-                source: CreatorSource::SemaphoreName,
-            });
-        }
-        None
+        let source = if self.is_shmlab_semaphore() {
+            CreatorSource::SemaphoreName
+        } else if self.is_shmlab_object_without_header() {
+            CreatorSource::ObjectName
+        } else {
+            return None;
+        };
+        pid_in_name(self.file_name.to_str()?).map(|pid| Creator {
+            pid,
+            start: 0,
+            source,
+        })
     }
 
     /// The processes the scan found mapping it or holding it open.
@@ -356,6 +364,16 @@ impl Entry {
     /// `sem.shmlab-…`, which this reports.
     pub fn is_shmlab_semaphore(&self) -> bool {
         self.kind == ObjectKind::Semaphore && self.file_name.as_bytes().starts_with(b"sem.shmlab-")
+    }
+
+    /// A readable shared-memory object named `shmlab-…` (as
+    /// [`ShmName::unique`] names everything shmlab makes) with no region
+    /// header: its creator is the pid in its name.
+    pub fn is_shmlab_object_without_header(&self) -> bool {
+        self.kind == ObjectKind::SharedMemory
+            && self.readable
+            && self.header.is_none()
+            && self.file_name.as_bytes().starts_with(b"shmlab-")
     }
 
     /// Removes this entry, which the caller judged (stale, say) from this
