@@ -208,7 +208,7 @@ pub fn run_consumer(cli: &ConsumerCli) -> anyhow::Result<ExitCode> {
         out,
         "opened {name} read-only: {size} bytes, mode {}, owner {}",
         fmt::mode(st.mode),
-        shm::listing::user_name(st.uid)
+        shm::users::user_name(st.uid)
     )?;
     let len = usize::try_from(size).context("the object is larger than the address space")?;
     let map = obj.map(Access::ReadOnly, len)?;

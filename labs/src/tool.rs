@@ -400,7 +400,7 @@ fn inspect(
     writeln!(
         out,
         "  owner     {} (uid {})",
-        esc(&shm::listing::user_name(md.uid())),
+        esc(&shm::users::user_name(md.uid())),
         md.uid()
     )?;
     writeln!(out, "  modified  {} UTC", fmt_time(md.mtime()))?;

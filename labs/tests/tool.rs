@@ -112,7 +112,7 @@ fn ls_lists_plain_objects_with_mode_owner_and_time() {
         .lines()
         .find(|l| l.contains(name.as_str()))
         .unwrap();
-    let owner = shm::listing::user_name(nix::unistd::getuid().as_raw());
+    let owner = shm::users::user_name(nix::unistd::getuid().as_raw());
     assert!(line.starts_with("shm "), "{line}");
     assert!(
         line.contains(" 8192 ") && line.contains("0600 rw-------"),

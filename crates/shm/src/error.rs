@@ -192,7 +192,7 @@ fn permission_detail(name: &ShmName) -> String {
     match std::fs::metadata(name.path()) {
         Ok(md) => {
             let mode = Mode::from_bits_truncate(md.mode());
-            let owner = crate::listing::user_name(md.uid());
+            let owner = crate::users::user_name(md.uid());
             format!(
                 "owned by {owner} with mode {} ({mode}); ask {owner} to widen the mode (e.g. chmod 0660) or run as {owner}",
                 mode.symbolic()

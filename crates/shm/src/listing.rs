@@ -613,7 +613,7 @@ pub fn list() -> io::Result<Vec<Entry>> {
             mode: Mode::from_bits_truncate(md.mode()),
             uid: md.uid(),
             gid: md.gid(),
-            owner: user_name(md.uid()),
+            owner: crate::users::user_name(md.uid()),
             mtime: md.mtime(),
             header,
             readable,
@@ -638,14 +638,6 @@ pub fn pid_in_name(file_name: &str) -> Option<i32> {
         .rev()
         .find(|&i| digits(fields[i - 1]) && digits(fields[i]))
         .and_then(|i| fields[i - 1].parse().ok())
-}
-
-/// The user name for `uid` (from the passwd database), or the number.
-pub fn user_name(uid: u32) -> String {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map_or_else(|| uid.to_string(), |u| u.name)
 }
 
 #[cfg(test)]

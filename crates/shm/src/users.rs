@@ -306,8 +306,16 @@ pub fn process_info(pid: i32) -> Option<ProcessInfo> {
         tgid,
         comm,
         uid,
-        user: crate::listing::user_name(uid),
+        user: user_name(uid),
     })
+}
+
+/// The user name for `uid` (from the passwd database), or the number.
+pub fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name)
 }
 
 /// Why reading one process failed.
