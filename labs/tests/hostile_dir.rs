@@ -35,14 +35,6 @@ fn header(pid: i32, tag: &[u8], offset: u32, size: u64, trailing: u64) -> Vec<u8
     b
 }
 
-/// A pid that is certainly gone: a child that ran `true` and was reaped.
-fn dead_pid() -> i32 {
-    let mut c = Command::new("true").spawn().unwrap();
-    let pid = c.id() as i32;
-    c.wait().unwrap();
-    pid
-}
-
 fn can_unshare() -> Result<(), String> {
     let out = Command::new("unshare")
         .args(["-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /dev/shm"])
@@ -73,7 +65,7 @@ fn every_command_survives_a_hostile_dev_shm() {
     let put = |name: &[u8], bytes: &[u8]| {
         std::fs::write(stage.join(std::ffi::OsStr::from_bytes(name)), bytes).unwrap();
     };
-    let dead = dead_pid();
+    let dead = dead_pid() as i32;
     // Finding 6: a stale region named `a\xff` beside a plain file whose
     // name is the lossy rewrite of it, `a\u{fffd}`.
     let mut stale = header(dead, b"race/none", 128, 8, 0);

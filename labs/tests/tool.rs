@@ -191,12 +191,7 @@ fn clean_removes_stale_shmlab_semaphores_only() {
     let _serial = serial();
     // A file named like a shmlab semaphore whose creator pid has exited,
     // and one whose "creator" (this process) is alive.
-    let dead = {
-        let mut c = std::process::Command::new("true").spawn().unwrap();
-        let pid = c.id();
-        c.wait().unwrap();
-        pid
-    };
+    let dead = dead_pid();
     let stale = format!("/dev/shm/sem.shmlab-test-{dead}-0");
     let live = format!("/dev/shm/sem.shmlab-test-{}-0", std::process::id());
     let mut guard = Unlink::default();
@@ -229,12 +224,7 @@ fn clean_removes_stale_shmlab_semaphores_only() {
 #[test]
 fn clean_removes_stale_headerless_shmlab_objects() {
     let _serial = serial();
-    let dead = {
-        let mut c = std::process::Command::new("true").spawn().unwrap();
-        let pid = c.id();
-        c.wait().unwrap();
-        pid
-    };
+    let dead = dead_pid();
     let stale = shm::ShmName::parse(&format!("shmlab-test-trace-{dead}-0")).unwrap();
     let live = shm::ShmName::parse(&format!("shmlab-test-trace-{}-0", std::process::id())).unwrap();
     let guard = Unlink(vec![stale.clone(), live.clone()]);

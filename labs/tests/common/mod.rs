@@ -312,3 +312,12 @@ pub fn control_bytes(b: &[u8]) -> Vec<usize> {
     }
     at
 }
+
+/// A pid that is certainly gone: a child that ran `true` and was reaped
+/// (a creator or holder to record as dead).
+pub fn dead_pid() -> u32 {
+    let mut c = Command::new("true").spawn().expect("run true");
+    let pid = c.id();
+    c.wait().expect("reap true");
+    pid
+}
