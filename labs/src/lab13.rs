@@ -460,7 +460,7 @@ fn take<'g, 'a>(
 }
 
 /// Runs the lab and prints its report.
-pub fn main(cfg: &Config, json: bool, check: bool) -> anyhow::Result<ExitCode> {
+pub fn main(cfg: &Config, check: bool, json: bool) -> anyhow::Result<ExitCode> {
     let r = run(cfg)?;
     crate::emit(json, &r, |r| print_report(cfg, r))?;
     Ok(crate::check_exit(

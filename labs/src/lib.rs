@@ -7,7 +7,10 @@
 //!   what was wrong and how to fix it.
 //!
 //! Each lab's `main` is thin: it parses, calls library code, and maps the
-//! result with [`main_with`].
+//! result with [`main_with`]. A lab whose binary builds a `Config` from its
+//! flags has, in its module, `run(cfg) -> Report` (the experiment, for
+//! tests) and `main(cfg, check, json) -> ExitCode` (run, [`emit`] the
+//! report, [`check_exit`]), in that argument order.
 //!
 //! Besides a module per lab (`lab1` ... `lab13`) and the `shmlab` tool
 //! ([`tool`]), the crate has shared modules, and a lab (or the tool)

@@ -52,5 +52,5 @@ fn main() -> ExitCode {
         barrier: cli.barrier,
         linger: Duration::from_secs(cli.linger),
     };
-    labs::main_with(|| labs::lab13::main(&cfg, cli.json, cli.check))
+    labs::main_with(|| labs::lab13::main(&cfg, cli.check, cli.json))
 }
