@@ -42,9 +42,9 @@
 //! (`sched_setaffinity`); [`Ladder::pinned`] says which. The parent's
 //! affinity is restored after each row.
 
+use crate::child::with_child;
 use crate::fifo::Fifo;
 use crate::ladder_sys::{self as sys, NamedSem, SharedAnon};
-use crate::measure::with_child;
 use crate::{Error, Result};
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -54,12 +54,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::{Duration, Instant};
 
-/// How long the adaptive waiter (`spin-futex`, and the ring's adaptive
-/// signalling) spins before it sleeps in `FUTEX_WAIT`: 50 µs, several
-/// times a futex wake-up's cost on this kind of machine, so a peer that is
-/// running answers within the spin, and one that is not (preempted, or busy)
-/// costs the waiter at most 50 µs of CPU before it gives the CPU away.
-pub const ADAPTIVE_SPIN: Duration = Duration::from_micros(50);
+pub use crate::adaptive::ADAPTIVE_SPIN;
 
 /// How long a waiting side waits for the peer before reporting it stalled.
 pub const STALL: Duration = Duration::from_secs(10);

@@ -19,6 +19,8 @@
 //! All system calls except plain reads and writes live in the private
 //! `sys` module.
 
+mod adaptive;
+mod child;
 mod error;
 mod fifo;
 pub mod ladder;

@@ -98,7 +98,7 @@ pub enum Signal {
     /// otherwise.
     Spin,
     /// Adaptive: spin on the counter for up to
-    /// [`ADAPTIVE_SPIN`](crate::ladder::ADAPTIVE_SPIN) (50 µs), then sleep
+    /// [`ADAPTIVE_SPIN`](crate::adaptive::ADAPTIVE_SPIN) (50 µs), then sleep
     /// as [`Signal::Futex`] does; the other side wakes it the same way. A
     /// peer that is running answers within the spin, with no system call on
     /// either side; one that is not costs at most the spin.
@@ -501,7 +501,7 @@ fn wait_until<T>(
         // Spin first, for a bounded time (the clock is read every 64
         // rounds); then sleep below as the futex signalling does.
         let start = std::time::Instant::now();
-        while start.elapsed() < crate::ladder::ADAPTIVE_SPIN {
+        while start.elapsed() < crate::adaptive::ADAPTIVE_SPIN {
             for _ in 0..64 {
                 if let Some(v) = ready()? {
                     return Ok(v);
