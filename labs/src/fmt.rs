@@ -163,45 +163,11 @@ pub fn escape_str(s: &str) -> String {
     escape(s.as_bytes())
 }
 
-/// Bytes shown by [`escape`] in a `format!`: `format!("{}", Escaped(b))`.
-#[derive(Clone, Copy, Debug)]
-pub struct Escaped<'a>(pub &'a [u8]);
-
-impl std::fmt::Display for Escaped<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&escape(self.0))
-    }
-}
-
-/// The bytes [`escape`] was given, back from its output; `None` if `s` is
-/// not something [`escape`] writes (a lone backslash, a bad `\x` escape).
+/// The bytes [`escape`] was given, back from its output
+/// ([`shm::listing::unescape_bytes`]); `None` if `s` is not something
+/// [`escape`] writes.
 pub fn unescape(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'\\' {
-            out.push(b[i]);
-            i += 1;
-            continue;
-        }
-        match b.get(i + 1)? {
-            b'\\' => {
-                out.push(b'\\');
-                i += 2;
-            }
-            b'x' => {
-                let hex = std::str::from_utf8(b.get(i + 2..i + 4)?).ok()?;
-                if !hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
-                    return None;
-                }
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 4;
-            }
-            _ => return None,
-        }
-    }
-    Some(out)
+    shm::listing::unescape_bytes(s)
 }
 
 /// `value` as pretty JSON that is safe to print on a terminal and still
@@ -359,7 +325,6 @@ mod tests {
         assert_eq!(escape("µs été".as_bytes()), "µs été");
         assert_eq!(escape("a\u{202e}b".as_bytes()), "a\\xe2\\x80\\xaeb");
         assert_eq!(escape_str("\0"), "\\x00");
-        assert_eq!(format!("[{}]", Escaped(b"\x07")), "[\\x07]");
         // A literal `\xff` in a valid name is told apart from the byte.
         assert_ne!(escape(b"\\xff"), escape(b"\xff"));
     }

@@ -194,7 +194,7 @@ fn header_summary(h: &HeaderInfo, staleness: &Staleness) -> String {
     };
     format!(
         "{}{version} {state}, creator pid {} {alive}",
-        esc(&h.type_name),
+        fmt::escape_str(&h.type_name),
         h.creator_pid
     )
 }
@@ -219,7 +219,7 @@ fn creator_words(staleness: &Staleness, stale: &str) -> String {
             "{liveness}, but {} by pid {} ({}){}: not stale",
             if user.mapped() { "mapped" } else { "held open" },
             user.pid,
-            esc(&user.comm),
+            fmt::escape_str(&user.comm),
             if *users > 1 {
                 format!(" and {} more", users - 1)
             } else {
@@ -277,7 +277,7 @@ fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
                 e.kind.to_string(),
                 e.size.to_string(),
                 fmt::mode(e.mode),
-                esc(&e.owner),
+                fmt::escape_str(&e.owner),
                 fmt_time(e.mtime),
                 users,
                 name,
@@ -361,11 +361,6 @@ fn read_at(name: &ShmName, offset: u64, len: usize) -> anyhow::Result<Vec<u8>> {
     })
 }
 
-/// Text from outside (names, tags, commands) made safe to print.
-fn esc(s: &str) -> String {
-    shm::listing::escape_bytes(s.as_bytes())
-}
-
 fn inspect(
     out: &mut impl Write,
     name: &ShmName,
@@ -400,7 +395,7 @@ fn inspect(
     writeln!(
         out,
         "  owner     {} (uid {})",
-        esc(&shm::users::user_name(md.uid())),
+        fmt::escape_str(&shm::users::user_name(md.uid())),
         md.uid()
     )?;
     writeln!(out, "  modified  {} UTC", fmt_time(md.mtime()))?;
@@ -494,7 +489,7 @@ fn region(
             " (NOT this build's)"
         }
     )?;
-    writeln!(out, "  type      {}", esc(&h.type_name))?;
+    writeln!(out, "  type      {}", fmt::escape_str(&h.type_name))?;
     writeln!(out, "  state     {state}")?;
     let (scan, entries) = scan_and_list()?;
     let verdict = entries
@@ -516,7 +511,7 @@ fn region(
         .map_or(&[][..], |e| e.users(&scan));
     let pids: Vec<String> = users
         .iter()
-        .map(|u| format!("{} ({})", u.pid, esc(&u.comm)))
+        .map(|u| format!("{} ({})", u.pid, fmt::escape_str(&u.comm)))
         .collect();
     writeln!(
         out,
@@ -602,7 +597,7 @@ fn clean_one(out: &mut impl Write, name: &ShmName, dry_run: bool) -> anyhow::Res
     if e.uid != me {
         bail!(
             "{name} belongs to {} (uid {}), not to you (uid {me}); shmlab clean removes only your own objects: ask its owner",
-            esc(&e.owner),
+            fmt::escape_str(&e.owner),
             e.uid
         );
     }
@@ -616,7 +611,7 @@ fn clean_one(out: &mut impl Write, name: &ShmName, dry_run: bool) -> anyhow::Res
                 "held open"
             },
             first.pid,
-            esc(&first.comm),
+            fmt::escape_str(&first.comm),
             if n > 1 {
                 format!(" and {} more process(es)", n - 1)
             } else {
@@ -681,7 +676,7 @@ fn clean_stale(out: &mut impl Write, dry_run: bool) -> anyhow::Result<ExitCode> 
             v if !v.is_stale() => left.push(format!("left {name}: {}", v.reason())),
             _ if e.uid != me => left.push(format!(
                 "left {name} (owned by {}): not yours, though stale",
-                esc(&e.owner)
+                fmt::escape_str(&e.owner)
             )),
             _ => {
                 let why = describe(e, &verdict);

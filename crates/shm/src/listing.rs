@@ -562,6 +562,37 @@ pub fn escape_bytes(b: &[u8]) -> String {
     out
 }
 
+/// The bytes [`escape_bytes`] was given, back from its output; `None` if
+/// `s` is not something it writes (a lone backslash, a bad `\x` escape).
+pub fn unescape_bytes(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1)? {
+            b'\\' => {
+                out.push(b'\\');
+                i += 2;
+            }
+            b'x' => {
+                let hex = std::str::from_utf8(b.get(i + 2..i + 4)?).ok()?;
+                if !hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 4;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
 /// Lists every entry of `/dev/shm`, sorted by name (its bytes).
 ///
 /// Every entry is first `lstat`ed; only regular files are opened, by

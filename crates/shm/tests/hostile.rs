@@ -130,33 +130,13 @@ fn escapes_are_visible_and_reversible() {
     assert_eq!(escape_bytes("\u{202e}".as_bytes()), "\\xe2\\x80\\xae");
 }
 
-/// Undo [`escape_bytes`]: the rule is reversible.
-fn unescape(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && b.get(i + 1) == Some(&b'\\') {
-            out.push(b'\\');
-            i += 2;
-        } else if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') {
-            out.push(u8::from_str_radix(&s[i + 2..i + 4], 16).unwrap());
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
 proptest! {
     /// Any bytes: no control character survives, and the bytes come back.
     #[test]
     fn escaping_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
         let e = escape_bytes(&bytes);
         prop_assert!(!e.chars().any(char::is_control), "{e:?}");
-        prop_assert_eq!(unescape(&e), bytes);
+        prop_assert_eq!(listing::unescape_bytes(&e), Some(bytes));
     }
 
     /// Any bytes and any length decode to a header or to nothing, never a
