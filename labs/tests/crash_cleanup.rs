@@ -47,11 +47,11 @@ fn start_sem_race() -> (std::process::Child, String) {
     (child, tag)
 }
 
-/// The coordinator is dead; its orphaned workers either finish their
-/// increments and exit, or, if it died before opening the start barrier,
-/// wait there forever. A region is only stale once no live process maps
-/// it, so end the ones still there (they are this test's grandchildren:
-/// the processes that map the region) and wait until none does.
+/// The coordinator is dead, so the kernel kills its workers
+/// (`PR_SET_PDEATHSIG`, set by `fork_child`); a region is only stale once
+/// no live process maps it, so wait until none does. Workers still there
+/// after 300 ms are killed here, so that this test checks the clean-up,
+/// not the death signal (`orphans.rs` checks that).
 fn end_orphaned_workers(tag: &str) {
     let start = Instant::now();
     loop {
