@@ -6,7 +6,7 @@
 //! - `--impl pthread`: glibc's process-shared `pthread_mutex_t` and two
 //!   process-shared `pthread_cond_t` on `CLOCK_MONOTONIC`;
 //! - `--impl futex`: shmlab's own futex mutex and sequence-number futex
-//!   condition variables ([`sync6::FutexMonitor`]).
+//!   condition variables ([`shm_monitor::FutexMonitor`]).
 //!
 //! The correct buffer: a producer waits `while` the ring is full on
 //! not-full, puts, and **broadcasts** not-empty (so more consumers wake than
@@ -42,7 +42,7 @@ use shm_futex::futex_wait;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use sync6::{FutexMonitor, Monitor, PthreadMonitor, Wait};
+use shm_monitor::{FutexMonitor, Monitor, PthreadMonitor, Wait};
 
 /// Most slots a ring can have.
 pub const MAX_SLOTS: u32 = 1024;

@@ -12,7 +12,7 @@
 //! - `--impl pthread`: glibc's process-shared `pthread_rwlock_t`, of kind
 //!   `PTHREAD_RWLOCK_PREFER_READER_NP` or
 //!   `PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP`;
-//! - `--impl futex`: shmlab's futex rwlock ([`sync6::FutexRwLock`]);
+//! - `--impl futex`: shmlab's futex rwlock ([`shm_monitor::FutexRwLock`]);
 //! - `--impl none`: no lock, to see torn reads.
 //!
 //! Under `--prefer reader` a new reader enters whenever no writer is
@@ -35,7 +35,7 @@ use shm_futex::futex_wait;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use sync6::{FutexRwLock, Policy, PthreadRwLock, RwLock};
+use shm_monitor::{FutexRwLock, Policy, PthreadRwLock, RwLock};
 
 /// Words in the record.
 pub const WORDS: usize = 8;

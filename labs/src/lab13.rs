@@ -5,7 +5,7 @@
 //! Philosopher `i` needs fork `i` (left) and fork `(i + 1) % n` (right).
 //! Every round starts at a barrier in the region (shmlab's futex barrier,
 //! or with `--barrier pthread` glibc's process-shared `pthread_barrier_t`;
-//! both from `sync6`), so all
+//! both from `shm_monitor`), so all
 //! philosophers reach for their forks together; each holds its first fork
 //! for `--hold-us` before reaching for the second.
 //!
@@ -40,7 +40,7 @@ use shm_futex::FutexLock;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use sync6::Barrier;
+use shm_monitor::Barrier;
 
 /// The longest `--linger`.
 pub const MAX_LINGER: Duration = Duration::from_secs(600);

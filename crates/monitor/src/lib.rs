@@ -1,4 +1,4 @@
-//! # Week 6: condition variables, readers–writer locks and barriers in shared memory
+//! # Monitors, readers–writer locks and barriers in shared memory (the course's week 6)
 //!
 //! Three kinds of primitive, each in two implementations, all living inside a
 //! shmlab region and used by separate processes:
