@@ -7,9 +7,9 @@
 use shm::lock::{Lock, LockState, RawLock};
 use shm::{CachePadded, InitCtx, Shared};
 use shm_futex::FutexLock;
+use shm_monitor::{FutexBarrier, PthreadBarrier};
 use shm_sem::SemCell;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
-use shm_monitor::{FutexBarrier, PthreadBarrier};
 
 /// Most philosophers a table seats.
 pub const MAX_PHILOSOPHERS: u32 = 16;
