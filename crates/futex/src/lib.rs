@@ -160,6 +160,8 @@
 //! the next process can see and recover from rather than a hang.
 
 mod futex;
+#[cfg(not(loom))]
+mod gate;
 mod owner;
 mod pure;
 mod spin;
@@ -172,6 +174,8 @@ mod word;
 pub use owner::model;
 
 pub use futex::{FutexLock, FutexState};
+#[cfg(not(loom))]
+pub use gate::{Cancelled, GATE_SLICE, Gate};
 pub use pure::{PureSpinLock, PureSpinState};
 pub use spin::{SpinLock, SpinState};
 
