@@ -37,12 +37,13 @@
 use crate::fmt::{duration_ns, group};
 use crate::items::{self, Slot};
 use anyhow::{Context, bail};
+use shm::process::Crew;
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
-use shm_futex::futex_wait;
+use shm_futex::Gate;
+use shm_monitor::{FutexMonitor, Monitor, PthreadMonitor, Wait};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use shm_monitor::{FutexMonitor, Monitor, PthreadMonitor, Wait};
 
 /// Most slots a ring can have.
 pub const MAX_SLOTS: u32 = 1024;
@@ -187,9 +188,8 @@ shm::code_enum! {
 /// The region's payload.
 #[repr(C)]
 struct Buffer {
-    /// Workers at the start gate, and the gate (0 closed, 1 open).
-    arrived: CachePadded<AtomicU32>,
-    go: CachePadded<AtomicU32>,
+    /// The start gate: workers count themselves in and sleep on it.
+    gate: CachePadded<Gate>,
     /// Set by the watchdog: every worker ends at its next look.
     stop: CachePadded<AtomicU32>,
     /// The parent's pid; a worker process whose parent changed stops.
@@ -223,8 +223,7 @@ struct Buffer {
     receipts: [AtomicU8; MAX_ITEMS as usize],
 }
 shm::any_bits!(Buffer {
-    arrived,
-    go,
+    gate,
     stop,
     parent,
     pthread,
@@ -383,7 +382,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                 .enumerate()
                 .map(|(w, &role)| s.spawn(move || worker(b, w, role, cfg.bug, cfg.imp, false)))
                 .collect();
-            let t0 = crate::workers::open_gate(&b.arrived, &b.go, n)?;
+            let t0 = crate::workers::open_gate(&b.gate, n)?;
             let stall = watch(b, cfg, n, t0, || handles.iter().all(|h| h.is_finished()));
             let elapsed = t0.elapsed().as_nanos() as u64;
             b.stop.store(1, Ordering::Release);
@@ -396,8 +395,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             Ok((stall, elapsed))
         })?
     } else {
-        let mut kids: Vec<nix::unistd::Pid> = Vec::new();
-        let mut exited: Vec<Option<i32>> = Vec::new();
+        let mut crew = Crew::new();
         let outcome = (|| -> anyhow::Result<_> {
             for (w, &role) in roles.iter().enumerate() {
                 let (name, bug, imp) = (name.clone(), cfg.bug, cfg.imp);
@@ -405,7 +403,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                 // with its monitor and atomics; the lab's only other thread
                 // is the signal thread, which holds no lock across the fork,
                 // and the body uses nothing the parent owns.
-                let pid = unsafe {
+                let child = unsafe {
                     shm::process::fork_child(move || {
                         let Ok(mine) = Region::<Buffer>::open(&name, &RegionOptions::default())
                         else {
@@ -415,18 +413,17 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                     })
                 }
                 .with_context(|| format!("starting worker {w}; use fewer"))?;
-                kids.push(nix::unistd::Pid::from_raw(pid));
-                exited.push(None);
+                crew.push_process(child);
             }
-            let t0 = crate::workers::open_gate(&region.arrived, &region.go, n)?;
+            let t0 = crate::workers::open_gate(&region.gate, n)?;
             let mut failed = false;
             let stall = watch(&region, cfg, n, t0, || {
-                crate::workers::reap_some(&kids, &mut exited);
-                failed |= exited
+                let all = crew.poll();
+                failed |= crate::workers::statuses(&crew, WEDGED_AND_KILLED)
                     .iter()
                     .flatten()
                     .any(|&c| WorkerExit::try_from(c) != Ok(WorkerExit::Done));
-                failed || exited.iter().all(Option::is_some)
+                failed || all
             });
             let elapsed = t0.elapsed().as_nanos() as u64;
             Ok((stall, elapsed))
@@ -440,17 +437,13 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         // and whoever is wedged is killed below.
         region.futex.0.broadcast(0);
         region.futex.0.broadcast(1);
-        crate::workers::finish(
-            &kids,
-            &mut exited,
-            Duration::from_secs(5),
-            WEDGED_AND_KILLED,
-        );
+        crew.stop(Duration::from_secs(5));
+        let exited = crate::workers::statuses(&crew, WEDGED_AND_KILLED);
         let out = outcome?;
         let exit = |w: usize| exited[w].and_then(|c| WorkerExit::try_from(c).ok());
         // The culprit first: a worker killed (or that never opened the
         // region); the others were only stopped because of it.
-        let culprit = (0..kids.len()).find(|&w| {
+        let culprit = (0..crew.len()).find(|&w| {
             exited[w] != Some(WEDGED_AND_KILLED)
                 && !matches!(exit(w), Some(WorkerExit::Done | WorkerExit::Stopped))
         });
@@ -461,10 +454,10 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             };
             bail!(
                 "worker {w} (pid {}) {how}; the run was stopped and the others ended",
-                kids[w]
+                crew.pid(w).unwrap_or(0)
             );
         }
-        if out.0.is_none() && (0..kids.len()).any(|w| exit(w) == Some(WorkerExit::Stopped)) {
+        if out.0.is_none() && (0..crew.len()).any(|w| exit(w) == Some(WorkerExit::Stopped)) {
             bail!("a worker stopped early although nothing stalled (was the parent replaced?)");
         }
         out
@@ -584,9 +577,9 @@ fn work<M: Monitor>(
     process: bool,
 ) -> WorkerExit {
     b.tid[w].store(shm::gettid(), Ordering::Release);
-    b.arrived.fetch_add(1, Ordering::AcqRel);
-    while b.go.load(Ordering::Acquire) == 0 {
-        futex_wait(&b.go, 0, Some(SLICE));
+    // A worker process dies with the lab (the parent-death signal).
+    if b.gate.arrive_and_wait(|| true).is_err() {
+        return WorkerExit::Stopped;
     }
     let ctx = Ctx {
         b,

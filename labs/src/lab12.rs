@@ -30,12 +30,13 @@
 
 use crate::fmt::{duration_ns, group};
 use anyhow::{Context, bail};
+use shm::process::Crew;
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
-use shm_futex::futex_wait;
+use shm_futex::Gate;
+use shm_monitor::{FutexRwLock, Policy, PthreadRwLock, RwLock};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use shm_monitor::{FutexRwLock, Policy, PthreadRwLock, RwLock};
 
 /// Words in the record.
 pub const WORDS: usize = 8;
@@ -159,8 +160,8 @@ shm::code_enum! {
 /// The region's payload.
 #[repr(C)]
 struct Record {
-    arrived: CachePadded<AtomicU32>,
-    go: CachePadded<AtomicU32>,
+    /// The start gate: workers count themselves in and sleep on it.
+    gate: CachePadded<Gate>,
     /// Set by the parent at the time limit.
     stop: CachePadded<AtomicU32>,
     /// Writers finished.
@@ -179,8 +180,7 @@ struct Record {
     waits: [AtomicU64; MAX_WRITES as usize],
 }
 shm::any_bits!(Record {
-    arrived,
-    go,
+    gate,
     stop,
     writers_done,
     parent,
@@ -354,7 +354,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                 .iter()
                 .map(|&role| s.spawn(move || worker(r, role, cfg, false)))
                 .collect();
-            let t0 = crate::workers::open_gate(&r.arrived, &r.go, n)?;
+            let t0 = crate::workers::open_gate(&r.gate, n)?;
             while !handles.iter().all(|h| h.is_finished()) {
                 if t0.elapsed() > cfg.limit {
                     r.stop.store(1, Ordering::Release);
@@ -370,8 +370,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             Ok(elapsed)
         })?
     } else {
-        let mut kids = Vec::new();
-        let mut exited: Vec<Option<i32>> = Vec::new();
+        let mut crew = Crew::new();
         let outcome = (|| -> anyhow::Result<u64> {
             for (w, &role) in roles.iter().enumerate() {
                 let (name, cfg) = (name.clone(), *cfg);
@@ -379,7 +378,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                 // with its rwlock and atomics; the lab's only other thread
                 // is the signal thread, which holds no lock across the fork,
                 // and the body uses nothing the parent owns.
-                let pid = unsafe {
+                let child = unsafe {
                     shm::process::fork_child(move || {
                         let Ok(mine) = Region::<Record>::open(&name, &RegionOptions::default())
                         else {
@@ -389,12 +388,12 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                     })
                 }
                 .with_context(|| format!("starting worker {w}; use fewer"))?;
-                kids.push(nix::unistd::Pid::from_raw(pid));
-                exited.push(None);
+                crew.push_process(child);
             }
-            let t0 = crate::workers::open_gate(&region.arrived, &region.go, n)?;
-            while exited.iter().any(Option::is_none) {
-                crate::workers::reap_some(&kids, &mut exited);
+            let t0 = crate::workers::open_gate(&region.gate, n)?;
+            loop {
+                let all = crew.poll();
+                let exited = crate::workers::statuses(&crew, -1);
                 if exited.iter().flatten().any(|&c| {
                     !matches!(
                         WorkerExit::try_from(c),
@@ -402,6 +401,9 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                     )
                 }) {
                     bail!("a worker ended abnormally (killed, or it could not open the region)");
+                }
+                if all {
+                    break;
                 }
                 if t0.elapsed() > cfg.limit {
                     region.stop.store(1, Ordering::Release);
@@ -411,7 +413,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             Ok(t0.elapsed().as_nanos() as u64)
         })();
         region.stop.store(1, Ordering::Release);
-        crate::workers::finish(&kids, &mut exited, Duration::from_secs(5), -1);
+        crew.stop(Duration::from_secs(5));
         outcome?
     };
     let served = region.served.load(Ordering::Acquire);
@@ -451,9 +453,9 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
 }
 
 fn worker(r: &Record, role: Role, cfg: &Config, process: bool) -> WorkerExit {
-    r.arrived.fetch_add(1, Ordering::AcqRel);
-    while r.go.load(Ordering::Acquire) == 0 {
-        futex_wait(&r.go, 0, Some(SLICE));
+    // A worker process dies with the lab (the parent-death signal).
+    if r.gate.arrive_and_wait(|| true).is_err() {
+        return WorkerExit::Stopped;
     }
     // A process whose parent dies is killed by the kernel anyway
     // (`shm::process::fork_child`'s parent-death signal); the `getppid`

@@ -35,12 +35,13 @@ pub use crate::payloads::philosophers::{Link, MAX_PHILOSOPHERS};
 use crate::payloads::philosophers::{Seat, Table};
 use anyhow::Context;
 use shm::lock::Lock;
+use shm::process::Crew;
 use shm::{Region, RegionOptions, ShmName};
 use shm_futex::FutexLock;
+use shm_monitor::Barrier;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use shm_monitor::Barrier;
 
 /// The longest `--linger`.
 pub const MAX_LINGER: Duration = Duration::from_secs(600);
@@ -204,7 +205,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             (found, ok, at)
         })
     } else {
-        let mut kids = Vec::new();
+        let mut crew = Crew::new();
         let started = (|| -> anyhow::Result<()> {
             for i in 0..n {
                 let name = name.clone();
@@ -216,7 +217,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                 // owns. A philosopher dies with this thread (which reaps
                 // it), also one asleep on a fork or in glibc's barrier,
                 // which has no timed wait.
-                let pid = unsafe {
+                let child = unsafe {
                     shm::process::fork_child(move || {
                         let Ok(mine) = Region::<Table>::open(&name, &RegionOptions::default())
                         else {
@@ -226,18 +227,19 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
                     })
                 }
                 .with_context(|| format!("starting philosopher {i}; use fewer"))?;
-                kids.push(nix::unistd::Pid::from_raw(pid));
+                crew.push_process(child);
             }
             Ok(())
         })();
-        let mut exited = vec![None; kids.len()];
         let found = if started.is_ok() {
             watch(&table, n, || {
-                crate::workers::reap_some(&kids, &mut exited);
+                let all = crew.poll();
                 // All done, or one failed: the others may wait for it (at
                 // a pthread barrier, for good) and are stopped below.
-                exited.iter().all(Option::is_some)
-                    || exited.iter().flatten().any(|&c| {
+                all || crate::workers::statuses(&crew, -1)
+                    .iter()
+                    .flatten()
+                    .any(|&c| {
                         !matches!(
                             PhilosopherExit::try_from(c),
                             Ok(PhilosopherExit::Done | PhilosopherExit::Stopped)
@@ -255,9 +257,9 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         table.barrier.0.wake_all();
         // Philosophers at a pthread barrier cannot see `stop`: they are
         // killed after this grace period.
-        crate::workers::finish(&kids, &mut exited, Duration::from_secs(5), -1);
+        crew.stop(Duration::from_secs(5));
         started?;
-        let ok = exited.iter().all(|e| {
+        let ok = crate::workers::statuses(&crew, -1).iter().all(|e| {
             matches!(
                 e.and_then(|c| PhilosopherExit::try_from(c).ok()),
                 Some(PhilosopherExit::Done | PhilosopherExit::Stopped)

@@ -102,12 +102,12 @@ shm::code_enum! {
 /// Forks a producer or consumer process ([`shm::process::fork_child`]:
 /// it dies with this thread, which reaps it, so a lab killed with SIGKILL
 /// leaves no worker blocked on a semaphore or producing on).
-fn spawn_worker(body: impl FnOnce() -> i32) -> std::io::Result<nix::unistd::Pid> {
+fn spawn_worker(body: impl FnOnce() -> i32) -> std::io::Result<shm::process::Child> {
     // SAFETY: a worker opens the buffer by name and works on it with atomics,
     // its semaphores or its futex lock; the lab's only other thread is the
     // signal thread, which holds no lock across the fork, and the body uses
     // nothing the parent owns.
-    unsafe { shm::process::fork_child(body) }.map(nix::unistd::Pid::from_raw)
+    unsafe { shm::process::fork_child(body) }
 }
 
 /// The outcome of one run.
@@ -147,6 +147,8 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         &RegionOptions::default(),
         (cfg.sync, cfg.slots, total, cfg.items),
     )?;
+    // Dropped on an error path: every worker still running is killed and
+    // reaped.
     let mut kids = Vec::new();
     let result = (|| -> anyhow::Result<Report> {
         for p in 0..cfg.producers {
@@ -172,19 +174,19 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
         let t0 = Instant::now();
         region.go.store(Gate::Open.into(), Ordering::Release);
         futex_wake(&region.go, i32::MAX);
-        for (i, &pid) in kids.iter().enumerate() {
-            let st = nix::sys::wait::waitpid(pid, None)?;
-            shm::cleanup::unregister_child(pid.as_raw());
+        for (i, kid) in kids.iter_mut().enumerate() {
+            let st = kid.wait()?;
             if i < cfg.producers as usize {
                 // Producers done: tell the consumers (none mode needs it to stop).
                 if i + 1 == cfg.producers as usize {
                     region.producers_done.store(1, Ordering::Release);
                 }
             }
-            let done = matches!(st, nix::sys::wait::WaitStatus::Exited(_, code)
-                if WorkerExit::try_from(code) == Ok(WorkerExit::Done));
+            let done = st
+                .code()
+                .is_some_and(|code| WorkerExit::try_from(code) == Ok(WorkerExit::Done));
             if !done {
-                bail!("worker {i} (pid {pid}) ended with {st:?}");
+                bail!("worker {i} (pid {}) {st}", kid.pid());
             }
         }
         let elapsed_ns = t0.elapsed().as_nanos() as u64;
@@ -201,13 +203,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             elapsed_ns,
         })
     })();
-    if result.is_err() {
-        for &pid in &kids {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(pid, None);
-            shm::cleanup::unregister_child(pid.as_raw());
-        }
-    }
+    drop(kids);
     result
 }
 

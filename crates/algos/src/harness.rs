@@ -10,13 +10,12 @@
 
 use crate::arena::{Arena, Slot};
 use crate::{Fence, MutexAlgorithm, Waiter, WorkerKind};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
 use race::{ChildExit, PUBLISH_EVERY, WorkerState};
+use shm::process::{Crew, Ended};
 use shm::{Region, RegionOptions, ShmName};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use race::RaceError;
 
@@ -192,14 +191,15 @@ pub fn race<A: MutexAlgorithm>(algo: A, cfg: &RaceConfig) -> Result<RaceResult, 
     let region = Region::<Arena<A>>::create(&name, &RegionOptions::default(), cfg.iters)?;
     algo.init(&region.lock.0, cfg.workers);
     let (region, algo) = (Arc::new(region), Arc::new(algo));
-    let mut crew = Crew(Vec::with_capacity(cfg.workers as usize));
+    let mut crew = Crew::new();
     let outcome = (0..cfg.workers)
-        .try_for_each(|index| crew.start(cfg, &region, &algo, index))
+        .try_for_each(|index| start(&mut crew, cfg, &region, &algo, index))
         .and_then(|()| supervise(cfg, &region, &mut crew));
     if !matches!(outcome, Ok(true)) {
         region.control.0.abort.store(1, Ordering::Release);
+        region.control.0.gate.cancel();
     }
-    if crew.stop() > 0 {
+    if crew.stop(ABORT_GRACE) > 0 {
         // Stuck threads keep the mapping alive; the name goes now.
         let _ = region.name().unlink();
         shm::cleanup::unregister_shm(region.name());
@@ -208,164 +208,78 @@ pub fn race<A: MutexAlgorithm>(algo: A, cfg: &RaceConfig) -> Result<RaceResult, 
     Ok(summarise(&*algo, cfg, expected, &region, finished))
 }
 
-/// A worker the coordinator tracks.
-enum Member {
-    /// A process not yet reaped.
-    Proc(Pid),
-    /// A thread not yet joined.
-    Thread(std::thread::JoinHandle<()>),
-    /// Reaped or joined.
-    Gone,
+/// Starts worker `index` and adds it to `crew`.
+fn start<A: MutexAlgorithm>(
+    crew: &mut Crew,
+    cfg: &RaceConfig,
+    region: &Arc<Region<Arena<A>>>,
+    algo: &Arc<A>,
+    index: u32,
+) -> Result<(), RaceError> {
+    let (workers, outside) = (cfg.workers, cfg.outside);
+    match cfg.kind {
+        WorkerKind::Threads => {
+            let (region, algo) = (Arc::clone(region), Arc::clone(algo));
+            let h = std::thread::Builder::new()
+                .name(format!("algos-worker-{index}"))
+                .spawn(move || {
+                    let slot = &region.workers[index as usize].0;
+                    slot.base.id.store(shm::gettid(), Ordering::Relaxed);
+                    let _ = work(&*algo, &region, index, workers, outside);
+                })
+                .map_err(|source| RaceError::Spawn { index, source })?;
+            crew.push_thread(h);
+        }
+        WorkerKind::Procs => {
+            let name = region.name().clone();
+            let body = || {
+                let Ok(mine) = Region::<Arena<A>>::open(&name, &RegionOptions::default()) else {
+                    return i32::from(ChildExit::OpenFailed);
+                };
+                let slot = &mine.workers[index as usize].0;
+                slot.base.id.store(shm::pid(), Ordering::Relaxed);
+                match work(&**algo, &mine, index, workers, outside) {
+                    Ok(()) => i32::from(ChildExit::Finished),
+                    Err(crate::Aborted) => i32::from(ChildExit::Aborted),
+                }
+            };
+            // SAFETY: the child opens the region by name, runs the
+            // algorithm on atomics in it (or the loaded library's
+            // functions, which take no lock of ours) and returns a
+            // status. It takes no lock another thread of ours may hold
+            // (the labs' other threads are the signal thread; tests
+            // run races one at a time) and uses nothing only the parent
+            // may own: `algo` is the child's copy, dropped never (the
+            // child `_exit`s). The child dies with this thread (the
+            // coordinator's, which reaps it): a coordinator killed
+            // mid-race leaves no worker spinning, not even one still
+            // at the start barrier, which has no liveness check.
+            let child = unsafe { shm::process::fork_child(body) }
+                .map_err(|source| RaceError::Spawn { index, source })?;
+            crew.push_process(child);
+        }
+    }
+    Ok(())
 }
 
-/// The workers of one race.
-struct Crew(Vec<Member>);
-
-impl Crew {
-    /// Starts worker `index`.
-    fn start<A: MutexAlgorithm>(
-        &mut self,
-        cfg: &RaceConfig,
-        region: &Arc<Region<Arena<A>>>,
-        algo: &Arc<A>,
-        index: u32,
-    ) -> Result<(), RaceError> {
-        let (workers, outside) = (cfg.workers, cfg.outside);
-        let member = match cfg.kind {
-            WorkerKind::Threads => {
-                let (region, algo) = (Arc::clone(region), Arc::clone(algo));
-                let h = std::thread::Builder::new()
-                    .name(format!("algos-worker-{index}"))
-                    .spawn(move || {
-                        let slot = &region.workers[index as usize].0;
-                        slot.base.id.store(shm::gettid(), Ordering::Relaxed);
-                        let _ = work(&*algo, &region, index, workers, outside);
-                    })
-                    .map_err(|source| RaceError::Spawn { index, source })?;
-                Member::Thread(h)
-            }
-            WorkerKind::Procs => {
-                let name = region.name().clone();
-                let body = || {
-                    let Ok(mine) = Region::<Arena<A>>::open(&name, &RegionOptions::default())
-                    else {
-                        return i32::from(ChildExit::OpenFailed);
-                    };
-                    let slot = &mine.workers[index as usize].0;
-                    slot.base.id.store(shm::pid(), Ordering::Relaxed);
-                    match work(&**algo, &mine, index, workers, outside) {
-                        Ok(()) => i32::from(ChildExit::Finished),
-                        Err(crate::Aborted) => i32::from(ChildExit::Aborted),
-                    }
-                };
-                // SAFETY: the child opens the region by name, runs the
-                // algorithm on atomics in it (or the loaded library's
-                // functions, which take no lock of ours) and returns a
-                // status. It takes no lock another thread of ours may hold
-                // (the labs' other threads are the signal thread; tests
-                // run races one at a time) and uses nothing only the parent
-                // may own: `algo` is the child's copy, dropped never (the
-                // child `_exit`s). The child dies with this thread (the
-                // coordinator's, which reaps it): a coordinator killed
-                // mid-race leaves no worker spinning, not even one still
-                // at the start barrier, which has no liveness check.
-                let pid = unsafe { shm::process::fork_child(body) }
-                    .map_err(|source| RaceError::Spawn { index, source })?;
-                Member::Proc(Pid::from_raw(pid))
-            }
-        };
-        self.0.push(member);
-        Ok(())
-    }
-
-    /// Fails if a worker ended without finishing: a process that exited
-    /// (or was killed) early, a thread that panicked or stopped. A process
-    /// that finished is reaped here.
-    fn check<A: MutexAlgorithm>(&mut self, region: &Region<Arena<A>>) -> Result<(), RaceError> {
-        for (index, member) in self.0.iter_mut().enumerate() {
-            let slot = &region.workers[index].0;
-            let how = match member {
-                Member::Proc(pid) => match waitpid(*pid, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::StillAlive) => None,
-                    Ok(WaitStatus::Exited(_, 0)) if slot.base.state() == WorkerState::Done => {
-                        shm::cleanup::unregister_child(pid.as_raw());
-                        *member = Member::Gone;
-                        None
-                    }
-                    Ok(WaitStatus::Exited(_, code)) => Some(ChildExit::try_from(code).map_or_else(
-                        |c| format!("exited with status {c}"),
-                        |e| e.describe().to_string(),
-                    )),
-                    Ok(WaitStatus::Signaled(_, sig, _)) => Some(format!(
-                        "was killed by {sig} (inside the lock's code, or the critical section)"
-                    )),
-                    Ok(_) => None,
-                    Err(e) => Some(format!("could not be waited for: {e}")),
-                },
-                Member::Thread(h) if h.is_finished() && slot.base.state() != WorkerState::Done => {
-                    Some("stopped before finishing (it panicked)".to_string())
-                }
-                Member::Thread(_) | Member::Gone => None,
-            };
-            if let Some(how) = how {
-                let pid = match member {
-                    Member::Proc(pid) => {
-                        // Reaped by the waitpid above.
-                        shm::cleanup::unregister_child(pid.as_raw());
-                        pid.as_raw()
-                    }
-                    _ => slot.base.id.load(Ordering::Relaxed),
-                };
-                if matches!(member, Member::Proc(_)) {
-                    *member = Member::Gone;
-                }
-                return Err(RaceError::WorkerFailed {
-                    index: index as u32,
-                    pid,
-                    how,
-                });
-            }
+/// Fails if a worker ended without finishing: a process that exited (or
+/// was killed) early, a thread that panicked or stopped. A process that
+/// finished is reaped here.
+fn check<A: MutexAlgorithm>(crew: &mut Crew, region: &Region<Arena<A>>) -> Result<(), RaceError> {
+    let done = |i: usize| region.workers[i].0.base.state() == WorkerState::Done;
+    crew.check(done).map(drop).map_err(|f| {
+        let mut how = ChildExit::describe_ended(&f.ended);
+        if matches!(f.ended, Ended::Process(e) if e.signal().is_some()) {
+            how.push_str(" (inside the lock's code, or the critical section)");
         }
-        Ok(())
-    }
-
-    /// Reaps and joins every worker, giving each [`ABORT_GRACE`] to end;
-    /// kills processes that do not. Returns how many threads were still
-    /// running (they are left detached).
-    fn stop(&mut self) -> usize {
-        let until = Instant::now() + ABORT_GRACE;
-        let mut stuck = 0;
-        for member in self.0.drain(..) {
-            match member {
-                Member::Proc(pid) => {
-                    while Instant::now() < until
-                        && matches!(
-                            waitpid(pid, Some(WaitPidFlag::WNOHANG)),
-                            Ok(WaitStatus::StillAlive)
-                        )
-                    {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    // Gone already (ECHILD) or killed now; either way reaped.
-                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                    let _ = waitpid(pid, None);
-                    shm::cleanup::unregister_child(pid.as_raw());
-                }
-                Member::Thread(h) => {
-                    while Instant::now() < until && !h.is_finished() {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    if h.is_finished() {
-                        let _ = h.join();
-                    } else {
-                        stuck += 1;
-                    }
-                }
-                Member::Gone => {}
-            }
+        RaceError::WorkerFailed {
+            index: f.index as u32,
+            pid: f
+                .pid
+                .unwrap_or_else(|| region.workers[f.index].0.base.id.load(Ordering::Relaxed)),
+            how,
         }
-        stuck
-    }
+    })
 }
 
 /// Waits for every worker to arrive, releases them, and waits until they
@@ -377,31 +291,25 @@ fn supervise<A: MutexAlgorithm>(
     crew: &mut Crew,
 ) -> Result<bool, RaceError> {
     let ctl = &region.control.0;
-    let arriving = Instant::now();
-    while ctl.arrived.load(Ordering::Acquire) < cfg.workers {
-        crew.check(region)?;
-        if arriving.elapsed() > ARRIVAL_TIMEOUT {
-            let index = (0..cfg.workers)
-                .find(|&i| region.workers[i as usize].0.base.state() == WorkerState::NotStarted)
-                .unwrap_or(0);
-            let pid = match crew.0.get(index as usize) {
-                Some(Member::Proc(p)) => p.as_raw(),
-                _ => region.workers[index as usize]
-                    .0
-                    .base
-                    .id
-                    .load(Ordering::Relaxed),
-            };
-            return Err(RaceError::NeverArrived { index, pid });
-        }
-        std::thread::sleep(Duration::from_micros(200));
+    if !ctl
+        .gate
+        .await_arrivals(cfg.workers, ARRIVAL_TIMEOUT, || check(crew, region))?
+    {
+        let index = (0..cfg.workers)
+            .find(|&i| region.workers[i as usize].0.base.state() == WorkerState::NotStarted)
+            .unwrap_or(0);
+        let pid = crew.pid(index as usize).unwrap_or_else(|| {
+            region.workers[index as usize]
+                .0
+                .base
+                .id
+                .load(Ordering::Relaxed)
+        });
+        return Err(RaceError::NeverArrived { index, pid });
     }
-    ctl.go_ns
-        .store(shm::time::monotonic_ns(), Ordering::Relaxed);
-    ctl.go.store(1, Ordering::Release);
-    let released = Instant::now();
+    let released = ctl.gate.open();
     loop {
-        crew.check(region)?;
+        check(crew, region)?;
         if ctl.finished.load(Ordering::Acquire) == cfg.workers {
             return Ok(true);
         }
@@ -444,15 +352,11 @@ fn work<A: MutexAlgorithm>(
     let iters = ctl.iters.load(Ordering::Relaxed);
     let mut wait = Waiter::for_workers(&ctl.abort, workers);
     slot.base.set_state(WorkerState::Arrived);
-    ctl.arrived.fetch_add(1, Ordering::AcqRel);
-    // The start barrier: yield until `go`, so that everyone starts within
-    // a few microseconds of each other.
-    while ctl.go.load(Ordering::Acquire) == 0 {
-        if ctl.abort.load(Ordering::Relaxed) != 0 {
-            slot.base.set_state(WorkerState::Failed);
-            return Err(crate::Aborted);
-        }
-        std::thread::yield_now();
+    // The start gate: everyone is released by one wake-up; an aborted race
+    // cancels it. (A worker process dies with its coordinator.)
+    if ctl.gate.arrive_and_wait(|| true).is_err() {
+        slot.base.set_state(WorkerState::Failed);
+        return Err(crate::Aborted);
     }
     let mut t = Tally::default();
     let mut rng = 0x9E37_79B9u32 ^ (me.wrapping_mul(0x85EB_CA6B) | 1);
@@ -509,7 +413,7 @@ fn summarise<A: MutexAlgorithm>(
     region: &Region<Arena<A>>,
     finished: bool,
 ) -> RaceResult {
-    let go = region.control.0.go_ns.load(Ordering::Relaxed);
+    let go = region.control.0.gate.opened_ns();
     let now = shm::time::monotonic_ns();
     let slots = &region.workers[..cfg.workers as usize];
     // Shares of the lock while all were competing: progress when the first

@@ -5,8 +5,7 @@
 // These use real threads and processes; under `cfg(loom)` see `loom.rs`.
 #![cfg(not(loom))]
 
-use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitStatus, waitpid};
+use nix::sys::signal::Signal;
 use shm::lock::{Acquired, Lock, RawLockTimed};
 use shm_futex::{FutexLock, SpinLock, futex_wait, futex_wake};
 use std::sync::atomic::Ordering;
@@ -125,7 +124,7 @@ enum Death {
 fn owner_death<L: RawLockTimed + 'static>(how: Death) {
     let _serial = serial();
     let (name, region) = create::<L>("death");
-    let kid = fork_child(|| {
+    let mut kid = fork_child(|| {
         let Some(r) = open::<L>(&name) else { return 10 };
         let Ok(lock) = Lock::<L>::attach(&r.lock) else {
             return 11;
@@ -146,10 +145,10 @@ fn owner_death<L: RawLockTimed + 'static>(how: Death) {
     });
     let child_tid = region.tid.load(Ordering::Acquire);
     // A forked child is single-threaded: its one thread's tid is its pid.
-    assert_eq!(child_tid, kid.as_raw());
+    assert_eq!(child_tid, kid.pid());
     match how {
-        Death::Killed => kill(kid, Signal::SIGKILL).unwrap(),
-        Death::Exited => expect_exit_ok(kid),
+        Death::Killed => kid.signal(Signal::SIGKILL).unwrap(),
+        Death::Exited => assert_eq!(kid.wait().unwrap(), shm::process::Exit::Code(0)),
     }
 
     // lock() in a thread with its own mapping, so a hang fails the test
@@ -179,10 +178,10 @@ fn owner_death<L: RawLockTimed + 'static>(how: Death) {
     );
     assert!(took < Duration::from_secs(1), "takeover took {took:?}");
     if let Death::Killed = how {
-        match waitpid(kid, None).unwrap() {
-            WaitStatus::Signaled(_, Signal::SIGKILL, _) => {}
-            other => panic!("child ended with {other:?}"),
-        }
+        assert_eq!(
+            kid.wait().unwrap(),
+            shm::process::Exit::Signal(Signal::SIGKILL as i32)
+        );
     }
 
     // Usable again, cleanly, by lock, try_lock and lock_timeout.
@@ -234,6 +233,7 @@ fn lock_timeout_takes_over() {
         std::mem::forget(g);
         0
     });
+    let kid_pid = kid.pid();
     expect_exit_ok(kid);
     let lock = Lock::<FutexLock>::attach(&region.lock).unwrap();
     let g = lock
@@ -243,7 +243,7 @@ fn lock_timeout_takes_over() {
     assert_eq!(
         g.acquired(),
         Acquired::PreviousOwnerDied {
-            owner: Some(kid.as_raw())
+            owner: Some(kid_pid)
         }
     );
 }
@@ -282,7 +282,7 @@ fn futex_wake_crosses_processes() {
     });
     // Sleeping ('S') after `arrived` means sleeping in FUTEX_WAIT.
     wait_until(PATIENCE, "the child to sleep", || {
-        shm::process::stat(kid.as_raw()).is_ok_and(|s| s.state == b'S')
+        shm::process::stat(kid.pid()).is_ok_and(|s| s.state == b'S')
     });
     region.word.store(1, Ordering::Release);
     let woke = futex_wake(&region.word, 1);

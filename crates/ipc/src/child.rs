@@ -54,7 +54,7 @@ impl Control {
 
     /// After a failure on our side: kills the child and returns the error
     /// it reported on the control pipe, if it reported one.
-    fn child_reason(&mut self, child: crate::Child) -> Option<Error> {
+    fn child_reason(&mut self, mut child: crate::Child) -> Option<Error> {
         if !crate::wait_readable(&self.ctl, Duration::from_millis(200)).unwrap_or(false) {
             return None;
         }
@@ -117,7 +117,7 @@ pub(crate) fn with_child<K>(
     // region or anything that removes a name. The child opens objects, allocates
     // (glibc's malloc is fork-safe), and reads and writes descriptors and
     // shared memory; it takes no lock another thread of ours could hold.
-    let (child, keep) = unsafe { spawn((keep, ctl_r), body) }?;
+    let (mut child, keep) = unsafe { spawn((keep, ctl_r), body) }?;
     let (keep, ctl_r) = keep;
     let mut ctl = Control {
         ctl: File::from(ctl_r),
@@ -131,7 +131,9 @@ pub(crate) fn with_child<K>(
         // first and said why, its reason is the one worth reporting.
         Err(e) => return Err(ctl.child_reason(child).unwrap_or(e)),
     };
-    let exit = child.wait()?;
+    let exit = child
+        .wait()
+        .map_err(|e| Error::io(format!("waitpid({})", ctl.pid), e))?;
     if !exit.success() {
         return Err(Error::Child {
             pid: ctl.pid,

@@ -1050,9 +1050,6 @@ fn pair(m: Mechanism) -> Result<Pair> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::sys::signal::{Signal, kill};
-    use nix::sys::wait::waitpid;
-    use nix::unistd::Pid;
 
     /// Ends the whole test process if the test is not done within `secs`:
     /// a regression to a hang fails (the harness sees the abort) instead
@@ -1078,7 +1075,7 @@ mod tests {
         // SAFETY: the child only uses the shared mapping and then sleeps
         // until killed; it takes no lock another thread of the test
         // process could hold.
-        let pid = unsafe {
+        let mut child = unsafe {
             shm::process::fork_child(move || {
                 body(CondEp {
                     mem: m2,
@@ -1097,9 +1094,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(Duration::from_millis(50));
-        kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
-        waitpid(Pid::from_raw(pid), None).unwrap();
-        shm::cleanup::unregister_child(pid);
+        child.kill().unwrap();
     }
 
     /// Finding 11 of "Trust nothing that is shared": the rung's mutex was

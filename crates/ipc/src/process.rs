@@ -1,103 +1,14 @@
-//! Child processes made with `fork(2)`, reaped with `waitpid(2)`, plus the
+//! Child processes made with `fork(2)` (the handle is
+//! [`shm::process::Child`], which reaps, and kills when dropped), plus the
 //! small pipe helpers the labs need (`pipe2`, `poll` with a timeout, the
 //! SIGPIPE disposition).
 
 use crate::sys;
 use crate::{Error, Result};
-use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-/// How a child process ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exit {
-    /// It called `exit`/`_exit` with this status.
-    Code(i32),
-    /// A signal killed it (`WIFSIGNALED`): the signal number.
-    Signal(i32),
-}
-
-impl Exit {
-    /// Exited with status 0.
-    pub fn success(self) -> bool {
-        self == Exit::Code(0)
-    }
-}
-
-impl fmt::Display for Exit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Exit::Code(c) => write!(f, "exited with status {c}"),
-            Exit::Signal(s) => match nix::sys::signal::Signal::try_from(s) {
-                Ok(sig) => write!(f, "was killed by signal {} ({s})", sig.as_str()),
-                Err(_) => write!(f, "was killed by signal {s}"),
-            },
-        }
-    }
-}
-
-/// A forked child. [`wait`](Child::wait) reaps it; dropping an unreaped
-/// child kills it (SIGKILL) and reaps it, so an error path leaves neither a
-/// zombie nor a process blocked forever on a pipe.
-#[derive(Debug)]
-#[must_use = "a child is killed when its handle is dropped; call wait()"]
-pub struct Child {
-    pid: i32,
-    reaped: bool,
-}
-
-impl Child {
-    /// Its process id.
-    pub fn pid(&self) -> i32 {
-        self.pid
-    }
-
-    /// `waitpid(pid, &status, 0)`: blocks until it ends.
-    pub fn wait(mut self) -> Result<Exit> {
-        self.wait_inner(false)
-            .map(|e| e.expect("a blocking waitpid returns a status"))
-    }
-
-    /// `waitpid(pid, &status, WNOHANG)`: `None` while it still runs.
-    pub fn try_wait(&mut self) -> Result<Option<Exit>> {
-        self.wait_inner(true)
-    }
-
-    /// Sends SIGKILL and reaps it.
-    pub fn kill(self) -> Result<Exit> {
-        sys::kill_hard(self.pid);
-        self.wait()
-    }
-
-    fn wait_inner(&mut self, nohang: bool) -> Result<Option<Exit>> {
-        use nix::sys::wait::WaitStatus;
-        let status = sys::waitpid(self.pid, nohang)
-            .map_err(|e| Error::io(format!("waitpid({})", self.pid), e))?;
-        let exit = match status {
-            None => return Ok(None),
-            Some(WaitStatus::Exited(_, code)) => Exit::Code(code),
-            Some(WaitStatus::Signaled(_, sig, _)) => Exit::Signal(sig as i32),
-            Some(other) => {
-                return Err(Error::Child {
-                    pid: self.pid,
-                    what: format!("reported an unexpected wait status {other:?}"),
-                });
-            }
-        };
-        self.reaped = true;
-        shm::cleanup::unregister_child(self.pid);
-        Ok(Some(exit))
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if !self.reaped {
-            sys::kill_hard(self.pid);
-            let _ = self.wait_inner(false);
-        }
-    }
-}
+pub use shm::process::{Child, Exit};
 
 /// `fork()`s a child that runs `body` and `_exit`s with the status it
 /// returns (101 if it panics). Returns the child and, in the parent, `keep`.
@@ -133,9 +44,10 @@ pub unsafe fn spawn<K>(keep: K, body: impl FnOnce() -> i32) -> Result<(Child, K)
     // SAFETY: forwarded to our caller (see # Safety); shm's helper does the
     // rest of what the docs above promise (flushes, signal reset, `_exit`,
     // Ctrl-C registration).
-    let pid = unsafe { shm::process::fork_child(child_body) }.map_err(|e| Error::io("fork", e))?;
+    let child =
+        unsafe { shm::process::fork_child(child_body) }.map_err(|e| Error::io("fork", e))?;
     let keep = keep.take().expect("the parent never runs the child's body");
-    Ok((Child { pid, reaped: false }, keep))
+    Ok((child, keep))
 }
 
 /// `pipe2(O_CLOEXEC)`: `(read end, write end)`.

@@ -1,37 +1,16 @@
 //! Every system call this crate makes that is not plain `read`/`write` on a
-//! `std::fs::File`: `waitpid`, `kill`, `pipe2`, `mkfifo`, `fcntl`, `poll`,
-//! `signal(SIGPIPE)` and the shared futex (forking and liveness are
-//! `shm::process`'s). The only
+//! `std::fs::File`: `pipe2`, `mkfifo`, `fcntl`, `poll`,
+//! `signal(SIGPIPE)` and the shared futex (forking, reaping and liveness
+//! are `shm::process`'s). The only
 //! `unsafe` blocks of the crate outside the ring's byte copies are here.
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, Signal};
-use nix::sys::wait::{WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
-
-/// `waitpid(pid, &status, nohang ? WNOHANG : 0)`, retrying `EINTR`;
-/// `None` with `nohang` if the child is still running.
-pub(crate) fn waitpid(pid: i32, nohang: bool) -> io::Result<Option<WaitStatus>> {
-    let flags = nohang.then_some(WaitPidFlag::WNOHANG);
-    loop {
-        match nix::sys::wait::waitpid(Pid::from_raw(pid), flags) {
-            Ok(WaitStatus::StillAlive) => return Ok(None),
-            Ok(s) => return Ok(Some(s)),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// `kill(pid, SIGKILL)`; a child that is already gone is not an error.
-pub(crate) fn kill_hard(pid: i32) {
-    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-}
 
 /// Whether `pid` no longer runs: gone or a zombie waiting to be reaped
 /// (the parent that should reap it may be the very process waiting on it).

@@ -299,7 +299,7 @@ fn a_dead_peer_process_is_an_error_not_a_hang() {
         let (r, w) = ipc::pipe().unwrap();
         // SAFETY: `keep` is a pipe end; the child opens the ring, claims the
         // receiver and vanishes without closing it (no locks involved).
-        let (child, r) = unsafe {
+        let (mut child, r) = unsafe {
             ipc::spawn(r, move || {
                 let ring = Ring::open(&name).unwrap();
                 std::mem::forget(ring.receiver().unwrap());
@@ -347,10 +347,10 @@ fn fifo_is_a_fifo_and_is_removed() {
 fn exit_statuses_are_told_apart() {
     let _c = serial();
     // SAFETY: no `keep`; the child only returns or raises a signal.
-    let (child, ()) = unsafe { ipc::spawn((), || 3) }.unwrap();
+    let (mut child, ()) = unsafe { ipc::spawn((), || 3) }.unwrap();
     assert_eq!(child.wait().unwrap(), ipc::Exit::Code(3));
     // SAFETY: as above.
-    let (child, ()) = unsafe {
+    let (mut child, ()) = unsafe {
         ipc::spawn((), || {
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGUSR1);
             0

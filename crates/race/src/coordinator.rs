@@ -4,12 +4,11 @@
 //! with the same functions.
 
 use crate::report::summarise;
-use crate::shared::{Control, RaceShared, RegionLock};
+use crate::shared::{Control, RaceShared, RegionLock, WorkerState};
 use crate::trace::{MAX_TRACED, RECORD_BYTES, TraceObject, TraceReport};
-use crate::worker::{ChildExit, Stepper, WorkerState, worker_body};
+use crate::worker::{ChildExit, Stepper, worker_body};
 use crate::{Config, Progress, RaceError, TrialResult, WorkerKind};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
+use shm::process::{Child, Crew};
 use shm::{Region, RegionOptions, ShmName};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,12 +18,8 @@ pub(crate) const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a worker dies, how long the others get to stop before SIGKILL.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
 
-/// A worker the coordinator tracks.
-enum Handle<'s> {
-    /// A worker process; pid 0 once reaped.
-    Proc(Pid),
-    Thread(std::thread::ScopedJoinHandle<'s, Result<(), String>>),
-}
+/// The workers of one trial: processes, or threads in the trial's scope.
+type Workers<'s> = Crew<std::thread::ScopedJoinHandle<'s, Result<(), String>>>;
 
 /// Forks worker `index`, which runs `body` in its own process
 /// ([`shm::process::fork_child`]; the child is registered for Ctrl-C
@@ -32,53 +27,24 @@ enum Handle<'s> {
 /// with SIGKILL in the middle of a run leaves no worker racing on, only its
 /// region and semaphore for `shmlab clean`). Called from the thread that
 /// reaps the workers, which the parent-death signal requires.
-pub(crate) fn fork_worker(index: u32, body: impl FnOnce() -> i32) -> Result<Pid, RaceError> {
+pub(crate) fn fork_worker(index: u32, body: impl FnOnce() -> i32) -> Result<Child, RaceError> {
     // SAFETY: every worker body opens the region by name, works on it with
     // atomics and the lock, and returns a status: no lock that another of
     // the coordinator's threads could hold (the lab binaries' only other
     // threads are the signal and progress threads, which hold none across a
     // fork; see the crate docs on `sem_open`), and nothing the parent owns.
-    unsafe { shm::process::fork_child(body) }
-        .map(Pid::from_raw)
-        .map_err(|source| RaceError::Spawn { index, source })
+    unsafe { shm::process::fork_child(body) }.map_err(|source| RaceError::Spawn { index, source })
 }
 
-/// Releases the workers waiting at the start barrier.
+/// Releases the workers waiting at the start gate.
 pub(crate) fn release(ctl: &Control) {
-    ctl.go_ns
-        .store(shm::time::monotonic_ns(), Ordering::Relaxed);
-    ctl.go.store(1, Ordering::Release);
-    shm_futex::futex_wake(&ctl.go, i32::MAX);
+    ctl.gate.open();
 }
 
-/// Tells every worker to stop (including one still at the barrier).
+/// Tells every worker to stop (including one still at the gate).
 pub(crate) fn abort(ctl: &Control) {
     ctl.abort.store(1, Ordering::Release);
-    ctl.go.store(1, Ordering::Release);
-    shm_futex::futex_wake(&ctl.go, i32::MAX);
-}
-
-/// Waits until `pid` exits, for at most until `deadline`; then SIGKILLs and
-/// reaps it. Returns how it ended (`None` if it had to be killed, or could
-/// not be waited for), and forgets it in [`shm::cleanup`].
-pub(crate) fn reap_by(pid: Pid, deadline: Instant) -> Option<WaitStatus> {
-    use nix::sys::signal::{Signal, kill};
-    let status = loop {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Ok(WaitStatus::StillAlive) => {
-                let _ = kill(pid, Signal::SIGKILL);
-                let _ = waitpid(pid, None);
-                break None;
-            }
-            Ok(s) => break Some(s),
-            Err(_) => break None,
-        }
-    };
-    shm::cleanup::unregister_child(pid.as_raw());
-    status
+    ctl.gate.cancel();
 }
 
 /// Runs one trial; with `trace`, every increment is recorded in a trace
@@ -114,19 +80,24 @@ pub(crate) fn run<S: Stepper>(
         words: w,
     });
     std::thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(cfg.workers as usize);
+        let mut crew = Workers::new();
         let outcome = (|| {
             for index in 0..cfg.workers {
-                handles.push(spawn(
-                    cfg.kind, &region, &name, index, stepper, traced, scope,
-                )?);
+                spawn(
+                    &mut crew, cfg.kind, &region, &name, index, stepper, traced, scope,
+                )?;
             }
-            coordinate(cfg, &region, &mut handles, progress)
+            coordinate(cfg, &region, &mut crew, progress)
         })();
         if outcome.is_err() {
             abort(&region.control.0);
         }
-        reap(&mut handles);
+        // Processes get ABORT_GRACE to see the abort flag, then SIGKILL (a
+        // worker stuck on a wedged semaphore cannot see it). Scoped threads
+        // are joined when the scope ends; a thread stuck on a wedged lock
+        // would hold it up, which is why the thread-only modes use locks
+        // that cannot wedge on a dead thread (threads don't die alone).
+        crew.stop(ABORT_GRACE);
         outcome?;
         let result = summarise(cfg, trial, expected, &region);
         let report = traced.map(|t| {
@@ -148,6 +119,7 @@ struct Traced<'t> {
 
 #[allow(clippy::too_many_arguments)]
 fn spawn<'s, 'e, S: Stepper>(
+    crew: &mut Workers<'s>,
     kind: WorkerKind,
     region: &'s Region<RaceShared<S::Slot>>,
     name: &ShmName,
@@ -155,7 +127,7 @@ fn spawn<'s, 'e, S: Stepper>(
     stepper: &'s S,
     traced: Option<Traced<'s>>,
     scope: &'s std::thread::Scope<'s, 'e>,
-) -> Result<Handle<'s>, RaceError> {
+) -> Result<(), RaceError> {
     match kind {
         WorkerKind::Threads => {
             let shared: &'s RaceShared<S::Slot> = region;
@@ -169,10 +141,10 @@ fn spawn<'s, 'e, S: Stepper>(
                     worker_body(shared, index, stepper, traced.map(|t| t.words))
                 })
                 .map_err(|source| RaceError::Spawn { index, source })?;
-            Ok(Handle::Thread(h))
+            crew.push_thread(h);
         }
         // The child: a separate process that maps the region by name.
-        WorkerKind::Procs => fork_worker(index, || {
+        WorkerKind::Procs => crew.push_process(fork_worker(index, || {
             let opts = RegionOptions::default();
             let Ok(mine) = Region::<RaceShared<S::Slot>>::open(name, &opts) else {
                 return i32::from(ChildExit::OpenFailed);
@@ -197,9 +169,9 @@ fn spawn<'s, 'e, S: Stepper>(
                     i32::from(ChildExit::LockFailed)
                 }
             }
-        })
-        .map(Handle::Proc),
+        })?),
     }
+    Ok(())
 }
 
 /// Waits for every worker to arrive, releases them, waits for them to
@@ -207,29 +179,27 @@ fn spawn<'s, 'e, S: Stepper>(
 fn coordinate<K: RegionLock>(
     cfg: &Config,
     region: &Region<RaceShared<K>>,
-    handles: &mut [Handle<'_>],
+    crew: &mut Workers<'_>,
     progress: Progress<'_>,
 ) -> Result<(), RaceError> {
     let ctl = &region.control.0;
     let total = cfg.iters * cfg.workers as u64;
-    let start = Instant::now();
-    while ctl.arrived.load(Ordering::Acquire) < cfg.workers {
-        check_alive(region, handles)?;
-        if start.elapsed() > ARRIVAL_TIMEOUT {
-            let index = (0..cfg.workers)
-                .find(|&i| region.workers[i as usize].0.state() == WorkerState::NotStarted)
-                .unwrap_or(0);
-            return Err(RaceError::NeverArrived {
-                index,
-                pid: handle_id(region, &handles[index as usize], index),
-            });
-        }
-        std::thread::sleep(Duration::from_micros(200));
+    if !ctl
+        .gate
+        .await_arrivals(cfg.workers, ARRIVAL_TIMEOUT, || check_alive(region, crew))?
+    {
+        let index = (0..cfg.workers)
+            .find(|&i| region.workers[i as usize].0.state() == WorkerState::NotStarted)
+            .unwrap_or(0);
+        return Err(RaceError::NeverArrived {
+            index,
+            pid: worker_id(region, crew, index),
+        });
     }
     release(ctl);
     let mut last_report = Instant::now();
     loop {
-        check_alive(region, handles)?;
+        check_alive(region, crew)?;
         if ctl.finished.load(Ordering::Acquire) == cfg.workers {
             progress(total, total);
             return Ok(());
@@ -246,82 +216,25 @@ fn coordinate<K: RegionLock>(
     }
 }
 
-fn handle_id<K: RegionLock>(region: &Region<RaceShared<K>>, h: &Handle<'_>, index: u32) -> i32 {
-    match h {
-        Handle::Proc(pid) => pid.as_raw(),
-        Handle::Thread(_) => region.workers[index as usize].0.id.load(Ordering::Relaxed),
-    }
+/// Worker `index`'s pid (a process) or the tid it recorded (a thread).
+fn worker_id<K: RegionLock>(region: &Region<RaceShared<K>>, crew: &Workers<'_>, index: u32) -> i32 {
+    crew.pid(index as usize)
+        .unwrap_or_else(|| region.workers[index as usize].0.id.load(Ordering::Relaxed))
 }
 
-/// Fails if any worker has exited abnormally (processes: `waitpid` with
-/// `WNOHANG`; threads: finished without reaching "done").
+/// Fails if any worker has ended without finishing (a process that
+/// exited early or was killed, a thread that stopped before "done").
 fn check_alive<K: RegionLock>(
     region: &Region<RaceShared<K>>,
-    handles: &mut [Handle<'_>],
+    crew: &mut Workers<'_>,
 ) -> Result<(), RaceError> {
-    for (index, h) in handles.iter_mut().enumerate() {
-        let slot = &region.workers[index].0;
-        let index = index as u32;
-        match h {
-            Handle::Proc(pid) => {
-                let how = match waitpid(*pid, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::StillAlive) => continue,
-                    Ok(WaitStatus::Exited(_, 0)) => {
-                        if slot.state() == WorkerState::Done {
-                            // Reaped cleanly: remember that with a pid of 0.
-                            shm::cleanup::unregister_child(pid.as_raw());
-                            *h = Handle::Proc(Pid::from_raw(0));
-                            continue;
-                        }
-                        "exited before finishing".to_string()
-                    }
-                    Ok(WaitStatus::Exited(_, code)) => match ChildExit::try_from(code).ok() {
-                        Some(exit) => exit.describe().to_string(),
-                        None => format!("exited with status {code}"),
-                    },
-                    Ok(WaitStatus::Signaled(_, sig, _)) => format!("was killed by {sig}"),
-                    Ok(_) => continue,
-                    Err(nix::errno::Errno::ECHILD) => continue, // already reaped (pid 0)
-                    Err(e) => format!("could not be waited for: {e}"),
-                };
-                shm::cleanup::unregister_child(pid.as_raw());
-                let p = pid.as_raw();
-                *h = Handle::Proc(Pid::from_raw(0));
-                return Err(RaceError::WorkerFailed { index, pid: p, how });
-            }
-            Handle::Thread(t) => {
-                if t.is_finished() && slot.state() != WorkerState::Done {
-                    return Err(RaceError::WorkerFailed {
-                        index,
-                        pid: slot.id.load(Ordering::Relaxed),
-                        how: "stopped before finishing (it failed taking the lock or panicked)"
-                            .into(),
-                    });
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Reaps every worker; on the error path, gives them [`ABORT_GRACE`] to see
-/// the abort flag, then SIGKILLs what is left (a worker stuck on a wedged
-/// semaphore cannot see it).
-fn reap(handles: &mut Vec<Handle<'_>>) {
-    let deadline = Instant::now() + ABORT_GRACE;
-    for h in handles.drain(..) {
-        match h {
-            Handle::Proc(pid) if pid.as_raw() > 0 => {
-                reap_by(pid, deadline);
-            }
-            Handle::Proc(_) => {}
-            // Scoped threads are joined when the scope ends; a thread stuck
-            // on a wedged lock would hold it up, which is why the thread-only
-            // modes use locks that cannot wedge on a dead thread (threads
-            // don't die alone).
-            Handle::Thread(t) => {
-                let _ = t.join();
-            }
-        }
+    let done = |i: usize| region.workers[i].0.state() == WorkerState::Done;
+    match crew.check(done) {
+        Ok(_) => Ok(()),
+        Err(f) => Err(RaceError::WorkerFailed {
+            index: f.index as u32,
+            pid: worker_id(region, crew, f.index as u32),
+            how: ChildExit::describe_ended(&f.ended),
+        }),
     }
 }

@@ -20,7 +20,7 @@
 //! Every region lock of the registry ([`SyncMode::region_locks`]) can run
 //! it; the dispatch is [`SyncMode::visit`].
 
-use crate::coordinator::{abort, fork_worker, reap_by, release};
+use crate::coordinator::{abort, fork_worker, release};
 use crate::mode::{LocalLock, ModeVisitor};
 use crate::shared::{ByLock, RaceShared};
 use crate::worker::ChildExit;
@@ -164,26 +164,26 @@ fn crash<L: RawLockTimed + 'static>(
     workers: u32,
     iters: u64,
 ) -> Result<CrashReport, RaceError> {
-    use nix::sys::signal::{Signal, kill};
-    use nix::sys::wait::WaitStatus;
     let name = ShmName::unique(&format!("crash-{sync}"));
     let region = Region::<RaceShared<ByLock<L>>>::create(&name, &RegionOptions::default(), iters)?;
     let ctl = &region.control.0;
     let cc = &region.crash.0;
-    let mut pids = Vec::new();
+    // Dropped on an error path: every worker killed and reaped.
+    let mut kids = Vec::new();
     let result = (|| {
         for index in 0..workers {
-            pids.push(fork_worker(index, || child::<L>(&name, index).into())?);
+            kids.push(fork_worker(index, || child::<L>(&name, index).into())?);
         }
-        let start = Instant::now();
-        while ctl.arrived.load(Ordering::Acquire) < workers {
-            if start.elapsed() > Duration::from_secs(10) {
-                return Err(RaceError::NeverArrived {
-                    index: 0,
-                    pid: pids[0].as_raw(),
-                });
-            }
-            std::thread::sleep(Duration::from_micros(200));
+        let arrived =
+            ctl.gate
+                .await_arrivals(workers, crate::coordinator::ARRIVAL_TIMEOUT, || {
+                    Ok::<_, RaceError>(())
+                })?;
+        if !arrived {
+            return Err(RaceError::NeverArrived {
+                index: 0,
+                pid: kids[0].pid(),
+            });
         }
         release(ctl);
         // Wait for the victim to sit in its critical section, then kill it.
@@ -192,7 +192,7 @@ fn crash<L: RawLockTimed + 'static>(
             if start.elapsed() > Duration::from_secs(30) {
                 return Err(RaceError::WorkerFailed {
                     index: 0,
-                    pid: pids[0].as_raw(),
+                    pid: kids[0].pid(),
                     how: "never reached its critical section".into(),
                 });
             }
@@ -200,25 +200,24 @@ fn crash<L: RawLockTimed + 'static>(
         }
         cc.kill_ns
             .store(shm::time::monotonic_ns(), Ordering::Release);
-        let _ = kill(pids[0], Signal::SIGKILL);
-        reap_by(pids[0], Instant::now());
+        let _ = kids[0].kill();
         // Survivors: finished, stopped at a detected wedge, or still waiting
         // at the deadline (killed: hung).
         let deadline = Instant::now() + SURVIVOR_DEADLINE;
-        let finished = pids[1..]
-            .iter()
-            .filter(|&&pid| {
-                matches!(reap_by(pid, deadline), Some(WaitStatus::Exited(_, code))
-                    if code == i32::from(ChildExit::Finished))
+        let finished = kids[1..]
+            .iter_mut()
+            .map(|kid| kid.stop_by(deadline))
+            .filter(|ended| {
+                matches!(ended, Ok((exit, false))
+                    if exit.code() == Some(i32::from(ChildExit::Finished)))
             })
             .count() as u32;
         Ok(finished)
     })();
     if result.is_err() {
         abort(ctl);
-        for &pid in &pids {
-            let _ = kill(pid, Signal::SIGKILL);
-            reap_by(pid, Instant::now());
+        for kid in &mut kids {
+            let _ = kid.kill();
         }
     }
     let survivors_finished = result?;
@@ -262,7 +261,6 @@ fn child<L: RawLockTimed + 'static>(name: &ShmName, index: u32) -> ChildExit {
     let cc = &shared.crash.0;
     let counter = &shared.counter.0;
     let iters = ctl.iters.load(Ordering::Relaxed);
-    ctl.arrived.fetch_add(1, Ordering::AcqRel);
     if crate::worker::wait_for_go(shared).is_err() {
         return ChildExit::Aborted;
     }

@@ -60,8 +60,9 @@ pub use config::{Config, MAX_HOLD, RaceError};
 pub use mode::{LocalLock, ModeVisitor, SyncMode, WorkerKind};
 pub use report::{LostSummary, TrialResult, WorkerResult, jain, summarise_lost};
 pub use shared::MAX_WORKERS;
+pub use shared::WorkerState;
 pub use trace::TraceReport;
-pub use worker::{ChildExit, PUBLISH_EVERY, WorkerState};
+pub use worker::{ChildExit, PUBLISH_EVERY};
 
 use shm::lock::RawLockTimed;
 

@@ -61,7 +61,7 @@ pub(crate) fn summarise<K: RegionLock>(
     expected: u64,
     region: &Region<RaceShared<K>>,
 ) -> TrialResult {
-    let go = region.control.0.go_ns.load(Ordering::Relaxed);
+    let go = region.control.0.gate.opened_ns();
     let slots: Vec<&WorkerSlot> = region.workers[..cfg.workers as usize]
         .iter()
         .map(|w| &w.0)

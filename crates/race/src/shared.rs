@@ -1,6 +1,5 @@
 //! What the race keeps in its shared region.
 
-use crate::worker::WorkerState;
 use shm::lock::{LockState, RawLock};
 use shm::{CachePadded, InitCtx, Shared};
 use std::marker::PhantomData;
@@ -76,21 +75,33 @@ unsafe impl RegionLock for NoLock {
     unsafe fn destroy(_: &Self::State, _: &InitCtx<'_>) {}
 }
 
+shm::code_enum! {
+    /// A worker's state in its slot (`WorkerSlot::state`), written by the
+    /// worker, read by the coordinator.
+    pub enum WorkerState: u32 {
+        /// Not started (the zeroed slot).
+        NotStarted = 0,
+        /// Attached and waiting at the start barrier.
+        Arrived = 1,
+        /// Finished every increment.
+        Done = 2,
+        /// Stopped on an error.
+        Failed = 3,
+    }
+}
+
 /// The start barrier and run control, on one line that is read-mostly once
 /// the race runs.
 #[derive(Debug, Default)]
 #[repr(C)]
 pub struct Control {
-    /// Workers that have attached and are waiting for `go`.
-    pub arrived: AtomicU32,
-    /// 0 until the coordinator releases the workers; a futex word.
-    pub go: AtomicU32,
+    /// The start gate: workers that have attached count themselves in
+    /// and sleep on it until the coordinator opens it (and records when).
+    pub gate: shm_futex::Gate,
     /// Set by the coordinator to make workers stop early.
     pub abort: AtomicU32,
     /// Workers that have finished their increments.
     pub finished: AtomicU32,
-    /// `CLOCK_MONOTONIC` ns when `go` was set.
-    pub go_ns: AtomicU64,
     /// Iterations each worker does.
     pub iters: AtomicU64,
     /// The coordinator's pid and start time: a worker waiting at the
@@ -101,11 +112,9 @@ pub struct Control {
     pub coordinator_start: AtomicU64,
 }
 shm::any_bits!(Control {
-    arrived,
-    go,
+    gate,
     abort,
     finished,
-    go_ns,
     iters,
     coordinator_pid,
     coordinator_start

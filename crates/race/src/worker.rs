@@ -3,32 +3,16 @@
 //! coordinator agree on.
 
 use crate::mode::LocalLock;
-use crate::shared::{ByLock, NoLock, RaceShared, RegionLock};
+use crate::shared::{ByLock, NoLock, RaceShared, RegionLock, WorkerState};
 use crate::trace::{NoRecord, Recorder, Tracer};
 use shm::lock::{Acquired, Lock, RawLock};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 /// Workers publish their progress (and look at the abort flag) every this
 /// many increments: often enough for a progress bar and fairness shares,
 /// rare enough to stay off the hot path.
 pub const PUBLISH_EVERY: u64 = 1024;
-
-shm::code_enum! {
-    /// A worker's state in its slot (`WorkerSlot::state`), written by the
-    /// worker, read by the coordinator.
-    pub enum WorkerState: u32 {
-        /// Not started (the zeroed slot).
-        NotStarted = 0,
-        /// Attached and waiting at the start barrier.
-        Arrived = 1,
-        /// Finished every increment.
-        Done = 2,
-        /// Stopped on an error.
-        Failed = 3,
-    }
-}
 
 shm::code_enum! {
     /// How a forked worker process ends: its exit status, which the
@@ -48,6 +32,29 @@ shm::code_enum! {
 }
 
 impl ChildExit {
+    /// How a worker that [`shm::process::Crew::check`] found ended early
+    /// ended, in words: its status read back as a `ChildExit`, the signal
+    /// that killed it, or a thread that stopped.
+    pub fn describe_ended(ended: &shm::process::Ended) -> String {
+        use shm::process::{Ended, Exit};
+        match ended {
+            Ended::Process(Exit::Code(0)) => "exited before finishing".into(),
+            Ended::Process(Exit::Code(c)) => match ChildExit::try_from(*c) {
+                Ok(exit) => exit.describe().into(),
+                Err(_) => format!("exited with status {c}"),
+            },
+            Ended::Process(Exit::Signal(s)) => match nix::sys::signal::Signal::try_from(*s) {
+                Ok(sig) => format!("was killed by {sig}"),
+                Err(_) => format!("was killed by signal {s}"),
+            },
+            Ended::Thread { panicked: true } => "stopped before finishing (it panicked)".into(),
+            Ended::Thread { panicked: false } => {
+                "stopped before finishing (it failed taking the lock, or was aborted)".into()
+            }
+            Ended::Lost(e) => format!("could not be waited for: {e}"),
+        }
+    }
+
     /// What the status means, for the coordinator's report.
     pub fn describe(self) -> &'static str {
         match self {
@@ -197,37 +204,32 @@ impl<M: LocalLock> Stepper for Local<M> {
     }
 }
 
-/// Waits at the start barrier: spins briefly, then sleeps on the `go` futex
-/// with a timeout, so an aborted run never leaves a worker asleep, and a
-/// worker whose coordinator died before releasing it (killed, say) gives up
-/// instead of waiting forever.
+/// Counts this worker in at the start gate and waits for it to open
+/// ([`shm_futex::Gate`]: a short spin, then futex sleeps in 50 ms slices),
+/// so an aborted run never leaves a worker asleep, and a worker whose
+/// coordinator died before releasing it (killed, say) gives up instead of
+/// waiting forever.
 ///
 /// A worker *process* does not even get that far: it dies with its
 /// coordinator at any point of the run, at the barrier or in the loop
 /// ([`shm::process::fork_child`] asks the kernel for SIGKILL when the
 /// parent dies), so the hot loop needs no check of its own. The liveness
-/// check here is the barrier's own guard, kept for a worker whose
+/// check here is the gate's own guard, kept for a worker whose
 /// coordinator is not its parent.
 pub(crate) fn wait_for_go<K: RegionLock>(shared: &RaceShared<K>) -> Result<(), String> {
     let ctl = &shared.control.0;
-    let mut spins = 0u32;
-    while ctl.go.load(Ordering::Acquire) == 0 {
+    let coordinator_alive = || {
+        let pid = ctl.coordinator_pid.load(Ordering::Relaxed);
+        let start = ctl.coordinator_start.load(Ordering::Relaxed);
+        !shm::process::liveness(pid, start).is_dead()
+    };
+    ctl.gate.arrive_and_wait(coordinator_alive).map_err(|_| {
         if ctl.abort.load(Ordering::Relaxed) != 0 {
-            return Err("aborted before the start".into());
+            "aborted before the start".to_string()
+        } else {
+            "the coordinator died before the start".to_string()
         }
-        if spins < 1000 {
-            spins += 1;
-            std::hint::spin_loop();
-        } else if !shm_futex::futex_wait(&ctl.go, 0, Some(Duration::from_millis(50))) {
-            // A 50 ms slice passed: is anyone left to release us?
-            let pid = ctl.coordinator_pid.load(Ordering::Relaxed);
-            let start = ctl.coordinator_start.load(Ordering::Relaxed);
-            if shm::process::liveness(pid, start).is_dead() {
-                return Err("the coordinator died before the start".into());
-            }
-        }
-    }
-    Ok(())
+    })
 }
 
 /// Runs the worker loop: the stepper builds this worker's increment (it may
@@ -262,7 +264,6 @@ fn run_steps<K: RegionLock>(
     let ctl = &shared.control.0;
     let iters = ctl.iters.load(Ordering::Relaxed);
     slot.set_state(WorkerState::Arrived);
-    ctl.arrived.fetch_add(1, Ordering::AcqRel);
     wait_for_go(shared)?;
     let mut deaths = 0u64;
     let mut done = 0u64;

@@ -169,6 +169,7 @@ fn a_dead_holder_wedges_the_semaphore_and_is_named() {
         let lock = Lock::<NamedSemaphore>::attach(&r.lock.0).unwrap();
         std::mem::forget(lock.lock().unwrap()); // die holding it
     });
+    let kid_pid = kid.pid();
     reap(vec![kid]);
     let lock = Lock::<NamedSemaphore>::attach(&r.lock.0).unwrap();
     // A semaphore cannot know its holder died: the timed wait gives up...
@@ -179,7 +180,7 @@ fn a_dead_holder_wedges_the_semaphore_and_is_named() {
     );
     // ...and the region names the holder, which is gone.
     let holder = lock.raw().last_holder(lock.state()).unwrap();
-    assert_eq!(holder, kid.as_raw());
+    assert_eq!(holder, kid_pid);
     assert!(shm::process::liveness(holder, 0).is_dead());
     assert_eq!(lock.raw().value().unwrap(), 0);
     // The deliberate repair.

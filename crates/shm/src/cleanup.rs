@@ -53,13 +53,15 @@ pub fn unregister_shm(name: &ShmName) {
     unregister_path(name.path());
 }
 
-/// Kill child `pid` (SIGKILL) if interrupted.
-pub fn register_child(pid: i32) {
+/// Kill child `pid` (SIGKILL) if interrupted. Only
+/// [`crate::process::Child`] calls it, when a child starts.
+pub(crate) fn register_child(pid: i32) {
     with(|r| r.children.push(pid));
 }
 
-/// Child `pid` was reaped: forget it.
-pub fn unregister_child(pid: i32) {
+/// Child `pid` was reaped: forget it. Only [`crate::process::Child`]
+/// calls it, when it reaps.
+pub(crate) fn unregister_child(pid: i32) {
     with(|r| r.children.retain(|&c| c != pid));
 }
 

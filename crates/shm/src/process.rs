@@ -17,6 +17,12 @@
 use std::fmt;
 use std::io;
 
+mod child;
+mod crew;
+
+pub use child::{Child, Exit};
+pub use crew::{Crew, Ended, Failure, Joinable};
+
 /// What shmlab can say about a process it recorded (pid plus start time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Liveness {
@@ -218,8 +224,9 @@ fn decide(
     }
 }
 
-/// `fork(2)`: runs `body` in a new child process and returns the child's
-/// pid to the parent. The child never returns from this function: it ends
+/// `fork(2)`: runs `body` in a new child process and returns the
+/// [`Child`] handle to the parent (which reaps it, or kills and reaps it
+/// when dropped). The child never returns from this function: it ends
 /// with [`exit_now`] and `body`'s return value as its status (101 if `body`
 /// panicked).
 ///
@@ -230,8 +237,7 @@ fn decide(
 /// process), flushes its own stdout before exiting, and never runs the
 /// parent's destructors or atexit handlers (which would unlink the parent's
 /// objects). The parent registers the child with [`crate::cleanup`], so
-/// Ctrl-C kills it; unregister it once reaped
-/// ([`crate::cleanup::unregister_child`]).
+/// Ctrl-C kills it; the [`Child`] handle unregisters it when it reaps it.
 ///
 /// **The child dies with its parent.** Before anything else the child asks
 /// the kernel for `SIGKILL` when its parent dies
@@ -290,7 +296,7 @@ fn decide(
 /// handle to an object whose drop has effects outside the process). Opening
 /// shared objects by name, mapping them and allocating (glibc resets
 /// `malloc`'s locks in the child) are fine.
-pub unsafe fn fork_child(body: impl FnOnce() -> i32) -> io::Result<i32> {
+pub unsafe fn fork_child(body: impl FnOnce() -> i32) -> io::Result<Child> {
     use std::io::Write;
     // Read before the fork: the child compares its parent with this.
     let parent = std::process::id() as i32;
@@ -318,8 +324,7 @@ pub unsafe fn fork_child(body: impl FnOnce() -> i32) -> io::Result<i32> {
         Some(pid) => {
             drop(err);
             drop(out);
-            crate::cleanup::register_child(pid);
-            Ok(pid)
+            Ok(Child::started(pid))
         }
     }
 }
@@ -456,29 +461,6 @@ mod tests {
         assert_eq!(liveness(pid, start), Liveness::Gone);
     }
 
-    /// Polls `waitpid(pid, WNOHANG)` for up to `limit`; SIGKILLs and reaps
-    /// it if it is still running then (`None`).
-    fn wait_for(pid: i32, limit: std::time::Duration) -> Option<nix::sys::wait::WaitStatus> {
-        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-        let pid = nix::unistd::Pid::from_raw(pid);
-        let t0 = std::time::Instant::now();
-        let status = loop {
-            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) if t0.elapsed() < limit => {
-                    std::thread::sleep(std::time::Duration::from_millis(2));
-                }
-                Ok(WaitStatus::StillAlive) | Err(_) => {
-                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                    let _ = waitpid(pid, None);
-                    break None;
-                }
-                Ok(s) => break Some(s),
-            }
-        };
-        crate::cleanup::unregister_child(pid.as_raw());
-        status
-    }
-
     /// A coordinator killed with SIGKILL takes the workers it forked with
     /// it: `fork_child` asks for `PR_SET_PDEATHSIG`. (Without it, the
     /// grandchild below, orphaned, slept on for ever.)
@@ -494,7 +476,7 @@ mod tests {
         let written = file.clone();
         let middle_body = move || {
             // SAFETY: as below.
-            let _ = unsafe {
+            let _grandchild = unsafe {
                 fork_child(move || {
                     let tmp = written.with_extension("tmp");
                     let _ = std::fs::write(&tmp, std::process::id().to_string());
@@ -514,7 +496,7 @@ mod tests {
         // `register_child` (the clean-up registry's mutex): if that was
         // copied locked, the middle hangs there after forking, and is
         // killed below all the same.
-        let middle = unsafe { fork_child(middle_body) }.unwrap();
+        let mut middle = unsafe { fork_child(middle_body) }.unwrap();
         let t0 = Instant::now();
         let grandchild: i32 = loop {
             if let Some(pid) = std::fs::read_to_string(&file)
@@ -524,7 +506,7 @@ mod tests {
                 break pid;
             }
             if t0.elapsed() > Duration::from_secs(10) {
-                wait_for(middle, Duration::ZERO);
+                let _ = middle.kill();
                 panic!("the grandchild never started");
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -532,12 +514,9 @@ mod tests {
         let _ = std::fs::remove_file(&file);
         let start = stat(grandchild).unwrap().start_time;
         assert_eq!(liveness(grandchild, start), Liveness::Running);
-        assert_eq!(stat(grandchild).unwrap().ppid, middle);
+        assert_eq!(stat(grandchild).unwrap().ppid, middle.pid());
         // The coordinator dies the way `kill -9` kills it.
-        assert!(matches!(
-            wait_for(middle, Duration::ZERO),
-            None | Some(nix::sys::wait::WaitStatus::Signaled(..))
-        ));
+        assert_eq!(middle.kill().unwrap(), Exit::Signal(libc::SIGKILL));
         let t0 = Instant::now();
         while liveness(grandchild, start).may_be_alive() {
             if t0.elapsed() > Duration::from_secs(5) {
@@ -556,8 +535,6 @@ mod tests {
     /// its request) is killed, though the process lives on.
     #[test]
     fn a_child_dies_with_the_thread_that_forked_it() {
-        use nix::sys::signal::Signal;
-        use nix::sys::wait::WaitStatus;
         use std::time::{Duration, Instant};
         let file = std::env::temp_dir().join(format!(
             "shm-pdeathsig-thread-{}-{}",
@@ -566,9 +543,9 @@ mod tests {
         ));
         let _ = std::fs::remove_file(&file);
         let armed = file.clone();
-        let pid = std::thread::spawn(move || {
+        let mut child = std::thread::spawn(move || {
             // SAFETY: the child writes a file and sleeps.
-            let pid = unsafe {
+            let child = unsafe {
                 fork_child(move || {
                     // `body` runs after the request: say so.
                     let _ = std::fs::write(&armed, b"");
@@ -585,14 +562,17 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(2));
             }
             let _ = std::fs::remove_file(&file);
-            pid
+            child
         })
         .join()
         .unwrap();
-        match wait_for(pid, Duration::from_secs(5)) {
-            Some(WaitStatus::Signaled(_, Signal::SIGKILL, _)) => {}
-            other => panic!("the child of an ended thread: {other:?} (None: still running)"),
-        }
+        // Not killed by `stop_by`: by the kernel, when the thread ended.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert_eq!(
+            child.stop_by(deadline).unwrap(),
+            (Exit::Signal(libc::SIGKILL), false),
+            "the child of an ended thread still ran 5 s later"
+        );
     }
 
     /// A parent that died between the fork and the child's `prctl` would
@@ -602,19 +582,17 @@ mod tests {
     fn a_child_whose_parent_is_already_gone_exits_at_once() {
         // SAFETY: the child takes no lock; it exits in `die_with_parent`
         // (its parent is not pid 0), or returns 0 if that did not work.
-        let pid = unsafe {
+        let mut child = unsafe {
             fork_child(|| {
                 die_with_parent(0);
                 0
             })
         }
         .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         assert_eq!(
-            wait_for(pid, std::time::Duration::from_secs(5)),
-            Some(nix::sys::wait::WaitStatus::Exited(
-                nix::unistd::Pid::from_raw(pid),
-                EXIT_PARENT_GONE
-            ))
+            child.stop_by(deadline).unwrap(),
+            (Exit::Code(EXIT_PARENT_GONE), false)
         );
     }
 

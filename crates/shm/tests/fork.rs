@@ -4,8 +4,7 @@
 //! forever in its final flush.) Its own test binary: the printing thread
 //! would disturb other tests.
 
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
+use shm::process::Exit;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +33,7 @@ fn children_forked_while_another_thread_prints_all_exit() {
     for i in 0..100 {
         // SAFETY: the child only prints (through the lock this fork holds
         // for it) and exits; it takes no other lock.
-        let pid = unsafe {
+        let child = unsafe {
             shm::process::fork_child(move || {
                 let mut out = std::io::stdout().lock();
                 let _ = write!(out, "");
@@ -43,24 +42,13 @@ fn children_forked_while_another_thread_prints_all_exit() {
             })
         }
         .expect("fork");
-        let pid = Pid::from_raw(pid);
-        let t = Instant::now();
-        let status = loop {
-            match waitpid(pid, Some(WaitPidFlag::WNOHANG)).expect("waitpid") {
-                WaitStatus::StillAlive if t.elapsed() < Duration::from_secs(5) => {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                WaitStatus::StillAlive => {
-                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                    let _ = waitpid(pid, None);
-                    break None;
-                }
-                s => break Some(s),
-            }
+        let mut child = child;
+        let status = match child.stop_by(Instant::now() + Duration::from_secs(5)) {
+            Ok((exit, false)) => Some(exit),
+            _ => None,
         };
-        shm::cleanup::unregister_child(pid.as_raw());
         match status {
-            Some(WaitStatus::Exited(_, code)) => assert_eq!(code, i % 7),
+            Some(Exit::Code(code)) => assert_eq!(code, i % 7),
             Some(other) => panic!("child {i} ended with {other:?}"),
             None => {
                 stuck.push(i);

@@ -8,9 +8,8 @@
 //! the test and unlinked when its `Region` drops, also when an assertion
 //! fails.
 
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::Pid;
 use shm::lock::{Acquired, Lock, LockState, RawLock, RawLockTimed};
+use shm::process::{Child, Exit};
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -108,36 +107,34 @@ pub fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// Forks; the child runs `body` and `_exit`s with its return value (101 if
-/// it panicked), never returning into the test harness.
-pub fn fork_child(body: impl FnOnce() -> i32) -> Pid {
+/// it panicked), never returning into the test harness. Dropping the
+/// handle kills and reaps the child (a failed test leaves none behind).
+pub fn fork_child(body: impl FnOnce() -> i32) -> Child {
     // SAFETY: test children only open the region by name and use the lock
     // and atomics; forking tests hold `serial()`, so no other test thread is
     // inside a lock the child would need.
-    let pid = unsafe { shm::process::fork_child(body) }.expect("fork");
-    Pid::from_raw(pid)
+    unsafe { shm::process::fork_child(body) }.expect("fork")
 }
 
 /// [`fork_child`] for a body that reports failure by panicking: status 0
 /// if it returned.
-pub fn child(body: impl FnOnce()) -> Pid {
+pub fn child(body: impl FnOnce()) -> Child {
     fork_child(|| {
         body();
         0
     })
 }
 
-/// Waits for `pid` and asserts it exited with status 0.
-pub fn expect_exit_ok(pid: Pid) {
-    let status = waitpid(pid, None).expect("waitpid");
-    shm::cleanup::unregister_child(pid.as_raw());
-    match status {
-        WaitStatus::Exited(_, 0) => {}
-        other => panic!("child {pid} ended with {other:?}"),
+/// Waits for `child` and asserts it exited with status 0.
+pub fn expect_exit_ok(mut child: Child) {
+    match child.wait().expect("waitpid") {
+        Exit::Code(0) => {}
+        other => panic!("child {} {other}", child.pid()),
     }
 }
 
 /// [`expect_exit_ok`] for each.
-pub fn reap(kids: Vec<Pid>) {
+pub fn reap(kids: Vec<Child>) {
     kids.into_iter().for_each(expect_exit_ok);
 }
 
@@ -146,7 +143,7 @@ pub fn reap(kids: Vec<Pid>) {
 #[derive(Debug)]
 pub struct ChildEnd {
     /// From `waitpid`.
-    pub status: WaitStatus,
+    pub status: Exit,
     /// Everything the child wrote to file descriptor 2.
     pub stderr: String,
 }
@@ -157,7 +154,7 @@ impl ChildEnd {
     /// quotes what the child did instead, stderr included.
     pub fn expect_abort(self) -> String {
         match self.status {
-            WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGABRT, _) => self.stderr,
+            Exit::Signal(libc::SIGABRT) => self.stderr,
             other => panic!(
                 "expected the child to abort (SIGABRT), it ended with {other:?}; its stderr:\n{}",
                 self.stderr
@@ -168,7 +165,7 @@ impl ChildEnd {
     /// Asserts that the child exited with status 0.
     pub fn expect_exit_ok(self) {
         assert!(
-            matches!(self.status, WaitStatus::Exited(_, 0)),
+            self.status.success(),
             "expected the child to exit with 0, it ended with {:?}; its stderr:\n{}",
             self.status,
             self.stderr
@@ -180,7 +177,7 @@ impl ChildEnd {
 /// [`wait`](Self::wait).
 #[derive(Debug)]
 pub struct CapturedChild {
-    pid: Pid,
+    child: Child,
     path: std::path::PathBuf,
 }
 
@@ -198,7 +195,7 @@ pub fn spawn_capturing(body: impl FnOnce() -> i32) -> CapturedChild {
     ));
     let file = std::fs::File::create(&path).expect("create the child's stderr file");
     let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-    let pid = fork_child(move || {
+    let child = fork_child(move || {
         let no_core = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
@@ -219,41 +216,28 @@ pub fn spawn_capturing(body: impl FnOnce() -> i32) -> CapturedChild {
         }));
         body()
     });
-    CapturedChild { pid, path }
+    CapturedChild { child, path }
 }
 
 impl CapturedChild {
     /// The child's pid.
-    pub fn pid(&self) -> Pid {
-        self.pid
+    pub fn pid(&self) -> i32 {
+        self.child.pid()
     }
 
     /// Waits at most `limit` for the child to end (then kills it, and the
     /// test fails: a child that should have aborted must not hang the
     /// suite); returns how it ended and its stderr.
-    pub fn wait(self, limit: Duration) -> ChildEnd {
-        let t0 = Instant::now();
-        let status = loop {
-            match waitpid(self.pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)).expect("waitpid") {
-                WaitStatus::StillAlive if t0.elapsed() < limit => {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                WaitStatus::StillAlive => {
-                    let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
-                    let _ = waitpid(self.pid, None);
-                    break None;
-                }
-                done => break Some(done),
-            }
-        };
-        shm::cleanup::unregister_child(self.pid.as_raw());
+    pub fn wait(mut self, limit: Duration) -> ChildEnd {
+        let (exit, killed) = self.child.stop_by(Instant::now() + limit).expect("waitpid");
+        let status = (!killed).then_some(exit);
         let stderr = std::fs::read(&self.path).unwrap_or_default();
         let _ = std::fs::remove_file(&self.path);
         let stderr = String::from_utf8_lossy(&stderr).into_owned();
         let Some(status) = status else {
             panic!(
                 "child {} still running after {limit:?}: killed; its stderr:\n{stderr}",
-                self.pid
+                self.child.pid()
             );
         };
         ChildEnd { status, stderr }

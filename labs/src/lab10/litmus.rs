@@ -30,6 +30,7 @@ use super::Placement;
 use nix::sched::{CpuSet, sched_getaffinity, sched_getcpu, sched_setaffinity};
 use nix::unistd::Pid;
 use race::{ChildExit, WorkerKind, WorkerState};
+use shm::process::Crew;
 use shm::{CachePadded, InitCtx, Region, RegionOptions, Shared, ShmName};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
@@ -384,12 +385,8 @@ fn spins_for(cpus: [Option<usize>; 2]) -> u32 {
     }
 }
 
-/// A running side.
-enum Running<'s> {
-    Proc(Pid),
-    Thread(std::thread::ScopedJoinHandle<'s, ()>),
-    Reaped,
-}
+/// The two sides: processes, or threads in the run's scope.
+type Sides<'s> = Crew<std::thread::ScopedJoinHandle<'s, ()>>;
 
 /// Runs `job`: creates the region, starts the two sides, waits for both
 /// (stopping the other if one dies), and reads the counts.
@@ -404,16 +401,15 @@ pub(super) fn run(job: &Job) -> anyhow::Result<Outcome> {
     let region = Region::<Litmus>::create(&name, &RegionOptions::default(), setup)?;
     let l: &Litmus = &region;
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        let mut sides = Vec::with_capacity(2);
-        let started = (0..2).try_for_each(|me| {
-            sides.push(start(job.kind, l, &name, me, scope)?);
-            anyhow::Ok(())
-        });
+        let mut sides = Sides::new();
+        let started = (0..2).try_for_each(|me| start(&mut sides, job.kind, l, &name, me, scope));
         let outcome = started.and_then(|()| supervise(l, &mut sides));
         if outcome.is_err() {
             l.abort.store(1, Ordering::Release);
         }
-        stop_all(&mut sides);
+        // A process that has not ended a second after the abort is killed;
+        // threads are joined when the scope ends.
+        sides.stop(Duration::from_secs(1));
         outcome
     })?;
     let placed = |s: &Side| {
@@ -442,12 +438,13 @@ pub(super) fn run(job: &Job) -> anyhow::Result<Outcome> {
 /// the thread that reaps it, and killed if that thread dies, so a lab
 /// killed mid-run leaves no side spinning on).
 fn start<'s>(
+    sides: &mut Sides<'s>,
     kind: WorkerKind,
     l: &'s Litmus,
     name: &ShmName,
     me: usize,
     scope: &'s std::thread::Scope<'s, '_>,
-) -> anyhow::Result<Running<'s>> {
+) -> anyhow::Result<()> {
     use anyhow::Context;
     match kind {
         WorkerKind::Threads => std::thread::Builder::new()
@@ -455,7 +452,7 @@ fn start<'s>(
             .spawn_scoped(scope, move || {
                 let _ = side(l, me, shm::gettid());
             })
-            .map(Running::Thread)
+            .map(|h| sides.push_thread(h))
             .with_context(|| format!("starting side {me}'s thread")),
         WorkerKind::Procs => {
             let body = || {
@@ -474,81 +471,29 @@ fn start<'s>(
             // fork (side threads exist only with --threads, which forks
             // nothing). It uses nothing the parent owns: its own `Region`
             // handle is an opener's, which does not unlink.
-            let pid = unsafe { shm::process::fork_child(body) }
+            let child = unsafe { shm::process::fork_child(body) }
                 .with_context(|| format!("forking side {me}"))?;
-            Ok(Running::Proc(Pid::from_raw(pid)))
+            sides.push_process(child);
+            Ok(())
         }
     }
 }
 
 /// Waits for both sides to finish; an error if one ends any other way.
-fn supervise(l: &Litmus, sides: &mut [Running<'_>]) -> anyhow::Result<()> {
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+fn supervise(l: &Litmus, sides: &mut Sides<'_>) -> anyhow::Result<()> {
+    let done = |me: usize| l.sides[me].state() == WorkerState::Done;
     loop {
-        for (me, running) in sides.iter_mut().enumerate() {
-            let state = l.sides[me].state();
-            let failed = match running {
-                Running::Proc(pid) => match waitpid(*pid, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::StillAlive) => None,
-                    Ok(WaitStatus::Exited(_, 0)) if state == WorkerState::Done => {
-                        shm::cleanup::unregister_child(pid.as_raw());
-                        *running = Running::Reaped;
-                        None
-                    }
-                    Ok(WaitStatus::Exited(_, code)) => Some(match ChildExit::try_from(code) {
-                        Ok(ChildExit::Finished) => "exited before finishing".into(),
-                        Ok(exit) => exit.describe().into(),
-                        Err(n) => format!("exited with status {n}"),
-                    }),
-                    Ok(WaitStatus::Signaled(_, sig, _)) => Some(format!("was killed by {sig}")),
-                    Ok(_) => None,
-                    Err(e) => Some(format!("could not be waited for: {e}")),
-                },
-                Running::Thread(t) if t.is_finished() && state != WorkerState::Done => {
-                    Some("stopped before finishing (it panicked)".into())
-                }
-                Running::Thread(_) | Running::Reaped => None,
-            };
-            if let Some(how) = failed {
-                let id = l.sides[me].id.load(Ordering::Relaxed);
-                anyhow::bail!("side {me} (id {id}) {how}; the other side was stopped");
+        match sides.check(done) {
+            Ok(true) => return Ok(()),
+            Ok(false) => std::thread::sleep(Duration::from_millis(2)),
+            Err(f) => {
+                let id = l.sides[f.index].id.load(Ordering::Relaxed);
+                let how = ChildExit::describe_ended(&f.ended);
+                anyhow::bail!(
+                    "side {} (id {id}) {how}; the other side was stopped",
+                    f.index
+                );
             }
-        }
-        let all_done = sides.iter().enumerate().all(|(me, r)| match r {
-            Running::Reaped => true,
-            Running::Thread(t) => t.is_finished() && l.sides[me].state() == WorkerState::Done,
-            Running::Proc(_) => false,
-        });
-        if all_done {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// Joins the threads and reaps the processes left; a process that has not
-/// ended a second after the abort is killed.
-fn stop_all(sides: &mut Vec<Running<'_>>) {
-    use nix::sys::signal::{Signal, kill};
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-    let deadline = Instant::now() + Duration::from_secs(1);
-    for running in sides.drain(..) {
-        match running {
-            Running::Thread(t) => {
-                let _ = t.join();
-            }
-            Running::Proc(pid) => {
-                while let Ok(WaitStatus::StillAlive) = waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-                    if Instant::now() >= deadline {
-                        let _ = kill(pid, Signal::SIGKILL);
-                        let _ = waitpid(pid, None);
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                shm::cleanup::unregister_child(pid.as_raw());
-            }
-            Running::Reaped => {}
         }
     }
 }

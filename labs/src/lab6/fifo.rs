@@ -4,7 +4,7 @@
 
 use super::{GREETING, check};
 use anyhow::Context;
-use ipc::{Exit, Fifo};
+use ipc::Fifo;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -30,13 +30,15 @@ pub fn fifo(out: &mut impl Write) -> anyhow::Result<ExitCode> {
         shm::Mode::from_bits_truncate(md.permissions().mode()).symbolic()
     )?;
     let exe = std::env::current_exe().context("find this program to start the reader")?;
-    let mut reader = std::process::Command::new(&exe)
-        .arg("--fifo-reader")
-        .arg(&path)
-        .spawn()
-        .with_context(|| format!("start the reader {}", exe.display()))?;
-    let rpid = reader.id();
-    shm::cleanup::register_child(rpid as i32);
+    // The reader dies with us; dropped on an error path, it is killed and
+    // reaped.
+    let mut reader = shm::process::Child::spawn(
+        std::process::Command::new(&exe)
+            .arg("--fifo-reader")
+            .arg(&path),
+    )
+    .with_context(|| format!("start the reader {}", exe.display()))?;
+    let rpid = reader.pid();
     writeln!(
         out,
         "2. started a separate program as the reader: {} --fifo-reader PATH (pid {rpid})",
@@ -58,21 +60,13 @@ pub fn fifo(out: &mut impl Write) -> anyhow::Result<ExitCode> {
             .context("write to the FIFO")?;
         Ok(GREETING.len())
     })();
-    let status = match written {
-        Ok(_) => reader.wait().context("wait for the reader")?,
-        Err(e) => {
-            let _ = reader.kill();
-            let _ = reader.wait();
-            shm::cleanup::unregister_child(rpid as i32);
-            return Err(e);
-        }
-    };
-    shm::cleanup::unregister_child(rpid as i32);
+    written?;
+    let status = reader.wait().context("wait for the reader")?;
     writeln!(
         out,
         "4. writer: wrote {} bytes and closed; the reader {}",
         GREETING.len(),
-        describe_status(status)
+        status
     )?;
     fifo.remove()?;
     writeln!(
@@ -91,15 +85,6 @@ pub fn fifo(out: &mut impl Write) -> anyhow::Result<ExitCode> {
         writeln!(out, "  {line}")?;
     }
     Ok(check(status.success()))
-}
-
-fn describe_status(s: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (s.code(), s.signal()) {
-        (Some(c), _) => Exit::Code(c).to_string(),
-        (None, Some(sig)) => Exit::Signal(sig).to_string(),
-        _ => format!("ended: {s}"),
-    }
 }
 
 /// `--fifo-reader PATH`: the reading side of `--fifo`, a program of its

@@ -61,7 +61,7 @@ pub fn pitfall_eof(out: &mut impl Write) -> anyhow::Result<EofReport> {
     let child_w = w.try_clone().context("dup the write end")?;
     // SAFETY: `keep` is the parent's read end; the child writes one short
     // message to a pipe and exits (no locks).
-    let (child, r) = unsafe {
+    let (mut child, r) = unsafe {
         ipc::spawn(r, move || {
             let mut f = File::from(child_w);
             match f.write_all(GREETING_FROM_CHILD.as_bytes()) {
@@ -165,7 +165,7 @@ pub fn pitfall_epipe(out: &mut impl Write) -> anyhow::Result<EpipeReport> {
     writeln!(out, "1. pipe(): read end fd {rfd}, write end fd {wfd}")?;
     // SAFETY: `keep` is the parent's write end; the child only closes its
     // read end and exits.
-    let (child, w) = unsafe {
+    let (mut child, w) = unsafe {
         ipc::spawn(w, move || {
             drop(r);
             0
@@ -216,7 +216,7 @@ pub fn pitfall_epipe(out: &mut impl Write) -> anyhow::Result<EpipeReport> {
     drop(r2);
     // SAFETY: no `keep`; the child changes its own signal disposition and
     // writes to a pipe (no locks).
-    let (child, ()) = unsafe {
+    let (mut child, ()) = unsafe {
         ipc::spawn((), move || {
             if ipc::set_sigpipe(SigPipe::Default).is_err() {
                 return SigpipeChildExit::CannotResetSigpipe.into();

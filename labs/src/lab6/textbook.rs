@@ -48,7 +48,7 @@ pub fn textbook(out: &mut impl Write) -> anyhow::Result<ExitCode> {
     // the child reads a pipe and prints through an unlocked `Stdout` (this
     // process holds no stdout lock while forking; the only other thread,
     // the clean-up thread, waits for signals and holds no lock).
-    let (child, w) = unsafe {
+    let (mut child, w) = unsafe {
         ipc::spawn(w, move || {
             let mut f = File::from(r);
             let mut o = std::io::stdout();

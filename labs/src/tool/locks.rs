@@ -400,7 +400,7 @@ where
         Ok(got) => got,
         Err(why) => return Decoded::note(why),
     };
-    let go = st.control.0.go.load(Ordering::Relaxed) != 0;
+    let go = st.control.0.gate.is_open();
     let workers = st
         .workers
         .iter()
