@@ -24,7 +24,6 @@ mod child;
 mod error;
 mod fifo;
 pub mod ladder;
-mod ladder_sys;
 mod measure;
 mod process;
 mod ring;

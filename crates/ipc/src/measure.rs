@@ -5,14 +5,18 @@
 //! path, a ring's shared-memory name; an anonymous pipe is inherited, the
 //! only way to share one), claims it, and says "ready" on a control pipe.
 //! Only then does the parent start the clock, so process start-up is never
-//! timed. The child checks every message (round trips echo a transformed
-//! counter; streams carry a pattern stamped with a sequence number) and
-//! reports a mismatch as an error, so a broken transport fails loudly
-//! instead of looking fast. Each helper takes `iters` (or bytes) and returns
-//! the elapsed time, the shape criterion's `iter_custom` wants.
+//! timed. The child checks every message and reports a mismatch as an
+//! error, so a broken transport fails loudly instead of looking fast. Round
+//! trips are the latency ladder's exchange (`ladder::ping`/`pong`: ping
+//! `2i + 1`, answer `2i + 2`, both checked), over the ladder's own pipe and
+//! FIFO rungs or over two rings, timed as a whole rather than trip by trip;
+//! streams carry a pattern stamped with a sequence number. Each helper
+//! takes `iters` (or bytes) and returns the elapsed time, the shape
+//! criterion's `iter_custom` wants.
 
 use crate::child::{Control, with_child};
 use crate::fifo::Fifo;
+use crate::ladder::{self, Endpoint, Rounds};
 use crate::ring::{Receiver, Ring, Sender, Signal};
 use crate::{Error, Result};
 use shm::ShmName;
@@ -121,61 +125,48 @@ pub fn stream(transport: Transport, total_bytes: u64, msg: usize) -> Result<Dura
     }
 }
 
-/// Round trips through two anonymous pipes (parent → child, child → parent).
+/// Round trips through two anonymous pipes (parent → child, child → parent):
+/// the latency ladder's `pipe` rung, untimed trip by trip.
 pub fn pipe_round_trips(iters: u64) -> Result<Duration> {
     if iters == 0 {
         return Ok(Duration::ZERO);
     }
-    let (down_r, down_w) = crate::pipe()?;
-    let (up_r, up_w) = crate::pipe()?;
-    with_child(
-        "pipe",
-        (down_w, up_r),
-        move |ready| {
-            let (mut rx, mut tx) = (File::from(down_r), File::from(up_w));
-            ready.signal()?;
-            pong(&mut FdLink(&mut tx), &mut FdLink(&mut rx), iters, "pipe")
-        },
-        |(down_w, up_r), ctl| {
-            let (mut tx, mut rx) = (File::from(down_w), File::from(up_r));
-            ctl.wait_ready()?;
-            ping(&mut FdLink(&mut tx), &mut FdLink(&mut rx), iters, "pipe")
-        },
-    )
+    ladder::exchange("pipe", ladder::pipe_pair()?, untimed(iters), None, None)
 }
 
 /// Round trips through two FIFOs in the temporary directory, each opened
-/// by path in both processes; both are removed afterwards.
+/// by path in both processes; both are removed afterwards. The latency
+/// ladder's `fifo` rung, untimed trip by trip.
 pub fn fifo_round_trips(iters: u64) -> Result<Duration> {
     if iters == 0 {
         return Ok(Duration::ZERO);
     }
-    let down = Fifo::create_temp("rt-down")?;
-    let up = Fifo::create_temp("rt-up")?;
-    // Open our read end before forking: the child's open for writing then
-    // finds a reader at once. We read only after the child says it is
-    // ready, by which time it has opened its write end (a FIFO read with no
-    // writer yet would return end-of-file).
-    let up_r = Fifo::open_read_now(up.path())?;
-    let (down_path, up_path) = (down.path().to_path_buf(), up.path().to_path_buf());
-    with_child(
-        "fifo",
-        up_r,
-        move |ready| {
-            // Blocks until the parent opens the write end, so our first read
-            // cannot see a premature end-of-file.
-            let mut rx = Fifo::open_read(&down_path)?;
-            let mut tx = Fifo::open_write(&up_path, OPEN_TIMEOUT)?;
-            ready.signal()?;
-            pong(&mut FdLink(&mut tx), &mut FdLink(&mut rx), iters, "fifo")
-        },
-        |mut rx, ctl| {
-            // Succeeds once the child sits in its open for reading.
-            let mut tx = Fifo::open_write(down.path(), OPEN_TIMEOUT)?;
-            ctl.wait_ready()?;
-            ping(&mut FdLink(&mut tx), &mut FdLink(&mut rx), iters, "fifo")
-        },
-    )
+    ladder::exchange("fifo", ladder::fifo_pair("rt")?, untimed(iters), None, None)
+}
+
+/// `iters` timed round trips, no warm-up.
+fn untimed(iters: u64) -> Rounds {
+    Rounds {
+        warmup: 0,
+        timed: iters,
+    }
+}
+
+/// A ring per direction as a round-trip [`Endpoint`]: 8-byte messages.
+struct RingEp<'r> {
+    tx: Sender<'r>,
+    rx: Receiver<'r>,
+}
+
+impl Endpoint for RingEp<'_> {
+    fn send(&mut self, v: u32) -> Result<()> {
+        self.tx.send(&u64::from(v).to_le_bytes())
+    }
+    fn recv(&mut self) -> Result<u32> {
+        let mut b = [0u8; ROUND_TRIP_BYTES];
+        self.rx.recv_exact(&mut b)?;
+        Ok(u64::from_le_bytes(b) as u32)
+    }
 }
 
 /// Round trips through two shared-memory [`Ring`]s, waiting by `signal`.
@@ -186,25 +177,32 @@ pub fn shm_round_trips(iters: u64, signal: Signal) -> Result<Duration> {
     let what = shm_label(signal);
     let down = Ring::create(&ShmName::unique("rt-down"), signal)?;
     let up = Ring::create(&ShmName::unique("rt-up"), signal)?;
-    // Claim our ends before forking, so the child can tell if we die.
-    let mut tx = down.sender()?;
-    let mut rx = up.receiver()?;
+    // Claim our ends before forking, so the child can tell if we die. They
+    // stay out of `with_child`'s `keep` (which the child drops: a dropped
+    // end closes the ring).
+    let mut ep = RingEp {
+        tx: down.sender()?,
+        rx: up.receiver()?,
+    };
     let (down_name, up_name) = (down.name().clone(), up.name().clone());
     let elapsed = with_child(
         what,
         (),
         move |ready| {
             let (down, up) = (Ring::open(&down_name)?, Ring::open(&up_name)?);
-            let (mut rx, mut tx) = (down.receiver()?, up.sender()?);
+            let mut ep = RingEp {
+                rx: down.receiver()?,
+                tx: up.sender()?,
+            };
             ready.signal()?;
-            pong(&mut tx, &mut rx, iters, what)
+            ladder::pong(&mut ep, iters, what)
         },
         |(), ctl| {
             ctl.wait_ready()?;
-            ping(&mut tx, &mut rx, iters, what)
+            ladder::ping(&mut ep, untimed(iters), None, what)
         },
     );
-    drop((tx, rx));
+    drop(ep);
     elapsed
 }
 
@@ -383,44 +381,6 @@ impl Rx for Receiver<'_> {
     fn recv_exact(&mut self, buf: &mut [u8]) -> Result<()> {
         Receiver::recv_exact(self, buf)
     }
-}
-
-/// The reply to ping `i`: not an echo, so a transport that hands a
-/// message straight back (or a stale one) is caught.
-fn reply_to(i: u64) -> u64 {
-    !i ^ 0x5bd1_e995
-}
-
-/// The timed side of a round trip.
-fn ping(tx: &mut impl Tx, rx: &mut impl Rx, iters: u64, what: &str) -> Result<Duration> {
-    let mut buf = [0u8; ROUND_TRIP_BYTES];
-    let start = Instant::now();
-    for i in 0..iters {
-        tx.send(&i.to_le_bytes())?;
-        rx.recv_exact(&mut buf)?;
-        let got = u64::from_le_bytes(buf);
-        if got != reply_to(i) {
-            return Err(corrupt(
-                what,
-                format!("reply {i} was {got:#x}, expected {:#x}", reply_to(i)),
-            ));
-        }
-    }
-    Ok(start.elapsed())
-}
-
-/// The echoing side of a round trip.
-fn pong(tx: &mut impl Tx, rx: &mut impl Rx, iters: u64, what: &str) -> Result<()> {
-    let mut buf = [0u8; ROUND_TRIP_BYTES];
-    for i in 0..iters {
-        rx.recv_exact(&mut buf)?;
-        let got = u64::from_le_bytes(buf);
-        if got != i {
-            return Err(corrupt(what, format!("ping {i} arrived as {got:#x}")));
-        }
-        tx.send(&reply_to(i).to_le_bytes())?;
-    }
-    Ok(())
 }
 
 /// A fixed pseudo-random block (xorshift), so a shifted or repeated chunk

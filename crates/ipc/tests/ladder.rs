@@ -81,3 +81,14 @@ fn names_round_trip() {
     }
     assert!("carrier-pigeon".parse::<Mechanism>().is_err());
 }
+
+#[test]
+fn too_many_round_trips_for_the_sequence_numbers_are_refused() {
+    let opts = Options {
+        round_trips: 1 << 29,
+        warmup: 0,
+        pin: false,
+    };
+    let e = ladder::run_mechanism(Mechanism::Pipe, &opts).unwrap_err();
+    assert!(matches!(e, ipc::Error::Invalid(_)), "{e}");
+}

@@ -4,6 +4,9 @@
 //! [`PthreadMonitor`] is glibc's: a `PTHREAD_PROCESS_SHARED`, error-checking
 //! `pthread_mutex_t` and two `PTHREAD_PROCESS_SHARED` `pthread_cond_t` whose
 //! clock is `CLOCK_MONOTONIC`.
+//! [`RobustMonitor`] is the same objects with a **robust** mutex, every
+//! lock and wait bounded and a dead holder reported (the latency ladder's
+//! `pthread-cond` rung, whose peer may be killed from outside).
 //!
 //! [`FutexMonitor`] is shmlab's own, in the shape of the first Linux
 //! `pthread_cond` (before glibc 2.25's rewrite): the mutex is Drepper's
@@ -20,6 +23,7 @@
 //! condition in a `while` loop anyway.
 
 use crate::{PthreadError, sys};
+use shm::lock::Acquired;
 use shm_futex::{futex_wait, futex_wake};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -84,7 +88,7 @@ impl PthreadMonitor {
         // SAFETY: the caller's contract; UnsafeCell<T> has T's layout, so the
         // cast pointers address the objects themselves.
         unsafe {
-            sys::mutex_init(UnsafeCell::raw_get(&raw const (*this).mutex))?;
+            sys::mutex_init(UnsafeCell::raw_get(&raw const (*this).mutex), false)?;
             for i in 0..2 {
                 sys::cond_init(UnsafeCell::raw_get(&raw const (*this).cond[i]))?;
             }
@@ -135,6 +139,200 @@ impl Monitor for PthreadMonitor {
             "pthread_cond_broadcast",
             sys::cond_broadcast(&self.cond[cv]),
         );
+    }
+}
+
+/// [`PthreadMonitor`]'s objects with a **robust** mutex, for processes
+/// that may die holding it (a peer killed from outside): every lock and
+/// wait is bounded, and a holder that died is reported, never waited for.
+///
+/// It has no [`Monitor`] impl, whose `lock` waits as long as it takes and
+/// cannot report a dead holder. Instead [`lock_timeout`](Self::lock_timeout)
+/// (`pthread_mutex_clocklock` on `CLOCK_MONOTONIC`) returns a
+/// [`RobustGuard`] that waits and signals, and unlocks when dropped. On
+/// `EOWNERDEAD`, from the lock or from the re-lock at the end of a wait, the
+/// mutex is made consistent again (`pthread_mutex_consistent`) and the
+/// caller is told [`Acquired::PreviousOwnerDied`]: the mutex works, but
+/// what it guarded may be half-updated.
+///
+/// As for `shm_pthread::RobustMutex`, a failed unlock aborts the process:
+/// glibc keeps a held robust mutex on the holder's robust list, through the
+/// mutex's own memory, so going on after a failed unlock could leave glibc
+/// writing into that memory once it is unmapped.
+///
+/// **Never destroyed.** A process killed inside `pthread_cond_timedwait`
+/// leaves glibc's condition variable counting a waiter that will never
+/// leave, and `pthread_cond_destroy` then waits for it for ever; the mutex
+/// may be held by a dead process. So this type has no `destroy`: the
+/// objects hold nothing outside the memory they lie in.
+#[repr(C)]
+pub struct RobustMonitor {
+    mutex: UnsafeCell<libc::pthread_mutex_t>,
+    cond: [UnsafeCell<libc::pthread_cond_t>; 2],
+}
+shm::any_bits!(RobustMonitor { mutex, cond });
+
+// SAFETY: as for PthreadMonitor: process-shared pthread objects, used only
+// through glibc's pthread_* calls.
+unsafe impl Sync for RobustMonitor {}
+
+impl std::fmt::Debug for RobustMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RobustMonitor").finish_non_exhaustive()
+    }
+}
+
+impl RobustMonitor {
+    /// Initialises the mutex (process-shared, error-checking, robust) and
+    /// both condition variables (process-shared, `CLOCK_MONOTONIC`) where
+    /// they lie: in a region, or in any other shared mapping, such as an
+    /// anonymous `MAP_SHARED` one made before a `fork`.
+    ///
+    /// # Safety
+    /// `this` points to zeroed, aligned memory (inside a shared mapping)
+    /// that nobody uses yet and that will never move.
+    pub unsafe fn init(this: *mut Self) -> Result<(), PthreadError> {
+        // SAFETY: the caller's contract; UnsafeCell<T> has T's layout, so the
+        // cast pointers address the objects themselves.
+        unsafe {
+            sys::mutex_init(UnsafeCell::raw_get(&raw const (*this).mutex), true)?;
+            for i in 0..2 {
+                sys::cond_init(UnsafeCell::raw_get(&raw const (*this).cond[i]))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the mutex, waiting at most `timeout` (`CLOCK_MONOTONIC`):
+    /// `None` if it did not get it in time. A holder that died is reported
+    /// by the guard's [`acquired`](RobustGuard::acquired).
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<Option<RobustGuard<'_>>, PthreadError> {
+        let deadline = shm::time::monotonic_deadline(timeout);
+        loop {
+            let acquired = match sys::mutex_clocklock(&self.mutex, &deadline) {
+                0 => Acquired::Clean,
+                libc::ETIMEDOUT => return Ok(None),
+                libc::EOWNERDEAD => self.recover()?,
+                // Not expected from glibc; same absolute deadline.
+                libc::EINTR => continue,
+                rc => return Err(("pthread_mutex_clocklock", rc).into()),
+            };
+            return Ok(Some(RobustGuard {
+                monitor: self,
+                acquired,
+                held: true,
+                _not_send: std::marker::PhantomData,
+            }));
+        }
+    }
+
+    /// After `EOWNERDEAD` (this thread holds the mutex): makes it
+    /// consistent; if that fails, releases it so that the error leaves
+    /// nothing held.
+    #[cold]
+    fn recover(&self) -> Result<Acquired, PthreadError> {
+        match sys::mutex_consistent(&self.mutex) {
+            0 => Ok(Acquired::PreviousOwnerDied { owner: None }),
+            rc => {
+                self.unlock_or_abort();
+                Err(("pthread_mutex_consistent", rc).into())
+            }
+        }
+    }
+
+    fn unlock_or_abort(&self) {
+        let rc = sys::mutex_unlock(&self.mutex);
+        if rc != 0 {
+            sys::fatal(&format!(
+                "shmlab: fatal: pthread_mutex_unlock of a robust monitor failed ({}): it may stay on this thread's robust list after its memory is unmapped",
+                std::io::Error::from_raw_os_error(rc)
+            ));
+        }
+    }
+}
+
+/// [`RobustMonitor`]'s mutex, held by this thread; unlocked on drop. Not
+/// `Send`: glibc tracks the holding thread.
+#[must_use = "the mutex is unlocked when the guard is dropped"]
+pub struct RobustGuard<'a> {
+    monitor: &'a RobustMonitor,
+    acquired: Acquired,
+    /// False after a wait that returned without the mutex.
+    held: bool,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl std::fmt::Debug for RobustGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RobustGuard")
+            .field("acquired", &self.acquired)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RobustGuard<'_> {
+    /// How the lock was taken: [`Acquired::PreviousOwnerDied`] if the last
+    /// holder died holding it (the mutex has been made consistent).
+    pub fn acquired(&self) -> Acquired {
+        self.acquired
+    }
+
+    /// Atomically releases the mutex and sleeps on condition variable `cv`
+    /// (0 or 1) until woken (perhaps spuriously) or `timeout` passes
+    /// (`CLOCK_MONOTONIC`); holds the mutex again on return. The
+    /// [`Acquired`] says how the mutex was taken back:
+    /// [`PreviousOwnerDied`](Acquired::PreviousOwnerDied) if a process that
+    /// took it during the wait died holding it.
+    pub fn wait(&mut self, cv: usize, timeout: Duration) -> Result<(Wait, Acquired), PthreadError> {
+        let m = self.monitor;
+        let deadline = shm::time::monotonic_deadline(timeout);
+        let wait = match sys::cond_timedwait(&m.cond[cv], &m.mutex, &deadline) {
+            0 => Wait::Woken,
+            libc::ETIMEDOUT => Wait::TimedOut,
+            libc::EOWNERDEAD => match m.recover() {
+                Ok(a) => return Ok((Wait::Woken, a)),
+                Err(e) => {
+                    // `recover` gave the mutex back.
+                    self.held = false;
+                    return Err(e);
+                }
+            },
+            rc => {
+                // ENOTRECOVERABLE: glibc could not take the mutex back.
+                // Other errors (EINVAL, EPERM) come before the mutex is
+                // released, and a guard cannot cause them.
+                if rc == libc::ENOTRECOVERABLE {
+                    self.held = false;
+                }
+                return Err(("pthread_cond_timedwait", rc).into());
+            }
+        };
+        Ok((wait, Acquired::Clean))
+    }
+
+    /// `pthread_cond_signal`: wakes (at least) one waiter of `cv`, if any.
+    pub fn signal(&self, cv: usize) {
+        ok(
+            "pthread_cond_signal",
+            sys::cond_signal(&self.monitor.cond[cv]),
+        );
+    }
+
+    /// `pthread_cond_broadcast`: wakes every waiter of `cv`.
+    pub fn broadcast(&self, cv: usize) {
+        ok(
+            "pthread_cond_broadcast",
+            sys::cond_broadcast(&self.monitor.cond[cv]),
+        );
+    }
+}
+
+impl Drop for RobustGuard<'_> {
+    /// `pthread_mutex_unlock`; a failure aborts (see [`RobustMonitor`]).
+    fn drop(&mut self) {
+        if self.held {
+            self.monitor.unlock_or_abort();
+        }
     }
 }
 
@@ -270,6 +468,112 @@ mod tests {
         // SAFETY: initialised just above.
         let m = unsafe { m.assume_init_ref() };
         ping_pong(m);
+    }
+
+    /// A robust monitor, initialised in zeroed boxed memory (which never
+    /// moves while the test uses it).
+    fn robust() -> Box<std::mem::MaybeUninit<RobustMonitor>> {
+        let mut m = Box::new(std::mem::MaybeUninit::<RobustMonitor>::zeroed());
+        // SAFETY: zeroed, aligned boxed storage nobody else sees yet.
+        unsafe { RobustMonitor::init(m.as_mut_ptr()) }.unwrap();
+        m
+    }
+
+    const LONG: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn robust_monitor_hands_every_value_over_and_times_out() {
+        let m = robust();
+        // SAFETY: initialised by `robust`.
+        let m = unsafe { m.assume_init_ref() };
+        let slot = AtomicU64::new(0);
+        let sum = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for v in 1..=2000u64 {
+                    let mut g = m.lock_timeout(LONG).unwrap().unwrap();
+                    while slot.load(Ordering::Relaxed) != 0 {
+                        let (_, a) = g.wait(0, Duration::from_millis(50)).unwrap();
+                        assert_eq!(a, Acquired::Clean);
+                    }
+                    slot.store(v, Ordering::Relaxed);
+                    g.signal(1);
+                }
+            });
+            s.spawn(|| {
+                for _ in 0..2000 {
+                    let mut g = m.lock_timeout(LONG).unwrap().unwrap();
+                    assert_eq!(g.acquired(), Acquired::Clean);
+                    while slot.load(Ordering::Relaxed) == 0 {
+                        let (_, a) = g.wait(1, Duration::from_millis(50)).unwrap();
+                        assert_eq!(a, Acquired::Clean);
+                    }
+                    sum.fetch_add(slot.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+                    g.signal(0);
+                }
+            });
+        });
+        assert_eq!(sum.load(Ordering::Relaxed), 2000 * 2001 / 2);
+        let mut g = m.lock_timeout(LONG).unwrap().unwrap();
+        assert_eq!(
+            g.wait(0, Duration::from_millis(10)).unwrap(),
+            (Wait::TimedOut, Acquired::Clean)
+        );
+        // Held here, so another thread's lock gives up.
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(m.lock_timeout(Duration::from_millis(20)).unwrap().is_none()));
+        });
+        drop(g);
+    }
+
+    /// A thread that ends holding the mutex (its guard forgotten) leaves it
+    /// to the kernel's robust-list walk: the next lock says so, once, and
+    /// the mutex works afterwards.
+    #[test]
+    fn robust_monitor_reports_a_holder_that_died() {
+        let m = robust();
+        // SAFETY: initialised by `robust`.
+        let m = unsafe { m.assume_init_ref() };
+        std::thread::scope(|s| {
+            s.spawn(|| std::mem::forget(m.lock_timeout(LONG).unwrap().unwrap()));
+        });
+        let g = m.lock_timeout(LONG).unwrap().unwrap();
+        assert_eq!(g.acquired(), Acquired::PreviousOwnerDied { owner: None });
+        drop(g);
+        let g = m.lock_timeout(LONG).unwrap().unwrap();
+        assert_eq!(g.acquired(), Acquired::Clean);
+    }
+
+    /// The holder dies while we wait: taking the mutex back at the end of
+    /// the wait reports it.
+    #[test]
+    fn robust_wait_reports_a_holder_that_died_during_it() {
+        let m = robust();
+        // SAFETY: initialised by `robust`.
+        let m = unsafe { m.assume_init_ref() };
+        let mut g = m.lock_timeout(LONG).unwrap().unwrap();
+        std::thread::scope(|s| {
+            // Gets the mutex while this thread waits, and ends holding it.
+            s.spawn(|| std::mem::forget(m.lock_timeout(LONG).unwrap().unwrap()));
+            // (Until it has: this thread may take the mutex back first.)
+            let start = std::time::Instant::now();
+            loop {
+                let (_, a) = g.wait(0, Duration::from_millis(50)).unwrap();
+                if a != Acquired::Clean {
+                    assert_eq!(a, Acquired::PreviousOwnerDied { owner: None });
+                    break;
+                }
+                assert!(
+                    start.elapsed() < LONG,
+                    "the other thread never got the mutex"
+                );
+            }
+        });
+        drop(g);
+        assert_eq!(
+            m.lock_timeout(LONG).unwrap().unwrap().acquired(),
+            Acquired::Clean
+        );
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!
 //! - [`cond`]: a **monitor** — one mutex and two condition variables — as
 //!   glibc's process-shared `pthread_mutex_t` + `pthread_cond_t`
-//!   ([`PthreadMonitor`]), and as shmlab's own futex mutex + sequence-number
-//!   futex condition variables ([`FutexMonitor`]);
+//!   ([`PthreadMonitor`]; [`RobustMonitor`] with a robust mutex, for peers
+//!   that may die holding it), and as shmlab's own futex mutex +
+//!   sequence-number futex condition variables ([`FutexMonitor`]);
 //! - [`rwlock`]: a readers–writer lock, as glibc's process-shared
 //!   `pthread_rwlock_t` ([`PthreadRwLock`]) and as shmlab's own futex rwlock
 //!   ([`FutexRwLock`]), each reader-preferring or writer-preferring;
@@ -33,7 +34,7 @@ pub mod rwlock;
 mod sys;
 
 pub use barrier::{Barrier, FutexBarrier, PthreadBarrier};
-pub use cond::{FutexMonitor, Monitor, PthreadMonitor, Wait};
+pub use cond::{FutexMonitor, Monitor, PthreadMonitor, RobustGuard, RobustMonitor, Wait};
 pub use rwlock::{FutexRwLock, Policy, PthreadRwLock, RwLock};
 
 /// A pthread call that returned an error number.

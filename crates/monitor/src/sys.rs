@@ -2,7 +2,7 @@
 //! `pthread_cond_*`, `pthread_rwlock_*` and `pthread_barrier_*` with their
 //! attribute objects,
 //! all process-shared and initialised in place (the pattern of
-//! `crates/pthread`).
+//! `crates/pthread`), and the `write(2)` of a fatal message.
 //!
 //! pthread functions *return* their error number (0 is success), and the
 //! wrappers hand it back as-is. The object wrappers take `&UnsafeCell<T>`:
@@ -21,6 +21,12 @@ use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 
 unsafe extern "C" {
+    /// glibc >= 2.30: `pthread_mutex_timedlock` against a chosen clock.
+    fn pthread_mutex_clocklock(
+        m: *mut pthread_mutex_t,
+        clock: clockid_t,
+        abstime: *const timespec,
+    ) -> c_int;
     /// glibc >= 2.30: `pthread_rwlock_timedrdlock` against a chosen clock.
     fn pthread_rwlock_clockrdlock(
         l: *mut pthread_rwlock_t,
@@ -59,12 +65,17 @@ impl Drop for MutexAttr {
 
 /// `pthread_mutex_init` in place with `PTHREAD_PROCESS_SHARED` and
 /// `PTHREAD_MUTEX_ERRORCHECK` (an unlock by a thread that does not hold it
-/// is refused with `EPERM` instead of being undefined).
+/// is refused with `EPERM` instead of being undefined), and with `robust`
+/// also `PTHREAD_MUTEX_ROBUST` (a holder that dies hands the next locker
+/// `EOWNERDEAD` instead of a wait that never ends).
 ///
 /// # Safety
 /// `m` points to writable, aligned storage that nobody uses yet and that
 /// never moves.
-pub(crate) unsafe fn mutex_init(m: *mut pthread_mutex_t) -> Result<(), (&'static str, c_int)> {
+pub(crate) unsafe fn mutex_init(
+    m: *mut pthread_mutex_t,
+    robust: bool,
+) -> Result<(), (&'static str, c_int)> {
     let mut a = Box::new(MaybeUninit::<pthread_mutexattr_t>::uninit());
     // SAFETY: boxed, aligned storage for one attribute object; a failed
     // init leaves nothing to destroy (no MutexAttr is built then).
@@ -81,6 +92,12 @@ pub(crate) unsafe fn mutex_init(m: *mut pthread_mutex_t) -> Result<(), (&'static
     check("pthread_mutexattr_settype", unsafe {
         libc::pthread_mutexattr_settype(p, libc::PTHREAD_MUTEX_ERRORCHECK)
     })?;
+    if robust {
+        // SAFETY: as above.
+        check("pthread_mutexattr_setrobust", unsafe {
+            libc::pthread_mutexattr_setrobust(p, libc::PTHREAD_MUTEX_ROBUST)
+        })?;
+    }
     // SAFETY: `m` per the caller's contract; the attribute outlives the call.
     check("pthread_mutex_init", unsafe {
         libc::pthread_mutex_init(m, p)
@@ -182,6 +199,23 @@ pub(crate) fn mutex_unlock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
     unsafe { libc::pthread_mutex_unlock(m.get()) }
 }
 
+/// `pthread_mutex_clocklock(m, CLOCK_MONOTONIC, deadline)`: 0, `ETIMEDOUT`,
+/// `EOWNERDEAD` (robust: the holder died, and this thread now holds it) or
+/// an error number. `deadline` must be normalised
+/// ([`shm::time::monotonic_deadline`]).
+pub(crate) fn mutex_clocklock(m: &UnsafeCell<pthread_mutex_t>, deadline: &timespec) -> c_int {
+    // SAFETY: as for `mutex_lock`; `deadline` is a valid timespec that
+    // outlives the call.
+    unsafe { pthread_mutex_clocklock(m.get(), libc::CLOCK_MONOTONIC, deadline) }
+}
+
+/// `pthread_mutex_consistent(m)`: after `EOWNERDEAD`, marks the robust
+/// mutex usable again (else its next unlock makes it `ENOTRECOVERABLE`).
+pub(crate) fn mutex_consistent(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+    // SAFETY: as for `mutex_lock`.
+    unsafe { libc::pthread_mutex_consistent(m.get()) }
+}
+
 /// `pthread_cond_timedwait(c, m, deadline)` (the deadline on the clock the
 /// condition variable was made with, `CLOCK_MONOTONIC`): 0 (woken, maybe
 /// spuriously), `ETIMEDOUT`, or `EPERM` if `m` is not held.
@@ -272,4 +306,16 @@ pub(crate) fn barrier_wait(b: &UnsafeCell<pthread_barrier_t>) -> c_int {
     // SAFETY: live and aligned for the call (borrowed); glibc changes it
     // only through atomics and its futex.
     unsafe { libc::pthread_barrier_wait(b.get()) }
+}
+
+/// Writes `msg` and a newline to stderr with one `write(2)` (not through
+/// `std::io::stderr()`, whose lock another thread may hold) and aborts.
+#[cold]
+pub(crate) fn fatal(msg: &str) -> ! {
+    let mut line = Vec::with_capacity(msg.len() + 1);
+    line.extend_from_slice(msg.as_bytes());
+    line.push(b'\n');
+    // SAFETY: the pointer and length describe `line`, live for the call.
+    let _ = unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+    std::process::abort()
 }
