@@ -1,11 +1,13 @@
 //! The payload types of the shmlab regions that the `shmlab` tool knows how
 //! to decode, shared by the lab that creates the region and by the tool
 //! that inspects it: lab 3's [`Lab3Payload`], tagged [`LAB3_TYPE`], lab 7's
-//! bounded [`buffer`] and lab 13's table of [`philosophers`].
+//! bounded [`buffer`] and lab 13's table of [`philosophers`]. Each type's
+//! decoder for `shmlab ps` (its `DecodePayload` impl) is beside it.
 
 pub mod buffer;
 pub mod philosophers;
 
+use crate::tool::decode::{Copied, DecodePayload, Decoded, Lookups};
 use shm::{InitCtx, Shared};
 use std::mem::offset_of;
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -60,5 +62,26 @@ impl Lab3Payload {
             u32_at(offset_of!(Lab3Payload, last_pid))?,
             u32_at(offset_of!(Lab3Payload, steps))?,
         ))
+    }
+}
+
+/// What `shmlab ps` reads from lab 3's region: the counter, the last
+/// writer and the checkpoints done (from the bytes, as `inspect` reads
+/// them: [`Lab3Payload::decode`]).
+impl DecodePayload for Lab3Payload {
+    fn report(copy: &Copied<Self>, _who: &Lookups) -> Decoded {
+        match Lab3Payload::decode(copy.bytes()) {
+            Some((counter, pid, steps)) => Decoded {
+                counter: Some(counter),
+                note: Some(format!(
+                    "lab3: last written by pid {pid}, {steps} checkpoint(s) done; no lock"
+                )),
+                ..Decoded::default()
+            },
+            None => Decoded {
+                note: Some("too short".into()),
+                ..Decoded::default()
+            },
+        }
     }
 }

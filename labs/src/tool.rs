@@ -8,20 +8,29 @@
 //! what it reports on. Who uses an object comes from one scan of `/proc`
 //! ([`shm::users`]); whether it is stale from the one definition,
 //! [`shm::listing::Staleness`], that `ls`, `ps` and `clean` share.
+//!
+//! One file per command: `ls`, [`ps`], `watch` (which redraws `ps`'s
+//! report), `inspect` and `clean`; `decode` reads what a region's payload
+//! says (the race's regions through the lock registry, the labs' through
+//! the decoders beside their payload types in [`crate::payloads`]), and
+//! `snapshot` makes the private copies it reads them from. What the
+//! commands share (the header summary, the creator's liveness in words,
+//! one scan of `/proc` and `/dev/shm`, the one way to read an object) is
+//! here.
 
-mod locks;
+mod clean;
+pub(crate) mod decode;
+mod inspect;
+mod ls;
 pub mod ps;
 mod snapshot;
 mod watch;
 
 use crate::fmt;
-use crate::payloads::{LAB3_CHECKPOINTS, LAB3_TYPE, Lab3Payload};
-use anyhow::bail;
-use shm::listing::{Entry, ObjectKind, Staleness};
+use shm::listing::{Entry, Staleness};
 use shm::users::Scan;
-use shm::{HEADER_SIZE, HeaderInfo, InitState, MAGIC, Mode, ShmName, VERSION};
+use shm::{HeaderInfo, ShmName, VERSION};
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
 use std::process::ExitCode;
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
@@ -156,7 +165,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     let out = &mut std::io::stdout().lock();
     match &cli.cmd {
-        Cmd::Ls => ls(out),
+        Cmd::Ls => ls::ls(out),
         Cmd::Ps { name, json } => {
             let report = ps::collect(name.as_ref())?;
             if *json {
@@ -173,10 +182,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             name,
             bytes,
             expect_type,
-        } => inspect(out, name, *bytes, expect_type.as_deref()),
+        } => inspect::inspect(out, name, *bytes, expect_type.as_deref()),
         Cmd::Clean { name, dry_run } => match name {
-            Some(n) => clean_one(out, n, *dry_run),
-            None => clean_stale(out, *dry_run),
+            Some(n) => clean::clean_one(out, n, *dry_run),
+            None => clean::clean_stale(out, *dry_run),
         },
         Cmd::RepairSem { name, holder } => repair_sem(out, name, *holder),
     }
@@ -239,114 +248,6 @@ fn scan_and_list() -> anyhow::Result<(Scan, Vec<Entry>)> {
     Ok((scan, entries))
 }
 
-fn ls(out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    let (scan, entries) = scan_and_list()?;
-    if entries.is_empty() {
-        writeln!(out, "{} is empty", shm::SHM_DIR)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let verdicts: Vec<Staleness> = entries
-        .iter()
-        .map(|e| e.staleness(&scan, &entries))
-        .collect();
-    let rows: Vec<[String; 8]> = entries
-        .iter()
-        .zip(&verdicts)
-        .map(|(e, verdict)| {
-            let shmlab = match (&e.header, e.kind) {
-                (Some(h), _) => format!("region {}", header_summary(h, verdict)),
-                (None, ObjectKind::SharedMemory) if !e.readable => "(unreadable)".into(),
-                (None, ObjectKind::Semaphore) if e.is_shmlab_semaphore() => {
-                    "shmlab semaphore".into()
-                }
-                (None, ObjectKind::SharedMemory) if e.is_shmlab_object_without_header() => {
-                    "shmlab object (no header)".into()
-                }
-                (None, ObjectKind::Other) => format!("- ({}: never opened)", e.file_kind),
-                _ => "-".into(),
-            };
-            let name = match e.kind {
-                ObjectKind::SharedMemory => format!("/{}", e.display_name()),
-                _ => e.display_name(),
-            };
-            let users = match e.users(&scan).len() {
-                0 => "-".to_string(),
-                n => n.to_string(),
-            };
-            [
-                e.kind.to_string(),
-                e.size.to_string(),
-                fmt::mode(e.mode),
-                fmt::escape_str(&e.owner),
-                fmt_time(e.mtime),
-                users,
-                name,
-                shmlab,
-            ]
-        })
-        .collect();
-    let head = [
-        "KIND",
-        "SIZE",
-        "MODE",
-        "OWNER",
-        "MODIFIED (UTC)",
-        "USERS",
-        "NAME",
-        "SHMLAB",
-    ];
-    let mut w = head.map(str::len);
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.len());
-        }
-    }
-    let line = |r: [&str; 8]| {
-        format!(
-            "{:<w0$}  {:>w1$}  {:<w2$}  {:<w3$}  {:<w4$}  {:>w5$}  {:<w6$}  {}",
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            w0 = w[0],
-            w1 = w[1],
-            w2 = w[2],
-            w3 = w[3],
-            w4 = w[4],
-            w5 = w[5],
-            w6 = w[6]
-        )
-        .trim_end()
-        .to_string()
-    };
-    writeln!(out, "{}", line(head))?;
-    for r in &rows {
-        writeln!(out, "{}", line(r.each_ref().map(String::as_str)))?;
-    }
-    let stale = verdicts.iter().filter(|v| v.is_stale()).count();
-    writeln!(out)?;
-    let n = entries.len();
-    write!(out, "{n} {}", if n == 1 { "entry" } else { "entries" })?;
-    if stale > 0 {
-        write!(
-            out,
-            "; {stale} stale shmlab object(s): remove with `shmlab clean`"
-        )?;
-    }
-    writeln!(
-        out,
-        "; USERS: processes that map it or hold it open (`shmlab ps` names them)"
-    )?;
-    if let Some(c) = scan.caveat() {
-        writeln!(out, "{c}")?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Reads up to `len` bytes from `offset` of the object's file, opened the
 /// one safe way ([`shm::listing::read_entry_at`]: a regular file, no link
 /// followed, nothing that can block), never more than the file holds.
@@ -359,360 +260,6 @@ fn read_at(name: &ShmName, offset: u64, len: usize) -> anyhow::Result<Vec<u8>> {
             ),
         }
     })
-}
-
-fn inspect(
-    out: &mut impl Write,
-    name: &ShmName,
-    bytes: usize,
-    expect_type: Option<&str>,
-) -> anyhow::Result<ExitCode> {
-    let md = match std::fs::symlink_metadata(name.path()) {
-        Ok(md) => md,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(shm::Error::NotFound { name: name.clone() }.into());
-        }
-        Err(e) => bail!("cannot stat {}: {e}", name.path().display()),
-    };
-    let file_kind = shm::listing::FileKind::of(md.file_type());
-    let other = format!("other: a {file_kind}, not a regular file (never opened)");
-    let kind = if !md.is_file() {
-        other.as_str()
-    } else if name.file_name().starts_with("sem.") {
-        "POSIX named semaphore"
-    } else {
-        "POSIX shared-memory object"
-    };
-    let size = md.size();
-    writeln!(out, "{name}  ({})", name.path().display())?;
-    writeln!(out, "  kind      {kind}")?;
-    writeln!(out, "  size      {size} bytes")?;
-    writeln!(
-        out,
-        "  mode      {}",
-        fmt::mode(Mode::from_bits_truncate(md.mode()))
-    )?;
-    writeln!(
-        out,
-        "  owner     {} (uid {})",
-        fmt::escape_str(&shm::users::user_name(md.uid())),
-        md.uid()
-    )?;
-    writeln!(out, "  modified  {} UTC", fmt_time(md.mtime()))?;
-    if !md.is_file() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let head = read_at(name, 0, HEADER_SIZE)?;
-    let Some(h) = HeaderInfo::from_bytes(&head) else {
-        if head.len() >= 8 && head[..8] == MAGIC.to_le_bytes() {
-            bail!(
-                "{name} starts with shmlab's magic but is only {size} bytes, shorter than a {HEADER_SIZE}-byte header: it was truncated; remove it with `shmlab clean --name {name}`"
-            );
-        }
-        if let Some(t) = expect_type {
-            return Err(shm::Error::NotARegion {
-                name: name.clone(),
-                why: format!("no shmlab header at offset 0, so it cannot hold {t}"),
-            }
-            .into());
-        }
-        return plain(out, name, size, bytes);
-    };
-    region(out, name, size, &h, bytes, expect_type)
-}
-
-fn plain(
-    out: &mut impl Write,
-    name: &ShmName,
-    size: u64,
-    bytes: usize,
-) -> anyhow::Result<ExitCode> {
-    writeln!(
-        out,
-        "  shmlab    no: a plain object (no shmlab header), e.g. the textbook's segment"
-    )?;
-    let first = read_at(name, 0, bytes)?;
-    writeln!(out, "  first {} bytes:", first.len())?;
-    write!(out, "{}", hexdump(&first, 0))?;
-    // The C string at offset 0, as the textbook's consumer would print it.
-    let text = read_at(name, 0, 64 * 1024)?;
-    let s: Vec<u8> = text.iter().copied().take_while(|&b| b != 0).collect();
-    let looks_like_text = !s.is_empty()
-        && std::str::from_utf8(&s)
-            .is_ok_and(|t| t.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'));
-    if looks_like_text {
-        let terminated = s.len() < text.len() || (s.len() as u64) < size;
-        writeln!(
-            out,
-            "  string    {:?} ({} bytes{})",
-            String::from_utf8_lossy(&s),
-            s.len(),
-            if terminated {
-                ", NUL-terminated"
-            } else {
-                ", no NUL"
-            }
-        )?;
-    } else if s.is_empty() {
-        writeln!(out, "  string    (none: the first byte is NUL)")?;
-    } else {
-        writeln!(
-            out,
-            "  string    (the bytes before the first NUL are not text)"
-        )?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn region(
-    out: &mut impl Write,
-    name: &ShmName,
-    size: u64,
-    h: &HeaderInfo,
-    bytes: usize,
-    expect_type: Option<&str>,
-) -> anyhow::Result<ExitCode> {
-    let state = h
-        .init_state()
-        .map_or_else(|| format!("unknown ({})", h.state), |s| s.to_string());
-    writeln!(
-        out,
-        "  shmlab    region (header at offset 0, {HEADER_SIZE} bytes)"
-    )?;
-    writeln!(
-        out,
-        "  version   {}{}",
-        h.version,
-        if h.version == VERSION {
-            ""
-        } else {
-            " (NOT this build's)"
-        }
-    )?;
-    writeln!(out, "  type      {}", fmt::escape_str(&h.type_name))?;
-    writeln!(out, "  state     {state}")?;
-    let (scan, entries) = scan_and_list()?;
-    let verdict = entries
-        .iter()
-        .find(|e| e.file_name == name.file_name())
-        .map(|e| e.staleness(&scan, &entries));
-    if let Some(v) = &verdict {
-        writeln!(
-            out,
-            "  creator   pid {} (uid {}), {}",
-            h.creator_pid,
-            h.creator_uid,
-            creator_words(v, "this region is STALE (`shmlab clean` removes it)")
-        )?;
-    }
-    let users = entries
-        .iter()
-        .find(|e| e.file_name == name.file_name())
-        .map_or(&[][..], |e| e.users(&scan));
-    let pids: Vec<String> = users
-        .iter()
-        .map(|u| format!("{} ({})", u.pid, fmt::escape_str(&u.comm)))
-        .collect();
-    writeln!(
-        out,
-        "  used by   {}",
-        if pids.is_empty() {
-            "no process (see `shmlab ps`)".to_string()
-        } else {
-            format!("pid {} (see `shmlab ps`)", pids.join(", "))
-        }
-    )?;
-    let created_s = i64::try_from(h.created_unix_ns / 1_000_000_000).unwrap_or(0);
-    writeln!(out, "  created   {} UTC", fmt_time(created_s))?;
-    writeln!(
-        out,
-        "  payload   {} bytes at offset {}, align {}",
-        h.payload_size, h.payload_offset, h.payload_align
-    )?;
-    if h.version != VERSION {
-        return Err(shm::Error::VersionMismatch {
-            name: name.clone(),
-            found: h.version,
-            expected: VERSION,
-        }
-        .into());
-    }
-    if let Some(t) = expect_type
-        && t != h.type_name
-    {
-        return Err(shm::Error::TypeMismatch {
-            name: name.clone(),
-            found: h.type_name.clone(),
-            expected: t.to_owned(),
-        }
-        .into());
-    }
-    let Some(needed) = h.needed_len() else {
-        return Err(shm::Error::NotARegion {
-            name: name.clone(),
-            why: format!(
-                "its header's sizes overflow (payload {} bytes at offset {}, {} trailing): it was not written by shmlab; remove it with `shmlab clean --name {name}`",
-                h.payload_size, h.payload_offset, h.trailing_len
-            ),
-        }
-        .into());
-    };
-    if size < needed {
-        return Err(shm::Error::TooSmall {
-            name: name.clone(),
-            actual: size,
-            needed,
-        }
-        .into());
-    }
-    if h.init_state() != Some(InitState::Ready) {
-        writeln!(out, "  (not ready: the payload may be half-initialised)")?;
-    }
-    let payload = read_at(
-        name,
-        u64::from(h.payload_offset),
-        usize::try_from(h.payload_size)
-            .unwrap_or(usize::MAX)
-            .min(bytes),
-    )?;
-    writeln!(out, "  payload, first {} bytes:", payload.len())?;
-    write!(out, "{}", hexdump(&payload, h.payload_offset as usize))?;
-    if h.type_name == LAB3_TYPE
-        && let Some((counter, pid, steps)) = Lab3Payload::decode(&payload)
-    {
-        writeln!(
-            out,
-            "  lab3      counter {counter}, last written by pid {pid}, checkpoints completed {steps} of {LAB3_CHECKPOINTS}"
-        )?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn clean_one(out: &mut impl Write, name: &ShmName, dry_run: bool) -> anyhow::Result<ExitCode> {
-    let (scan, entries) = scan_and_list()?;
-    let Some(e) = entries.iter().find(|e| e.file_name == name.file_name()) else {
-        return Err(shm::Error::NotFound { name: name.clone() }.into());
-    };
-    let me = nix::unistd::getuid().as_raw();
-    if e.uid != me {
-        bail!(
-            "{name} belongs to {} (uid {}), not to you (uid {me}); shmlab clean removes only your own objects: ask its owner",
-            fmt::escape_str(&e.owner),
-            e.uid
-        );
-    }
-    if let [first, ..] = e.users(&scan) {
-        let n = e.users(&scan).len();
-        bail!(
-            "{name} is {} by pid {} ({}){}: shmlab clean never removes an object a live process uses; end {} first (see `shmlab ps {name}`)",
-            if first.mapped() {
-                "mapped"
-            } else {
-                "held open"
-            },
-            first.pid,
-            fmt::escape_str(&first.comm),
-            if n > 1 {
-                format!(" and {} more process(es)", n - 1)
-            } else {
-                String::new()
-            },
-            if n > 1 { "them" } else { "it" }
-        );
-    }
-    let unseen = scan.could_use_unseen(e.uid, e.gid, e.mode);
-    if !unseen.is_empty() {
-        let pids: Vec<String> = unseen.iter().map(i32::to_string).collect();
-        bail!(
-            "{name} may be in use: pid {} could not be inspected and {} open it (its mode is {}); rerun as root, or make it 0600 first with chmod",
-            pids.join(", "),
-            if unseen.len() == 1 {
-                "its user may"
-            } else {
-                "their users may"
-            },
-            fmt::mode(e.mode)
-        );
-    }
-    let what = describe(e, &e.staleness(&scan, &entries));
-    if dry_run {
-        writeln!(out, "would remove {name} ({what})")?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    e.remove_judged()
-        .map_err(|err| anyhow::anyhow!("did not remove {name}: {err}"))?;
-    writeln!(out, "removed {name} ({what})")?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// What an entry is, for `clean`'s lines.
-fn describe(e: &Entry, verdict: &Staleness) -> String {
-    match (&e.header, e.kind) {
-        (Some(h), _) => format!("shmlab region {}", header_summary(h, verdict)),
-        (None, ObjectKind::Semaphore) if e.is_shmlab_semaphore() => {
-            format!("shmlab semaphore; {}", verdict.reason())
-        }
-        (None, ObjectKind::Semaphore) => "named semaphore".into(),
-        (None, ObjectKind::SharedMemory) if e.is_shmlab_object_without_header() => {
-            format!("shmlab object without a header; {}", verdict.reason())
-        }
-        (None, ObjectKind::Other) => format!("a {}", e.file_kind),
-        _ => "plain object".into(),
-    }
-}
-
-fn clean_stale(out: &mut impl Write, dry_run: bool) -> anyhow::Result<ExitCode> {
-    let (scan, entries) = scan_and_list()?;
-    let me = nix::unistd::getuid().as_raw();
-    let verb = if dry_run { "would remove" } else { "removed" };
-    let mut removed = 0;
-    let mut left = Vec::new();
-    for e in &entries {
-        // As `shm_unlink` names it: `/OS`, `/sem.NAME`.
-        let name = format!("/{}", e.display_name());
-        let verdict = e.staleness(&scan, &entries);
-        match &verdict {
-            Staleness::NotShmlab => continue,
-            v if !v.is_stale() => left.push(format!("left {name}: {}", v.reason())),
-            _ if e.uid != me => left.push(format!(
-                "left {name} (owned by {}): not yours, though stale",
-                fmt::escape_str(&e.owner)
-            )),
-            _ => {
-                let why = describe(e, &verdict);
-                if !dry_run {
-                    // The file judged, by its exact bytes and identity:
-                    // never another file that prints the same.
-                    match e.remove_judged() {
-                        Ok(()) => {}
-                        Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue, // someone beat us to it
-                        Err(err) => {
-                            left.push(format!("could not remove {name}: {err}"));
-                            continue;
-                        }
-                    }
-                }
-                writeln!(out, "{verb} {name} ({why})")?;
-                removed += 1;
-            }
-        }
-    }
-    if removed == 0 {
-        writeln!(
-            out,
-            "nothing to clean: no stale shmlab objects of yours in {}",
-            shm::SHM_DIR
-        )?;
-    } else {
-        writeln!(out, "{verb} {removed} object(s)")?;
-    }
-    for l in left {
-        writeln!(out, "{l}")?;
-    }
-    if let Some(c) = scan.caveat() {
-        writeln!(out, "{c}")?;
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `shmlab repair-sem`: the deliberate repair of a wedged named semaphore.

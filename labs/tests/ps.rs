@@ -463,17 +463,12 @@ fn ps_follows_a_futex_region_through_its_life() {
 
 /// Every region lock's holder as the lock records it: a tid for the futex,
 /// spin and pthread locks, the last taker's pid for the semaphores; free
-/// again after unlock.
+/// again after unlock. Every region lock of the registry: one added there
+/// is covered here with no change.
 #[test]
 fn ps_names_the_holder_of_every_region_lock() {
-    for kind in [
-        "futex",
-        "spin",
-        "pthread",
-        "pthread-plain",
-        "sem",
-        "sem-unnamed",
-    ] {
+    for mode in race::SyncMode::region_locks() {
+        let kind = mode.name();
         let (mut guard, name) = Unlink::new(&format!("ps-holder-{kind}"));
         guard
             .0
@@ -519,6 +514,85 @@ fn ps_names_the_holder_of_every_region_lock() {
         drop(holder);
         drop(creator);
         drop(guard);
+    }
+}
+
+/// The region of `mode`'s race run by this process, if it is in
+/// `/dev/shm` now (the race names it by `ShmName::unique`:
+/// `shmlab-race-<mode>-<pid>-<n>`).
+fn race_region(mode: race::SyncMode) -> Option<ShmName> {
+    let purpose: String = format!("race-{mode}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let prefix = format!("shmlab-{purpose}-{}-", std::process::id());
+    std::fs::read_dir(shm::SHM_DIR)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .find(|f| f.starts_with(&prefix))
+        .map(|f| ShmName::parse(&f).unwrap())
+}
+
+/// Every mode of the registry, in a real race (threads, which every mode
+/// runs), seen by `shmlab ps` while the race runs (from its progress
+/// callback, which the coordinator calls at least once, at the end, while
+/// the region is still there): the region is decoded (never "which this
+/// build does not know", as `spin-pure` once was), with its counter and
+/// its two workers, and a region lock's report names the lock. A mode
+/// added to the registry is covered with no change here.
+#[test]
+fn ps_decodes_the_region_of_every_registry_mode() {
+    for mode in race::SyncMode::ALL {
+        let cfg = race::Config {
+            sync: mode,
+            kind: race::WorkerKind::Threads,
+            workers: 2,
+            iters: 20_000,
+            hold: 0,
+        };
+        let mut seen: Option<Value> = None;
+        race::run_trial(&cfg, 1, &mut |_, _| {
+            if seen.is_none() {
+                seen = race_region(mode).map(|name| ps(&name));
+            }
+        })
+        .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let o = seen.unwrap_or_else(|| panic!("{mode}: ps never saw its region"));
+        let region = &o["region"];
+        assert!(
+            region["type"].as_str().unwrap().starts_with("race/"),
+            "{mode}: {o:#}"
+        );
+        assert!(
+            region["note"]
+                .as_str()
+                .is_none_or(|n| !n.contains("does not know")),
+            "{mode}: {o:#}"
+        );
+        assert!(region["counter"].is_u64(), "{mode}: {o:#}");
+        assert_eq!(
+            region["workers"].as_array().unwrap().len(),
+            2,
+            "{mode}: {o:#}"
+        );
+        let kinds: Vec<&str> = region["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["kind"].as_str().unwrap())
+            .collect();
+        if mode.is_region_lock() {
+            assert_eq!(kinds, [mode.name()], "{mode}: {o:#}");
+        } else {
+            assert!(kinds.is_empty(), "{mode}: {o:#}");
+        }
     }
 }
 

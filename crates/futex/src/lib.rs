@@ -162,6 +162,7 @@
 mod futex;
 #[cfg(not(loom))]
 mod gate;
+mod inspect;
 mod owner;
 mod pure;
 mod spin;

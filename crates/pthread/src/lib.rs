@@ -60,6 +60,7 @@
 //! The fast path (lock, unlock) makes no system call more than before: only
 //! the unlock's return value is now checked.
 
+mod inspect;
 mod sys;
 
 use shm::InitCtx;

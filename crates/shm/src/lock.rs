@@ -16,6 +16,11 @@
 //! take the lock through [`Lock::lock`], which returns a [`Guard`] that
 //! unlocks on drop.
 //!
+//! A lock also describes itself to readers that do not use it:
+//! [`InspectLock::inspect`] reads a private copy of its state into a
+//! lock-agnostic [`LockInfo`] (holder, waiters, value, notes), which is
+//! what `shmlab ps` reports, whatever the lock.
+//!
 //! **No attaching before init.** An all-zero `pthread_mutex_t` or `sem_t` is
 //! a valid *process-private* object: attaching to one across processes
 //! would use private futex operations and lose wake-ups. So payloads hold a
@@ -341,4 +346,120 @@ impl<L: RawLock> fmt::Debug for Guard<'_, '_, L> {
             .field("acquired", &self.how)
             .finish()
     }
+}
+
+/// What a lock's state says about the lock, as someone who does not use it
+/// reads it (`shmlab ps`): one lock-agnostic description that every lock
+/// fills in through [`InspectLock`], so that a reader needs no list of
+/// locks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockInfo {
+    /// In a word: `free`, `held`, `owner died`, `not recoverable`, or
+    /// `unknown` (the state does not say).
+    pub state: &'static str,
+    /// Who holds it now, as the lock records it (an id of the kind
+    /// [`ids`](Self::ids) says). For a lock with no owner (a semaphore at
+    /// 0), the last process that took it.
+    pub holder: Option<i32>,
+    /// What the lock's ids name: threads or processes.
+    pub ids: Ids,
+    /// The last process that took it, held or not, for a lock that records
+    /// that apart from a holder (the semaphores).
+    pub last_taken_by: Option<i32>,
+    /// Who waits, as far as the lock records it.
+    pub waiters: Waiters,
+    /// A counting lock's value (a semaphore's: 1 free, 0 held); `None`
+    /// when the lock has none or it could not be read.
+    pub value: Option<i32>,
+    /// The name of the object outside the region that holds the lock (a
+    /// named semaphore's), exactly the bytes the state stores: a peer may
+    /// have stored any bytes, so check them before using them as a name
+    /// and escape them before printing them.
+    pub object: Option<Vec<u8>>,
+    /// What else a reader should know (a dead holder, how to repair, what
+    /// the lock cannot record), in sentences. Every byte in them that came
+    /// from shared memory or from outside is escaped
+    /// ([`escape_bytes`](crate::listing::escape_bytes)): they hold no
+    /// control character.
+    pub notes: Vec<String>,
+}
+
+impl LockInfo {
+    /// A free lock that names nobody, records no waiters and has no value:
+    /// what an implementation starts from.
+    pub fn free(ids: Ids) -> Self {
+        LockInfo {
+            state: "free",
+            holder: None,
+            ids,
+            last_taken_by: None,
+            waiters: Waiters::NotRecorded,
+            value: None,
+            object: None,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// What the ids a lock records name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ids {
+    /// Kernel thread ids (the futex and spin locks, pthread mutexes).
+    Threads,
+    /// Process ids (the semaphores, which record the last taker's pid).
+    Processes,
+}
+
+impl Ids {
+    /// `tid` or `pid`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Ids::Threads => "tid",
+            Ids::Processes => "pid",
+        }
+    }
+}
+
+/// What a lock records about who waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waiters {
+    /// An exact count of sleepers (glibc semaphores' `nwaiters`).
+    Count(u32),
+    /// A flag: someone waits (or waited: the flag may be stale), not how
+    /// many.
+    Flag {
+        /// Whether it is set.
+        any: bool,
+        /// What a set flag is, in words (`FUTEX_WAITERS is set: ...`).
+        means: &'static str,
+    },
+    /// The lock does not record its waiters.
+    NotRecorded,
+}
+
+/// A lock that can say what its state records (holder, waiters, value)
+/// from a copy of that state: what `shmlab ps` shows for it. Every lock of
+/// the race registry implements it, beside the lock, since
+/// `race::ModeVisitor::region_lock` requires it; a lock added there is
+/// then decoded by the tool with no other change.
+pub trait InspectLock: RawLock {
+    /// Describes the lock from `state`, a private copy of a region's state
+    /// (a peer may have stored any bytes in it: nothing read from it is
+    /// trusted, counts are checked, nothing panics), and `bytes`, the bytes
+    /// it was copied from (`size_of::<Self::State>()` of them, or fewer if
+    /// the caller could not read them: missing bytes are unknown), for the
+    /// C library's internals that the state's type does not expose.
+    /// `liveness` says whether a thread or process the state names is
+    /// alive, for the notes about a dead holder (a caller asks `/proc`
+    /// once per id, so that its report and the notes agree).
+    ///
+    /// It only reads: it never calls the lock, and opens nothing but what
+    /// the state names inside `/dev/shm` (a named semaphore's file), the
+    /// safe way ([`read_entry`](crate::listing::read_entry)), after
+    /// checking the name.
+    fn inspect(
+        state: &Self::State,
+        bytes: &[u8],
+        liveness: &dyn Fn(i32) -> crate::process::Liveness,
+    ) -> LockInfo;
 }

@@ -2,12 +2,15 @@
 //! consumers on it and by `shmlab ps`, which reads it from a copy: the
 //! ring's head, tail and fill count, and the synchronisation the run chose
 //! (three process-shared semaphores, or a futex lock and a futex word).
+//! Its decoder for `shmlab ps` is here too (its `DecodePayload` impl).
 
 use crate::items::Slot;
-use shm::lock::LockState;
+use crate::tool::decode::{Copied, DecodePayload, Decoded, LockReport, Lookups, Waiters};
+use shm::lock::{LockState, RawLock};
 use shm::{CachePadded, InitCtx, Shared};
 use shm_futex::FutexLock;
-use shm_sem::SemCell;
+use shm_sem::inspect::{glibc_sem_waiters, semaphore};
+use shm_sem::{SemCell, UnnamedSemaphore};
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 /// Most slots a ring can have.
@@ -176,5 +179,121 @@ unsafe impl Shared for Buffer {
             }
         }
         Ok(())
+    }
+}
+
+/// What `shmlab ps` reads from a copy of the buffer: where the ring stands
+/// (head, tail, items in it) and its synchronisation: the three semaphores
+/// (`sem`), or the futex lock and the fill-count word consumers sleep on
+/// (`futex`).
+impl DecodePayload for Buffer {
+    fn report(b: &Copied<Self>, who: &Lookups) -> Decoded {
+        use crate::fmt::group;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (head, tail) = (load(&b.head.0), load(&b.tail.0));
+        let sync = b.sync_mode();
+        let mut locks = Vec::new();
+        let counting = |label: &str, value: Option<i32>, waiters: Waiters, note: &str| {
+            let mut r = LockReport::new(UnnamedSemaphore::NAME);
+            r.name = label.into();
+            r.state = "counting";
+            r.value = value;
+            r.waiters = waiters;
+            r.notes.push(note.into());
+            r
+        };
+        let sem_waiters = |cell: &SemCell| glibc_sem_waiters(b.bytes_of(cell).get(..8)?);
+        match sync {
+            Some(BufferSync::Sem) => {
+                let count =
+                    |cell| sem_waiters(cell).map_or(Waiters::No, |count| Waiters::Count { count });
+                locks.push(counting(
+                    "empty",
+                    b.empty.value().ok(),
+                    count(&b.empty),
+                    "free slots: producers wait on it when it is 0",
+                ));
+                locks.push(counting(
+                    "full",
+                    b.full.value().ok(),
+                    count(&b.full),
+                    "filled slots: consumers wait on it when it is 0",
+                ));
+                let info = semaphore(b.mutex.value().ok(), sem_waiters(&b.mutex), 0, &|id| {
+                    who.liveness(id)
+                });
+                locks.push(LockReport::from_info(
+                    "mutex",
+                    UnnamedSemaphore::NAME,
+                    info,
+                    who,
+                ));
+            }
+            Some(BufferSync::Futex) => {
+                let state = b.lock.0.raw();
+                locks.push(LockReport::of::<FutexLock>(
+                    "lock",
+                    state,
+                    b.bytes_of(state),
+                    who,
+                ));
+                let mut c = LockReport::new("futex word");
+                c.name = "count".into();
+                c.state = "counting";
+                let count = b.count.0.load(Ordering::Relaxed);
+                c.value = i32::try_from(count).ok();
+                if c.value.is_none() {
+                    c.notes.push(format!(
+                        "the word holds {}, more than any count: the region is corrupt",
+                        group(u64::from(count))
+                    ));
+                }
+                c.waiters = Waiters::Count {
+                    count: b.waiters.0.load(Ordering::Relaxed),
+                };
+                c.notes.push(
+                    "filled slots: consumers sleep on this word (futex_wait) while it is 0, producers while it is the ring's size; the lab counts the sleepers"
+                        .into(),
+                );
+                locks.push(c);
+            }
+            Some(BufferSync::None) | None => {}
+        }
+        let capacity = b.capacity.load(Ordering::Relaxed);
+        // head - tail is the ring's fill, 0 to its size; anything else is a
+        // corrupt region (or one written by something else), said as such.
+        let in_ring = match head.checked_sub(tail) {
+            Some(n) if n <= u64::from(capacity) => format!("{} item(s) in the ring", group(n)),
+            Some(n) => format!(
+                "{} apart: more than the ring holds, the region is inconsistent",
+                group(n)
+            ),
+            None => "the tail is past the head: the region is inconsistent".into(),
+        };
+        let note = format!(
+            "lab7: sync {}, a ring of {} slot(s){}; head {}, tail {} ({in_ring}); {} of {} item(s) claimed by consumers; producers {}; torn items so far {}",
+            sync.map_or("unknown", BufferSync::name),
+            group(u64::from(capacity)),
+            if capacity > MAX_SLOTS {
+                format!(" (more than the {MAX_SLOTS} a region has: inconsistent)")
+            } else {
+                String::new()
+            },
+            group(head),
+            group(tail),
+            group(load(&b.claimed.0)),
+            group(load(&b.total)),
+            if b.producers_done.0.load(Ordering::Relaxed) != 0 {
+                "all done"
+            } else {
+                "still producing"
+            },
+            group(load(&b.torn)),
+        );
+        Decoded {
+            locks,
+            note: Some(note),
+            ..Decoded::default()
+        }
     }
 }

@@ -2,8 +2,10 @@
 //! them and by `shmlab ps`, which reads it from a copy: the forks (futex
 //! locks whose words hold their holders' tids), each philosopher's seat
 //! (its tid, the fork it waits for, its meals), and the wait-for graph the
-//! two of them build from those.
+//! two of them build from those; and its decoder for `shmlab ps`
+//! (its `DecodePayload` impl).
 
+use crate::tool::decode::{Copied, DecodePayload, Decoded, LockReport, Lookups};
 use shm::lock::{Lock, LockState, RawLock};
 use shm::{CachePadded, InitCtx, Shared};
 use shm_futex::FutexLock;
@@ -192,5 +194,65 @@ impl Table {
             }
         }
         None
+    }
+}
+
+/// What `shmlab ps` reads from a copy of the table: every fork as a futex
+/// lock (holder, waiters flag), who holds it and who waits for it by
+/// philosopher, and the wait-for graph's cycle if it has one now.
+impl DecodePayload for Table {
+    fn report(t: &Copied<Self>, who: &Lookups) -> Decoded {
+        let n = t.seated();
+        let locks = (0..n)
+            .map(|f| {
+                let state = t.forks[f as usize].0.raw();
+                let mut r =
+                    LockReport::of::<FutexLock>(format!("fork {f}"), state, t.bytes_of(state), who);
+                if let Some(p) = t.fork_holder(f) {
+                    r.notes.push(format!("held by philosopher {p}"));
+                }
+                let waiting: Vec<String> = (0..n)
+                    .filter(|&p| t.waits_for(p) == Some(f))
+                    .map(|p| p.to_string())
+                    .collect();
+                if !waiting.is_empty() {
+                    r.notes
+                        .push(format!("waited for by philosopher {}", waiting.join(", ")));
+                }
+                r
+            })
+            .collect();
+        let meals: Vec<String> = (0..n)
+            .map(|p| crate::fmt::group(t.seats[p as usize].0.meals.load(Ordering::Relaxed)))
+            .collect();
+        let mut note = format!("lab13: {n} philosophers; meals {}", meals.join(", "));
+        let cycle = t.find_cycle();
+        match &cycle {
+            Some(cycle) => {
+                let walk: Vec<String> = cycle
+                    .iter()
+                    .map(|l| {
+                        format!(
+                            "philosopher {} (tid {}) holds fork {}, waits for fork {}",
+                            l.philosopher, l.tid, l.holds, l.waits_for
+                        )
+                    })
+                    .collect();
+                note.push_str(&format!(
+                    "; the wait-for graph has a cycle: {} (a deadlock, if it is still there a moment later)",
+                    walk.join(" -> ")
+                ));
+            }
+            None => note.push_str("; no cycle in the wait-for graph"),
+        }
+        if t.stop.load(Ordering::Relaxed) != 0 {
+            note.push_str("; the philosophers were told to stop");
+        }
+        Decoded {
+            locks,
+            note: Some(note),
+            cycle,
+            ..Decoded::default()
+        }
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! One [`shm::users::scan`] of `/proc` per report, then one listing of
 //! `/dev/shm`; every fact comes from one of them or from a region's bytes
-//! (`super::locks`). `watch` redraws the same [`Report`] lines.
+//! (`super::decode`). `watch` redraws the same [`Report`] lines.
 //!
 //! Every string that came from outside (a file name, a header's type tag,
 //! a command, a user name, a semaphore name) is printed in the text
@@ -14,7 +14,7 @@
 //! name that is not UTF-8, which JSON cannot hold: `name` and `path` are
 //! then its escaped form and `name_escaped` is `true`.
 
-use super::locks::{self, Decoded};
+use super::decode::{self, Decoded};
 use crate::fmt;
 use serde::Serialize;
 use shm::listing::{Entry, ObjectKind, Staleness};
@@ -154,7 +154,7 @@ fn region_report(name: &ShmName, h: &HeaderInfo) -> RegionReport {
             .init_state()
             .map_or_else(|| format!("unknown ({})", h.state), |s| s.to_string()),
         version: h.version,
-        decoded: locks::decode(name, h),
+        decoded: decode::decode(name, h),
     }
 }
 

@@ -82,22 +82,37 @@ impl<T: AnyBits> std::fmt::Debug for Snapshot<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use race::mode::{LocalLock, ModeVisitor};
     use race::shared::{ByLock, NoLock, RaceShared};
+    use shm::lock::{InspectLock, RawLockTimed};
     use std::sync::atomic::Ordering;
 
     /// Every payload `shmlab ps` decodes (and the lock states inside them)
     /// is `AnyBits`; this only has to compile. A field added with a `bool`
     /// or an enum stops the build at its struct's `shm::any_bits!` line.
+    /// The race's regions are every registry mode's.
     #[test]
     fn every_decoded_payload_is_any_bits() {
         fn decodable<T: AnyBits>() {}
-        decodable::<RaceShared<NoLock>>();
-        decodable::<RaceShared<ByLock<shm_futex::FutexLock>>>();
-        decodable::<RaceShared<ByLock<shm_futex::SpinLock>>>();
-        decodable::<RaceShared<ByLock<shm_pthread::RobustMutex>>>();
-        decodable::<RaceShared<ByLock<shm_pthread::PlainMutex>>>();
-        decodable::<RaceShared<ByLock<shm_sem::NamedSemaphore>>>();
-        decodable::<RaceShared<ByLock<shm_sem::UnnamedSemaphore>>>();
+        struct Race;
+        impl ModeVisitor for Race {
+            type Output = ();
+            fn unsynchronised(self) {
+                decodable::<RaceShared<NoLock>>();
+            }
+            fn fetch_add(self) {
+                decodable::<RaceShared<NoLock>>();
+            }
+            fn region_lock<L: RawLockTimed + InspectLock + 'static>(self) {
+                decodable::<RaceShared<ByLock<L>>>();
+            }
+            fn local_lock<M: LocalLock>(self) {
+                decodable::<RaceShared<NoLock>>();
+            }
+        }
+        for mode in race::SyncMode::ALL {
+            mode.visit(Race);
+        }
         decodable::<shm_sem::SemCell>();
         decodable::<crate::payloads::Lab3Payload>();
         decodable::<crate::payloads::buffer::Buffer>();

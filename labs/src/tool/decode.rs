@@ -1,26 +1,39 @@
-//! What the locks inside a shmlab region say: free or held, by whom (and
-//! whether that thread or process is alive), and who waits, where the lock
-//! records it.
+//! What a shmlab region's payload says: its locks — free or held, by whom
+//! (and whether that thread or process is alive), who waits, where the lock
+//! records it — and what else it holds (a counter, workers, a ring, a
+//! table).
 //!
 //! Each region type the tool knows is decoded from a [`Snapshot`] of its
-//! payload (read with `read(2)`, never mapped) through the lock crates' own
-//! accessors:
+//! payload (read with `read(2)`, never mapped):
+//!
+//! - the race's regions (`race/<lock>`: the lock, the counter, the
+//!   workers) through the lock registry: [`race::SyncMode::visit`] finds the
+//!   mode whose race makes the region the header names, and its lock
+//!   describes itself ([`InspectLock`], implemented beside each lock in its
+//!   own crate). A lock added to the registry is decoded with no change
+//!   here. What each records:
 //!
 //! | lock | holder | waiters |
 //! |---|---|---|
 //! | `futex` | the tid in the lock word | the word's `FUTEX_WAITERS` bit: *that* someone waits, not how many |
-//! | `spin` | the tid in the lock word | not recorded: spinners only read the word |
-//! | `pthread`, `pthread-plain` | glibc's owner field (`last_holder`) | glibc's lock word: `FUTEX_WAITERS` (robust) or 2 (plain): a flag |
+//! | `spin`, `spin-pure` | the tid in the lock word | not recorded: spinners only read the word |
+//! | `pthread`, `pthread-plain` | glibc's owner field | glibc's lock word: `FUTEX_WAITERS` (robust) or 2 (plain): a flag |
 //! | `sem`, `sem-unnamed` | value 0: the last process that took it (a semaphore has no owner) | glibc's count of sleepers (`nwaiters`) |
 //!
-//! The regions it knows: the race's (`race/<lock>`: the lock, the counter,
-//! the workers), lab 3's (counter, last writer), lab 7's bounded buffer
-//! (head, tail, its semaphores or its futex lock and fill-count word) and
-//! lab 13's table (every fork as a futex lock, who holds it and who waits
-//! for it, and the wait-for cycle). Anything else is listed with its users
-//! and a note that its payload is not decoded.
+//!   The modes that keep no lock in the region (`none`, `atomic` and the
+//!   thread-only ones) share one region type, `race/nolock`;
+//! - lab 3's (counter, last writer), lab 7's bounded buffer (head, tail,
+//!   its semaphores or its futex lock and fill-count word) and lab 13's
+//!   table (every fork as a futex lock, who holds it and who waits for it,
+//!   and the wait-for cycle), by the decoders beside their payload types in
+//!   [`crate::payloads`] ([`DecodePayload`]).
 //!
-//! Liveness of every pid and tid is [`shm::process::liveness`]'s.
+//! Anything else is listed with its users and a note that its payload is
+//! not decoded.
+//!
+//! Liveness of every pid and tid is [`shm::process::liveness`]'s, asked
+//! once per id and decode ([`Lookups`]), so that a holder and the notes
+//! about it agree.
 //!
 //! ## Hostile bytes
 //!
@@ -37,21 +50,25 @@
 //!   name that fails is reported as invalid, escaped, and nothing is
 //!   opened. A valid one is read with [`shm::listing::read_entry`]: one
 //!   component of `/dev/shm`, no symlink followed, never blocking (a
-//!   FIFO), a regular file only, and at most a `sem_t`'s 32 bytes;
+//!   FIFO), a regular file only, and at most a `sem_t`'s 32 bytes (the
+//!   sem crate's inspect hook, [`shm_sem::inspect`]);
 //! - the structured fields of a report (a holder's `comm`, the semaphore's
 //!   name) are exact, for JSON; the sentences (`notes`, `note`, [`LockReport::words`])
 //!   carry every outside string escaped by [`crate::fmt::escape`], so that
 //!   text printed on a terminal holds no control character.
 
 use super::snapshot::Snapshot;
-use crate::payloads::buffer::{BUFFER_TYPE, Buffer, BufferSync};
+use crate::payloads::buffer::{BUFFER_TYPE, Buffer};
 use crate::payloads::philosophers::{Link, PHILOSOPHERS_TYPE, Table};
 use crate::payloads::{LAB3_TYPE, Lab3Payload};
 use race::WorkerState;
+use race::mode::{LocalLock, ModeVisitor};
 use race::shared::{ByLock, NoLock, RaceShared, RegionLock};
 use serde::Serialize;
-use shm::lock::RawLock;
+use shm::lock::{Ids, InspectLock, LockInfo, RawLockTimed};
+use shm::process::Liveness;
 use shm::{HeaderInfo, InitState, Region, Shared, ShmName, VERSION};
+use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 
 /// A thread or process named by a lock.
@@ -72,9 +89,9 @@ pub struct Holder {
 }
 
 impl Holder {
-    /// The thread or process `id`, as `/proc` sees it now.
-    pub fn of(id: i32) -> Self {
-        let how = shm::process::liveness(id, 0);
+    /// The thread or process `id`, whose liveness is `how`, as `/proc`
+    /// shows it now.
+    fn with(id: i32, how: Liveness) -> Self {
         let info = shm::users::process_info(id);
         Holder {
             id,
@@ -95,6 +112,29 @@ impl Holder {
             _ => String::new(),
         };
         format!("{what} {}{who} {}", self.id, self.liveness)
+    }
+}
+
+/// The liveness of the threads and processes one decode names, asked of
+/// `/proc` once per id: a lock's notes (from its [`InspectLock`] hook) and
+/// the [`Holder`] the report shows then say the same.
+#[derive(Debug, Default)]
+pub(crate) struct Lookups(RefCell<Vec<(i32, Liveness)>>);
+
+impl Lookups {
+    /// Whether `id` is alive ([`shm::process::liveness`], remembered).
+    pub(crate) fn liveness(&self, id: i32) -> Liveness {
+        if let Some(&(_, how)) = self.0.borrow().iter().find(|(seen, _)| *seen == id) {
+            return how;
+        }
+        let how = shm::process::liveness(id, 0);
+        self.0.borrow_mut().push((id, how));
+        how
+    }
+
+    /// The [`Holder`] `id`.
+    fn holder(&self, id: i32) -> Holder {
+        Holder::with(id, self.liveness(id))
     }
 }
 
@@ -155,10 +195,19 @@ pub struct LockReport {
     pub semaphore: Option<String>,
     /// What else a reader should know (a dead holder, how to repair, ...).
     pub notes: Vec<String>,
+    /// What the ids it names are (`tid`, `pid` in [`words`](Self::words)).
+    #[serde(skip)]
+    pub ids: Ids,
+    /// What a set waiters flag means, in words (from the lock).
+    #[serde(skip)]
+    pub flag_means: &'static str,
 }
 
 impl LockReport {
-    fn new(kind: &'static str) -> Self {
+    /// A free lock of kind `kind` that names nobody and records no
+    /// waiters (for what is not a lock of the registry: lab 7's counting
+    /// semaphores and fill-count word).
+    pub(crate) fn new(kind: &'static str) -> Self {
         LockReport {
             name: "lock".into(),
             kind,
@@ -169,6 +218,50 @@ impl LockReport {
             value: None,
             semaphore: None,
             notes: Vec::new(),
+            ids: Ids::Threads,
+            flag_means: "",
+        }
+    }
+
+    /// The lock `L` whose state (a private copy) is `state`, from the
+    /// `bytes` it was copied from: what its [`InspectLock`] hook says.
+    pub(crate) fn of<L: InspectLock>(
+        name: impl Into<String>,
+        state: &L::State,
+        bytes: &[u8],
+        who: &Lookups,
+    ) -> Self {
+        let info = L::inspect(state, bytes, &|id| who.liveness(id));
+        Self::from_info(name, L::NAME, info, who)
+    }
+
+    /// A lock of kind `kind` as `info` describes it.
+    pub(crate) fn from_info(
+        name: impl Into<String>,
+        kind: &'static str,
+        info: LockInfo,
+        who: &Lookups,
+    ) -> Self {
+        use shm::lock::Waiters as Recorded;
+        let (waiters, flag_means) = match info.waiters {
+            Recorded::Count(count) => (Waiters::Count { count }, ""),
+            Recorded::Flag { any, means } => (Waiters::Flag { any }, means),
+            Recorded::NotRecorded => (Waiters::No, ""),
+        };
+        LockReport {
+            name: name.into(),
+            kind,
+            state: info.state,
+            holder: info.holder.map(|id| who.holder(id)),
+            last_taken_by: info.last_taken_by.map(|id| who.holder(id)),
+            waiters,
+            value: info.value,
+            semaphore: info.object.map(|stored| {
+                String::from_utf8(stored).unwrap_or_else(|e| crate::fmt::escape(e.as_bytes()))
+            }),
+            notes: info.notes,
+            ids: info.ids,
+            flag_means,
         }
     }
 
@@ -179,20 +272,11 @@ impl LockReport {
             s.push_str(&format!(" (value {v})"));
         }
         if let Some(h) = &self.holder {
-            let what = if self.kind.starts_with("sem") {
-                "pid"
-            } else {
-                "tid"
-            };
-            s.push_str(&format!(" by {}", h.words(what)));
+            s.push_str(&format!(" by {}", h.words(self.ids.word())));
         } else if let Some(h) = &self.last_taken_by {
-            s.push_str(&format!(", last taken by {}", h.words("pid")));
+            s.push_str(&format!(", last taken by {}", h.words(self.ids.word())));
         }
-        let flag_means = match self.kind {
-            "futex" => "FUTEX_WAITERS is set: the word records that someone waits, not how many",
-            _ => "glibc's lock word records that someone waits, not how many",
-        };
-        s.push_str(&format!("; {}", self.waiters.words(flag_means)));
+        s.push_str(&format!("; {}", self.waiters.words(self.flag_means)));
         s
     }
 }
@@ -237,6 +321,50 @@ impl Decoded {
     }
 }
 
+/// A region payload the tool decodes (besides the race's): lab 3's, lab
+/// 7's buffer and lab 13's table, each implemented beside its type in
+/// [`crate::payloads`], and listed in [`decode_with`].
+pub(crate) trait DecodePayload: Shared + shm::AnyBits + Sized {
+    /// What a private copy of the payload says.
+    fn report(copy: &Copied<Self>, who: &Lookups) -> Decoded;
+}
+
+/// A private copy of a payload (a [`Snapshot`]) and the bytes it was
+/// copied from.
+#[derive(Debug)]
+pub(crate) struct Copied<T: shm::AnyBits> {
+    copy: Snapshot<T>,
+    bytes: Vec<u8>,
+}
+
+impl<T: shm::AnyBits> Copied<T> {
+    /// The bytes the payload was copied from.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The bytes a part of the copy (a lock's state in it) was copied
+    /// from: the ones at its offset in the payload, `size_of::<S>()` of
+    /// them; none if `part` does not lie in the copy.
+    pub(crate) fn bytes_of<S>(&self, part: &S) -> &[u8] {
+        let base = std::ptr::from_ref::<T>(&self.copy) as usize;
+        let at = std::ptr::from_ref::<S>(part) as usize;
+        at.checked_sub(base)
+            .and_then(|off| {
+                self.bytes
+                    .get(off..off.checked_add(std::mem::size_of::<S>())?)
+            })
+            .unwrap_or(&[])
+    }
+}
+
+impl<T: shm::AnyBits> std::ops::Deref for Copied<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.copy
+    }
+}
+
 /// Reads `size` bytes of a region's payload (or says why not).
 type ReadPayload<'a> = &'a dyn Fn(usize) -> Result<Vec<u8>, String>;
 
@@ -263,25 +391,10 @@ fn decode_with(h: &HeaderInfo, read: ReadPayload<'_>) -> Decoded {
             "not ready: the payload may be half-initialised, so it is not decoded",
         );
     }
-    if h.type_name == LAB3_TYPE {
-        return match payload_bytes::<Lab3Payload>(h, read)
-            .and_then(|b| Lab3Payload::decode(&b).ok_or_else(|| "too short".into()))
-        {
-            Ok((counter, pid, steps)) => Decoded {
-                counter: Some(counter),
-                note: Some(format!(
-                    "lab3: last written by pid {pid}, {steps} checkpoint(s) done; no lock"
-                )),
-                ..Decoded::default()
-            },
-            Err(why) => Decoded::note(why),
-        };
-    }
-    if h.type_name == PHILOSOPHERS_TYPE {
-        return philosophers(h, read);
-    }
-    if h.type_name == BUFFER_TYPE {
-        return buffer(h, read);
+    let who = Lookups::default();
+    let payloads: [DecodeIf; 3] = [payload::<Lab3Payload>, payload::<Table>, payload::<Buffer>];
+    if let Some(d) = payloads.iter().find_map(|decode| decode(h, read, &who)) {
+        return d;
     }
     let Some(lock) = h.type_name.strip_prefix("race/") else {
         return Decoded::note(format!(
@@ -289,66 +402,31 @@ fn decode_with(h: &HeaderInfo, read: ReadPayload<'_>) -> Decoded {
             crate::fmt::escape_str(&h.type_name)
         ));
     };
-    use shm_futex::{FutexLock, SpinLock};
-    use shm_pthread::{PlainMutex, RobustMutex};
-    use shm_sem::{NamedSemaphore, UnnamedSemaphore};
-    match lock {
-        "nolock" => race::<NoLock>(h, read, |_, _| Vec::new()),
-        FutexLock::NAME => race::<ByLock<FutexLock>>(h, read, |st, _| {
-            let s = st.lock.0.raw();
-            vec![owner_word(
-                FutexLock::NAME,
-                s.holder(),
-                Waiters::Flag {
-                    any: s.has_waiters(),
-                },
-            )]
-        }),
-        SpinLock::NAME => race::<ByLock<SpinLock>>(h, read, |st, _| {
-            let mut r = owner_word(SpinLock::NAME, st.lock.0.raw().holder(), Waiters::No);
-            r.notes.push(
-                "a spin lock's waiters only re-read the word: it does not record them".into(),
-            );
-            vec![r]
-        }),
-        RobustMutex::NAME => race::<ByLock<RobustMutex>>(h, read, |st, bytes| {
-            let owner = RobustMutex.last_holder(st.lock.0.raw());
-            vec![pthread(
-                RobustMutex::NAME,
-                true,
-                owner,
-                word_at::<ByLock<RobustMutex>>(bytes),
-            )]
-        }),
-        PlainMutex::NAME => race::<ByLock<PlainMutex>>(h, read, |st, bytes| {
-            let owner = PlainMutex.last_holder(st.lock.0.raw());
-            vec![pthread(
-                PlainMutex::NAME,
-                false,
-                owner,
-                word_at::<ByLock<PlainMutex>>(bytes),
-            )]
-        }),
-        NamedSemaphore::NAME => race::<ByLock<NamedSemaphore>>(h, read, |st, _| {
-            let state = st.lock.0.raw();
-            vec![named_sem(&state.name_bytes(), state.last_holder())]
-        }),
-        UnnamedSemaphore::NAME => race::<ByLock<UnnamedSemaphore>>(h, read, |st, bytes| {
-            let s = st.lock.0.raw();
-            let sem_at = std::mem::offset_of!(RaceShared<ByLock<UnnamedSemaphore>>, lock);
-            let waiters = bytes.get(sem_at..sem_at + 8).and_then(glibc_sem_waiters);
-            vec![semaphore(
-                UnnamedSemaphore::NAME,
-                s.sem().value().ok(),
-                waiters,
-                s.last_holder(),
-            )]
-        }),
-        other => Decoded::note(format!(
-            "race region with lock \"{}\", which this build does not know",
-            crate::fmt::escape_str(other)
-        )),
-    }
+    let region = |mode: race::SyncMode| mode.visit(RaceRegion { h, read, who: &who });
+    race::SyncMode::ALL
+        .into_iter()
+        .find_map(region)
+        .unwrap_or_else(|| {
+            Decoded::note(format!(
+                "race region with lock \"{}\", which this build does not know",
+                crate::fmt::escape_str(lock)
+            ))
+        })
+}
+
+/// A payload's decode, if the header names its type ([`payload`]).
+type DecodeIf = fn(&HeaderInfo, ReadPayload<'_>, &Lookups) -> Option<Decoded>;
+
+/// The payload `T`'s decode, if the header names `T`.
+fn payload<T: DecodePayload>(
+    h: &HeaderInfo,
+    read: ReadPayload<'_>,
+    who: &Lookups,
+) -> Option<Decoded> {
+    (h.type_name == T::type_name()).then(|| match snapshot::<T>(h, read) {
+        Ok(copy) => T::report(&copy, who),
+        Err(why) => Decoded::note(why),
+    })
 }
 
 /// The payload's bytes, if the header's layout is `T`'s: exactly
@@ -380,498 +458,155 @@ fn payload_bytes<T: Shared>(h: &HeaderInfo, read: ReadPayload<'_>) -> Result<Vec
 fn snapshot<T: Shared + shm::AnyBits>(
     h: &HeaderInfo,
     read: ReadPayload<'_>,
-) -> Result<(Snapshot<T>, Vec<u8>), String> {
+) -> Result<Copied<T>, String> {
     let bytes = payload_bytes::<T>(h, read)?;
     let copy = Snapshot::<T>::from_bytes(&bytes)
         .ok_or_else(|| "payload size changed while reading".to_string())?;
-    Ok((copy, bytes))
+    Ok(Copied { copy, bytes })
 }
 
-/// A race region: counter, workers, and what `locks` reads from the lock.
-fn race<K: RegionLock>(
-    h: &HeaderInfo,
-    read: ReadPayload<'_>,
-    locks: impl FnOnce(&RaceShared<K>, &[u8]) -> Vec<LockReport>,
-) -> Decoded
-where
-    RaceShared<K>: shm::AnyBits,
-{
-    let (st, bytes) = match snapshot::<RaceShared<K>>(h, read) {
-        Ok(got) => got,
-        Err(why) => return Decoded::note(why),
-    };
-    let go = st.control.0.gate.is_open();
-    let workers = st
-        .workers
-        .iter()
-        .enumerate()
-        .filter_map(|(index, w)| {
-            let w = &w.0;
-            let id = w.id.load(Ordering::Relaxed);
-            (id > 0).then(|| WorkerReport {
-                index,
-                id,
-                state: match w.state() {
-                    WorkerState::NotStarted => "not-started",
-                    WorkerState::Arrived if go => "running",
-                    WorkerState::Arrived => "at the start barrier",
-                    WorkerState::Done => "done",
-                    WorkerState::Failed => "failed",
-                },
-                done: w.done.load(Ordering::Relaxed),
-                liveness: shm::process::liveness(id, 0).as_str(),
-            })
-        })
-        .collect();
-    Decoded {
-        locks: locks(&st, &bytes),
-        counter: Some(st.counter.0.load(Ordering::Relaxed)),
-        workers,
-        ..Decoded::default()
-    }
+/// The race's region of one sync mode, through the registry: `Some` if the
+/// header names the region that mode's race makes (`RaceShared` of the
+/// mode's lock, or of [`NoLock`] for the modes that keep none in the
+/// region), decoded; `None` otherwise.
+struct RaceRegion<'a> {
+    h: &'a HeaderInfo,
+    read: ReadPayload<'a>,
+    who: &'a Lookups,
 }
 
-/// Lab 7's bounded buffer: where the ring stands (head, tail, items in
-/// it) and its synchronisation: the three semaphores (`sem`), or the futex
-/// lock and the fill-count word consumers sleep on (`futex`).
-fn buffer(h: &HeaderInfo, read: ReadPayload<'_>) -> Decoded {
-    use crate::fmt::group;
-    let (b, bytes) = match snapshot::<Buffer>(h, read) {
-        Ok(got) => got,
-        Err(why) => return Decoded::note(why),
-    };
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let (head, tail) = (load(&b.head.0), load(&b.tail.0));
-    let sync = b.sync_mode();
-    let mut locks = Vec::new();
-    let counting = |label: &str, value: Option<i32>, waiters: Waiters, note: &str| {
-        let mut r = LockReport::new("sem-unnamed");
-        r.name = label.into();
-        r.state = "counting";
-        r.value = value;
-        r.waiters = waiters;
-        r.notes.push(note.into());
-        r
-    };
-    let sem_waiters = |off: usize| {
-        bytes
-            .get(off..off + 8)
-            .and_then(glibc_sem_waiters)
-            .map_or(Waiters::No, |count| Waiters::Count { count })
-    };
-    match sync {
-        Some(BufferSync::Sem) => {
-            use std::mem::offset_of;
-            locks.push(counting(
-                "empty",
-                b.empty.value().ok(),
-                sem_waiters(offset_of!(Buffer, empty)),
-                "free slots: producers wait on it when it is 0",
-            ));
-            locks.push(counting(
-                "full",
-                b.full.value().ok(),
-                sem_waiters(offset_of!(Buffer, full)),
-                "filled slots: consumers wait on it when it is 0",
-            ));
-            let off = offset_of!(Buffer, mutex);
-            let waiters = bytes.get(off..off + 8).and_then(glibc_sem_waiters);
-            let mut m = semaphore("sem-unnamed", b.mutex.value().ok(), waiters, 0);
-            m.name = "mutex".into();
-            locks.push(m);
+impl RaceRegion<'_> {
+    /// A race region holding `K`: counter, workers, and what `locks` reads
+    /// from the lock.
+    fn decode<K: RegionLock>(
+        self,
+        locks: impl FnOnce(&Copied<RaceShared<K>>) -> Vec<LockReport>,
+    ) -> Option<Decoded>
+    where
+        RaceShared<K>: shm::AnyBits,
+    {
+        if self.h.type_name != RaceShared::<K>::type_name() {
+            return None;
         }
-        Some(BufferSync::Futex) => {
-            let s = b.lock.0.raw();
-            let mut l = owner_word(
-                shm_futex::FutexLock::NAME,
-                s.holder(),
-                Waiters::Flag {
-                    any: s.has_waiters(),
-                },
-            );
-            l.name = "lock".into();
-            locks.push(l);
-            let mut c = LockReport::new("futex word");
-            c.name = "count".into();
-            c.state = "counting";
-            let count = b.count.0.load(Ordering::Relaxed);
-            c.value = i32::try_from(count).ok();
-            if c.value.is_none() {
-                c.notes.push(format!(
-                    "the word holds {}, more than any count: the region is corrupt",
-                    group(u64::from(count))
-                ));
-            }
-            c.waiters = Waiters::Count {
-                count: b.waiters.0.load(Ordering::Relaxed),
-            };
-            c.notes.push(
-                "filled slots: consumers sleep on this word (futex_wait) while it is 0, producers while it is the ring's size; the lab counts the sleepers"
-                    .into(),
-            );
-            locks.push(c);
-        }
-        Some(BufferSync::None) | None => {}
-    }
-    let capacity = b.capacity.load(Ordering::Relaxed);
-    // head - tail is the ring's fill, 0 to its size; anything else is a
-    // corrupt region (or one written by something else), said as such.
-    let in_ring = match head.checked_sub(tail) {
-        Some(n) if n <= u64::from(capacity) => format!("{} item(s) in the ring", group(n)),
-        Some(n) => format!(
-            "{} apart: more than the ring holds, the region is inconsistent",
-            group(n)
-        ),
-        None => "the tail is past the head: the region is inconsistent".into(),
-    };
-    let note = format!(
-        "lab7: sync {}, a ring of {} slot(s){}; head {}, tail {} ({in_ring}); {} of {} item(s) claimed by consumers; producers {}; torn items so far {}",
-        sync.map_or("unknown", BufferSync::name),
-        group(u64::from(capacity)),
-        if capacity > crate::payloads::buffer::MAX_SLOTS {
-            format!(
-                " (more than the {} a region has: inconsistent)",
-                crate::payloads::buffer::MAX_SLOTS
-            )
-        } else {
-            String::new()
-        },
-        group(head),
-        group(tail),
-        group(load(&b.claimed.0)),
-        group(load(&b.total)),
-        if b.producers_done.0.load(Ordering::Relaxed) != 0 {
-            "all done"
-        } else {
-            "still producing"
-        },
-        group(load(&b.torn)),
-    );
-    Decoded {
-        locks,
-        note: Some(note),
-        ..Decoded::default()
-    }
-}
-
-/// Lab 13's table: every fork as a futex lock (holder, waiters flag), who
-/// holds it and who waits for it by philosopher, and the wait-for graph's
-/// cycle if it has one now.
-fn philosophers(h: &HeaderInfo, read: ReadPayload<'_>) -> Decoded {
-    let (t, _) = match snapshot::<Table>(h, read) {
-        Ok(got) => got,
-        Err(why) => return Decoded::note(why),
-    };
-    let n = t.seated();
-    let locks = (0..n)
-        .map(|f| {
-            let s = t.forks[f as usize].0.raw();
-            let mut r = owner_word(
-                shm_futex::FutexLock::NAME,
-                s.holder(),
-                Waiters::Flag {
-                    any: s.has_waiters(),
-                },
-            );
-            r.name = format!("fork {f}");
-            if let Some(p) = t.fork_holder(f) {
-                r.notes.push(format!("held by philosopher {p}"));
-            }
-            let waiting: Vec<String> = (0..n)
-                .filter(|&p| t.waits_for(p) == Some(f))
-                .map(|p| p.to_string())
-                .collect();
-            if !waiting.is_empty() {
-                r.notes
-                    .push(format!("waited for by philosopher {}", waiting.join(", ")));
-            }
-            r
-        })
-        .collect();
-    let meals: Vec<String> = (0..n)
-        .map(|p| crate::fmt::group(t.seats[p as usize].0.meals.load(Ordering::Relaxed)))
-        .collect();
-    let mut note = format!("lab13: {n} philosophers; meals {}", meals.join(", "));
-    let cycle = t.find_cycle();
-    match &cycle {
-        Some(cycle) => {
-            let walk: Vec<String> = cycle
-                .iter()
-                .map(|l| {
-                    format!(
-                        "philosopher {} (tid {}) holds fork {}, waits for fork {}",
-                        l.philosopher, l.tid, l.holds, l.waits_for
-                    )
+        let st = match snapshot::<RaceShared<K>>(self.h, self.read) {
+            Ok(got) => got,
+            Err(why) => return Some(Decoded::note(why)),
+        };
+        let go = st.control.0.gate.is_open();
+        let workers = st
+            .workers
+            .iter()
+            .enumerate()
+            .filter_map(|(index, w)| {
+                let w = &w.0;
+                let id = w.id.load(Ordering::Relaxed);
+                (id > 0).then(|| WorkerReport {
+                    index,
+                    id,
+                    state: match w.state() {
+                        WorkerState::NotStarted => "not-started",
+                        WorkerState::Arrived if go => "running",
+                        WorkerState::Arrived => "at the start barrier",
+                        WorkerState::Done => "done",
+                        WorkerState::Failed => "failed",
+                    },
+                    done: w.done.load(Ordering::Relaxed),
+                    liveness: self.who.liveness(id).as_str(),
                 })
-                .collect();
-            note.push_str(&format!(
-                "; the wait-for graph has a cycle: {} (a deadlock, if it is still there a moment later)",
-                walk.join(" -> ")
-            ));
-        }
-        None => note.push_str("; no cycle in the wait-for graph"),
-    }
-    if t.stop.load(Ordering::Relaxed) != 0 {
-        note.push_str("; the philosophers were told to stop");
-    }
-    Decoded {
-        locks,
-        note: Some(note),
-        cycle,
-        ..Decoded::default()
+            })
+            .collect();
+        Some(Decoded {
+            locks: locks(&st),
+            counter: Some(st.counter.0.load(Ordering::Relaxed)),
+            workers,
+            ..Decoded::default()
+        })
     }
 }
 
-/// A futex or spin lock: the holder's tid is the word.
-fn owner_word(kind: &'static str, holder: Option<i32>, waiters: Waiters) -> LockReport {
-    let mut r = LockReport::new(kind);
-    r.waiters = waiters;
-    if let Some(tid) = holder {
-        r.state = "held";
-        let h = Holder::of(tid);
-        if h.dead {
-            r.notes.push(format!(
-                "its holder tid {tid} is {}: the next lock() takes it over and reports the previous owner died",
-                h.liveness
-            ));
-        }
-        r.holder = Some(h);
+impl ModeVisitor for RaceRegion<'_> {
+    type Output = Option<Decoded>;
+    fn unsynchronised(self) -> Self::Output {
+        self.decode::<NoLock>(|_| Vec::new())
     }
-    r
-}
-
-/// The first 4 bytes of the region's lock state (glibc's `__data.__lock`
-/// for a pthread mutex).
-fn word_at<K: RegionLock>(payload: &[u8]) -> Option<u32> {
-    let at = std::mem::offset_of!(RaceShared<K>, lock);
-    Some(u32::from_le_bytes(
-        payload.get(at..at + 4)?.try_into().ok()?,
-    ))
-}
-
-/// glibc's `PTHREAD_MUTEX_INCONSISTENT`: the owner field of a robust mutex
-/// whose new owner got `EOWNERDEAD` and has not called
-/// `pthread_mutex_consistent` yet.
-const PTHREAD_MUTEX_INCONSISTENT: i32 = i32::MAX;
-/// glibc's `PTHREAD_MUTEX_NOTRECOVERABLE`.
-const PTHREAD_MUTEX_NOTRECOVERABLE: i32 = i32::MAX - 1;
-/// The kernel's mark on a robust futex whose owner died.
-const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
-
-/// A pthread mutex: glibc's owner field (through the lock's
-/// `last_holder`), and its lock word for the waiters flag. A robust mutex's
-/// word is `tid | FUTEX_WAITERS | FUTEX_OWNER_DIED`; a plain one's is 0
-/// (free), 1 (held) or 2 (held, and someone may sleep).
-fn pthread(kind: &'static str, robust: bool, owner: Option<i32>, word: Option<u32>) -> LockReport {
-    let mut r = LockReport::new(kind);
-    r.waiters = match word {
-        Some(w) if robust => Waiters::Flag {
-            any: w & libc::FUTEX_WAITERS != 0,
-        },
-        Some(w) => Waiters::Flag { any: w == 2 },
-        None => Waiters::No,
-    };
-    let owner_died = robust && word.is_some_and(|w| w & FUTEX_OWNER_DIED != 0);
-    match owner {
-        Some(PTHREAD_MUTEX_INCONSISTENT) => {
-            r.state = "held";
-            r.notes
-                .push("taken after its owner died (EOWNERDEAD); not yet made consistent".into());
-        }
-        Some(PTHREAD_MUTEX_NOTRECOVERABLE) => {
-            r.state = "not recoverable";
-            r.notes.push("an owner died and the next one unlocked it without pthread_mutex_consistent: it can never be locked again".into());
-        }
-        Some(tid) => {
-            let h = Holder::of(tid);
-            if owner_died {
-                r.state = "owner died";
-                r.notes.push(format!(
-                    "the kernel marked it FUTEX_OWNER_DIED when tid {tid} died holding it: the next pthread_mutex_lock gets EOWNERDEAD and recovers it"
-                ));
-            } else {
-                r.state = "held";
-                if h.dead {
-                    r.notes.push(if robust {
-                        format!("its holder tid {tid} is {}: the kernel marks it when the holder's exit is complete, then the next locker recovers it", h.liveness)
-                    } else {
-                        format!("its holder tid {tid} is {}: a plain (non-robust) mutex stays held by a dead owner forever (wedged)", h.liveness)
-                    });
-                }
-            }
-            r.holder = Some(h);
-        }
-        None => {}
+    fn fetch_add(self) -> Self::Output {
+        self.decode::<NoLock>(|_| Vec::new())
     }
-    r
-}
-
-/// glibc's sleeper count in a `sem_t` on a 64-bit target: the `data` word
-/// holds the value in its low 32 bits and `nwaiters` in its high 32.
-fn glibc_sem_waiters(first8: &[u8]) -> Option<u32> {
-    if cfg!(target_pointer_width = "64") {
-        let data = u64::from_le_bytes(first8.try_into().ok()?);
-        Some((data >> 32) as u32)
-    } else {
-        None
+    fn region_lock<L: RawLockTimed + InspectLock + 'static>(self) -> Self::Output {
+        let who = self.who;
+        self.decode::<ByLock<L>>(|st| {
+            let state = st.lock.0.raw();
+            vec![LockReport::of::<L>("lock", state, st.bytes_of(state), who)]
+        })
     }
-}
-
-/// A semaphore used as a lock: value, waiters, last holder.
-fn semaphore(
-    kind: &'static str,
-    value: Option<i32>,
-    waiters: Option<u32>,
-    last: i32,
-) -> LockReport {
-    let mut r = LockReport::new(kind);
-    r.value = value;
-    r.waiters = waiters.map_or(Waiters::No, |count| Waiters::Count { count });
-    let last = (last > 0).then(|| Holder::of(last));
-    match value {
-        Some(0) => {
-            r.state = "held";
-            r.holder = last.clone();
-            r.notes.push(
-                "a semaphore has no owner: the holder shown is the last process that took it"
-                    .into(),
-            );
-            if let Some(h) = last.as_ref().filter(|h| h.dead) {
-                r.notes.push(format!(
-                    "its last holder pid {} is {}: nothing will post it, so it is wedged",
-                    h.id, h.liveness
-                ));
-            }
-        }
-        Some(_) => r.state = "free",
-        None => r.state = "unknown",
+    fn local_lock<M: LocalLock>(self) -> Self::Output {
+        self.decode::<NoLock>(|_| Vec::new())
     }
-    r.last_taken_by = last;
-    r
-}
-
-/// The file in `/dev/shm` of the named semaphore `stored` (a name read from
-/// a region), if `stored` is a name `sem_open` could have been given:
-/// UTF-8, [`ShmName::parse`]'s rules (a leading `/`, no other `/`, no NUL,
-/// not `.` or `..`), and at most [`shm_sem::SEM_NAME_MAX`] bytes after the
-/// `/`. Otherwise why not: it is then never used as a path.
-fn sem_file_name(stored: &[u8]) -> Result<String, String> {
-    let s = std::str::from_utf8(stored).map_err(|_| "it is not UTF-8".to_string())?;
-    if !s.starts_with('/') {
-        return Err("it does not start with /".into());
-    }
-    let name = ShmName::parse(s).map_err(|e| match e {
-        shm::Error::InvalidName { reason, .. } => reason.to_string(),
-        _ => "it is not a valid name".to_string(),
-    })?;
-    if name.file_name().len() > shm_sem::SEM_NAME_MAX {
-        return Err(format!(
-            "it is longer than {} bytes after the /",
-            shm_sem::SEM_NAME_MAX
-        ));
-    }
-    Ok(format!("sem.{}", name.file_name()))
-}
-
-/// The most of a `sem.*` file the tool reads: one `sem_t`.
-const SEM_T: usize = std::mem::size_of::<shm_sem::SemCell>();
-
-/// A `sem.*` file's value and sleeper count, from its first bytes: exactly
-/// a `sem_t`'s, else why not.
-fn sem_file_value(bytes: &[u8]) -> Result<(Option<i32>, Option<u32>), String> {
-    if bytes.len() != SEM_T {
-        return Err(format!(
-            "it holds {} byte(s), not a sem_t's {SEM_T}",
-            bytes.len()
-        ));
-    }
-    let value = Snapshot::<shm_sem::SemCell>::from_bytes(bytes).and_then(|s| s.value().ok());
-    Ok((value, glibc_sem_waiters(&bytes[..8])))
-}
-
-/// A named semaphore: its name as the region stores it (`stored`, exact
-/// bytes), its value and waiters from its own file, `/dev/shm/sem.NAME`
-/// (read, not opened with `sem_open`, which would map it), and the last
-/// process that took it. A name that is not a valid semaphore name is
-/// reported (escaped) and nothing is opened; the file is opened only by
-/// [`shm::listing::read_entry`] (no symlink, no FIFO, a regular file, at
-/// most a `sem_t` read).
-fn named_sem(stored: &[u8], last_holder: i32) -> LockReport {
-    use crate::fmt::{escape, escape_str, has_control};
-    let (value, waiters, problem) = match sem_file_name(stored) {
-        Err(why) => (
-            None,
-            None,
-            Some(format!(
-                "invalid name ({}): {why}; no file is opened for it",
-                escape(stored)
-            )),
-        ),
-        Ok(file) => {
-            let path = format!("{}/{}", shm::SHM_DIR, escape(file.as_bytes()));
-            match shm::listing::read_entry(std::ffi::OsStr::new(&file), SEM_T) {
-                Ok(bytes) => match sem_file_value(&bytes) {
-                    Ok((value, waiters)) => (value, waiters, None),
-                    Err(why) => (None, None, Some(format!("its file {path}: {why}"))),
-                },
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
-                    None,
-                    None,
-                    Some(format!(
-                        "its file {path} does not exist (the semaphore was unlinked)"
-                    )),
-                ),
-                Err(e) => {
-                    // shm's messages escape the names they quote already.
-                    let e = e.to_string();
-                    let e = if has_control(&e) { escape_str(&e) } else { e };
-                    (
-                        None,
-                        None,
-                        Some(format!("its file {path} cannot be read: {e}")),
-                    )
-                }
-            }
-        }
-    };
-    let mut r = semaphore(shm_sem::NamedSemaphore::NAME, value, waiters, last_holder);
-    if let Some(problem) = problem {
-        r.notes.push(problem);
-    } else if r.holder.as_ref().is_some_and(|h| h.dead) {
-        r.notes.push(format!(
-            "repair it, once sure: shmlab repair-sem {} --holder {last_holder}",
-            escape(stored)
-        ));
-    }
-    r.semaphore = Some(std::str::from_utf8(stored).map_or_else(|_| escape(stored), str::to_string));
-    r
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn sem_waiters_are_the_high_word() {
-        let data: u64 = (3 << 32) | 1;
-        assert_eq!(glibc_sem_waiters(&data.to_le_bytes()), Some(3));
+    /// A pthread mutex's state, crafted: glibc's lock word at byte 0 and
+    /// its owner field at byte 8, read through the lock's inspect hook.
+    fn mutex<L: InspectLock<State = shm_pthread::MutexState>>(owner: i32, word: u32) -> LockReport {
+        let mut b = vec![0u8; size_of::<shm_pthread::MutexState>()];
+        put(&mut b, 0, &word.to_le_bytes());
+        put(&mut b, 8, &owner.to_le_bytes());
+        let copy = Snapshot::<shm_pthread::MutexState>::from_bytes(&b).unwrap();
+        LockReport::of::<L>("lock", &copy, &b, &Lookups::default())
     }
 
     #[test]
     fn pthread_words() {
         let me = shm::gettid();
-        let r = pthread(
-            "pthread",
-            true,
-            Some(me),
-            Some(me as u32 | libc::FUTEX_WAITERS),
-        );
+        let r = mutex::<RobustMutex>(me, me as u32 | libc::FUTEX_WAITERS);
         assert_eq!((r.state, r.waiters), ("held", Waiters::Flag { any: true }));
         assert_eq!(r.holder.as_ref().unwrap().id, me);
-        let r = pthread("pthread-plain", false, None, Some(0));
+        assert!(r.words().ends_with(
+            "waiters: yes (glibc's lock word records that someone waits, not how many)"
+        ));
+        let r = mutex::<PlainMutex>(0, 0);
         assert_eq!((r.state, r.waiters), ("free", Waiters::Flag { any: false }));
-        let r = pthread("pthread", true, Some(me), Some(FUTEX_OWNER_DIED));
+        let r = mutex::<RobustMutex>(me, libc::FUTEX_OWNER_DIED);
         assert_eq!(r.state, "owner died");
+    }
+
+    /// Every mode of the registry that makes a region (all of them: the
+    /// ones that keep no lock there share `race/nolock`) is decoded, and a
+    /// region lock's report names the lock: the registry is the tool's
+    /// list (`spin-pure` was once called a lock "which this build does
+    /// not know"). The real regions of real runs: `tests/ps.rs`.
+    #[test]
+    fn every_registry_mode_is_decoded() {
+        for mode in race::SyncMode::ALL {
+            let h = mode.visit(RaceHeader);
+            assert!(h.type_name.starts_with("race/"), "{mode}: {}", h.type_name);
+            let (d, asked) = decode_bytes(&h, &vec![0; h.payload_size as usize]);
+            assert!(
+                d.note.as_ref().is_none_or(|n| !n.contains("does not know")),
+                "{mode}: {:?}",
+                d.note
+            );
+            assert_eq!(asked, h.payload_size as usize, "{mode}");
+            assert_eq!(d.counter, Some(0), "{mode}: {:?}", d.note);
+            let kinds: Vec<&str> = d.locks.iter().map(|l| l.kind).collect();
+            if mode.is_region_lock() {
+                assert_eq!(kinds, [mode.name()], "{mode}");
+                assert!(!d.locks[0].words().is_empty());
+            } else {
+                assert!(kinds.is_empty(), "{mode}: {kinds:?}");
+            }
+        }
+        // And one type tag the registry does not have.
+        let mut h = header::<RaceShared<NoLock>>();
+        h.type_name = "race/mutex".into();
+        let (d, _) = decode_bytes(&h, &[]);
+        assert_eq!(
+            d.note.as_deref(),
+            Some("race region with lock \"mutex\", which this build does not know")
+        );
     }
 
     // ---- hostile bytes (issue 17: findings 3 and 7, and the decoders'
@@ -882,9 +617,10 @@ mod tests {
     use crate::payloads::philosophers::{MAX_PHILOSOPHERS, Seat};
     use proptest::prelude::*;
     use shm::{CachePadded, Shared};
-    use shm_futex::{FutexLock, SpinLock};
+    use shm_futex::{FutexLock, PureSpinLock, SpinLock};
     use shm_pthread::{PlainMutex, RobustMutex};
-    use shm_sem::{NamedSemaphore, UnnamedSemaphore};
+    use shm_sem::NamedSemaphore;
+    use shm_sem::inspect::{SEM_T, sem_file_name, sem_file_value};
     use std::cell::Cell;
     use std::mem::{offset_of, size_of};
 
@@ -906,20 +642,42 @@ mod tests {
         }
     }
 
-    /// Every payload `ps` decodes.
+    /// The header of the region a mode's race makes: `RaceShared` of its
+    /// lock, or of `NoLock` for a mode that keeps none in the region.
+    struct RaceHeader;
+
+    impl ModeVisitor for RaceHeader {
+        type Output = HeaderInfo;
+        fn unsynchronised(self) -> HeaderInfo {
+            header::<RaceShared<NoLock>>()
+        }
+        fn fetch_add(self) -> HeaderInfo {
+            header::<RaceShared<NoLock>>()
+        }
+        fn region_lock<L: RawLockTimed + InspectLock + 'static>(self) -> HeaderInfo {
+            header::<RaceShared<ByLock<L>>>()
+        }
+        fn local_lock<M: LocalLock>(self) -> HeaderInfo {
+            header::<RaceShared<NoLock>>()
+        }
+    }
+
+    /// Every payload `ps` decodes: every region of the registry's modes
+    /// (once each), lab 3's, lab 7's and lab 13's.
     fn known() -> Vec<HeaderInfo> {
-        vec![
-            header::<RaceShared<NoLock>>(),
-            header::<RaceShared<ByLock<FutexLock>>>(),
-            header::<RaceShared<ByLock<SpinLock>>>(),
-            header::<RaceShared<ByLock<RobustMutex>>>(),
-            header::<RaceShared<ByLock<PlainMutex>>>(),
-            header::<RaceShared<ByLock<NamedSemaphore>>>(),
-            header::<RaceShared<ByLock<UnnamedSemaphore>>>(),
+        let mut known: Vec<HeaderInfo> = Vec::new();
+        for mode in race::SyncMode::ALL {
+            let h = mode.visit(RaceHeader);
+            if !known.iter().any(|k| k.type_name == h.type_name) {
+                known.push(h);
+            }
+        }
+        known.extend([
             header::<Lab3Payload>(),
             header::<Buffer>(),
             header::<Table>(),
-        ]
+        ]);
+        known
     }
 
     /// Decodes `bytes` as the payload `h` describes; the reader hands out
@@ -1006,13 +764,14 @@ mod tests {
         /// more than the type's size.
         #[test]
         fn every_decoder_takes_any_bytes(
-            which in 0usize..10,
+            which in any::<prop::sample::Index>(),
             how in 0u8..3,
             seed in any::<u64>(),
             patches in patches(),
             cut in proptest::option::weighted(0.25, any::<usize>()),
         ) {
-            let h = &known()[which];
+            let known = known();
+            let h = which.get(&known);
             let size = h.payload_size as usize;
             let mut bytes = fill(size, how, seed, &patches);
             if let Some(cut) = cut {
@@ -1035,14 +794,14 @@ mod tests {
         /// A header whose layout is not this build's: a note, nothing read.
         #[test]
         fn a_foreign_layout_is_not_read(
-            which in 0usize..10,
+            which in any::<prop::sample::Index>(),
             size in any::<u64>(),
             align in any::<u32>(),
             offset in any::<u32>(),
             version in prop_oneof![Just(VERSION), any::<u32>()],
             state in prop_oneof![Just(2u32), any::<u32>()],
         ) {
-            let mut h = known()[which].clone();
+            let mut h = which.get(&known()).clone();
             let same = (h.payload_size, h.payload_align, h.payload_offset) == (size, align, offset);
             h.payload_size = size;
             h.payload_align = align;
@@ -1118,6 +877,30 @@ mod tests {
     /// Where a `NamedState` keeps its name's length: after a 256-byte
     /// name field (the test below pins it to the sem crate's accessors).
     const NAME_FIELD: usize = 256;
+
+    /// A named semaphore's state that stores `stored` (its first
+    /// `NAME_FIELD` bytes) and `last` as its last holder, as `ps` reports
+    /// it through the lock's inspect hook.
+    fn named_sem(stored: &[u8], last: i32) -> LockReport {
+        let mut state = vec![0u8; size_of::<shm_sem::NamedState>()];
+        let len = stored.len().min(NAME_FIELD);
+        put(&mut state, 0, &stored[..len]);
+        put(&mut state, NAME_FIELD, &(len as u32).to_le_bytes());
+        put(&mut state, NAME_FIELD + 4, &last.to_le_bytes());
+        let copy = Snapshot::<shm_sem::NamedState>::from_bytes(&state).unwrap();
+        LockReport::of::<NamedSemaphore>("lock", &copy, &state, &Lookups::default())
+    }
+
+    /// A spin lock's state (no flag bit) whose word is `word`.
+    fn spin<L: InspectLock>(word: u32) -> LockReport
+    where
+        L::State: shm::AnyBits,
+    {
+        let mut b = vec![0u8; size_of::<L::State>()];
+        put(&mut b, 0, &word.to_le_bytes());
+        let copy = Snapshot::<L::State>::from_bytes(&b).unwrap();
+        LockReport::of::<L>("lock", &copy, &b, &Lookups::default())
+    }
 
     /// The bytes `ps` acts on are the name, exactly, its length clamped
     /// to the field (a length a peer stored past it).
@@ -1261,17 +1044,26 @@ mod tests {
     /// Crafted holders: tid 0, -1, `i32::MAX` and the pthread marks.
     #[test]
     fn crafted_holder_ids() {
+        let who = Lookups::default();
         for id in [0, -1, i32::MIN, i32::MAX] {
-            let r = owner_word("futex", Some(id), Waiters::No);
-            let h = r.holder.as_ref().unwrap();
-            assert_eq!((h.liveness, h.dead, h.pid), ("gone", true, None), "{id}");
-            let r = semaphore("sem", Some(0), Some(u32::MAX), id);
+            for r in [spin::<SpinLock>(id as u32), spin::<PureSpinLock>(id as u32)] {
+                if id == 0 {
+                    assert_eq!((r.state, r.holder.is_none()), ("free", true));
+                    continue;
+                }
+                let h = r.holder.as_ref().unwrap();
+                assert_eq!((h.liveness, h.dead, h.pid), ("gone", true, None), "{id}");
+                assert!(r.notes[0].starts_with(&format!("its holder tid {id} is gone")));
+            }
+            let info =
+                shm_sem::inspect::semaphore(Some(0), Some(u32::MAX), id, &|id| who.liveness(id));
+            let r = LockReport::from_info("lock", "sem", info, &who);
             assert_eq!(r.holder.is_some(), id > 0, "{id}");
             assert_eq!(r.waiters, Waiters::Count { count: u32::MAX });
         }
-        assert_eq!(pthread("pthread", true, Some(i32::MAX), None).state, "held");
+        assert_eq!(mutex::<RobustMutex>(i32::MAX, 0).state, "held");
         assert_eq!(
-            pthread("pthread", true, Some(i32::MAX - 1), None).state,
+            mutex::<RobustMutex>(i32::MAX - 1, 0).state,
             "not recoverable"
         );
     }
