@@ -77,17 +77,6 @@ impl Config {
 }
 
 shm::code_enum! {
-    /// The start gate in [`Buffer::go`], a futex word: the workers wait while
-    /// it is closed and the parent opens it once all of them have arrived.
-    enum Gate: u32 {
-        /// Not yet: wait.
-        Closed = 0,
-        /// Go.
-        Open = 1,
-    }
-}
-
-shm::code_enum! {
     /// How a worker process exits; the parent reads it with `waitpid`.
     enum WorkerExit: i32 {
         /// It did all its work.
@@ -164,16 +153,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<Report> {
             kids.push(pid);
         }
         let n = cfg.producers + cfg.consumers;
-        let start = Instant::now();
-        while region.arrived.load(Ordering::Acquire) < n {
-            if start.elapsed() > Duration::from_secs(10) {
-                bail!("a worker never reached the start barrier");
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        let t0 = Instant::now();
-        region.go.store(Gate::Open.into(), Ordering::Release);
-        futex_wake(&region.go, i32::MAX);
+        let t0 = crate::workers::open_gate(&region.gate, n)?;
         for (i, kid) in kids.iter_mut().enumerate() {
             let st = kid.wait()?;
             if i < cfg.producers as usize {
@@ -222,10 +202,9 @@ fn worker(name: &ShmName, role: Role, cfg: Config) -> WorkerExit {
     let Ok(lock) = Lock::<FutexLock>::attach(&b.lock.0) else {
         return WorkerExit::SyncFailed;
     };
-    b.arrived.fetch_add(1, Ordering::AcqRel);
-    let closed = u32::from(Gate::Closed);
-    while b.go.load(Ordering::Acquire) == closed {
-        futex_wait(&b.go, closed, Some(Duration::from_millis(50)));
+    // A worker dies with the lab (the parent-death signal).
+    if b.gate.arrive_and_wait(|| true).is_err() {
+        return WorkerExit::SyncFailed;
     }
     let ok = match role {
         Role::Producer(p) => (0..cfg.items).all(|seq| produce(b, &lock, cfg.sync, p, seq)),

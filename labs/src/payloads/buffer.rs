@@ -63,10 +63,8 @@ impl BufferSync {
 /// The region's payload.
 #[repr(C)]
 pub struct Buffer {
-    /// Workers at the start gate.
-    pub arrived: CachePadded<AtomicU32>,
-    /// The start gate (lab 7's `Gate`).
-    pub go: CachePadded<AtomicU32>,
+    /// The start gate: workers count themselves in and sleep on it.
+    pub gate: CachePadded<shm_futex::Gate>,
     /// Next slot to write (monotonic; index = value % capacity).
     pub head: CachePadded<AtomicU64>,
     /// Next slot to read (monotonic).
@@ -106,8 +104,7 @@ pub struct Buffer {
     pub receipts: [AtomicU8; MAX_ITEMS as usize],
 }
 shm::any_bits!(Buffer {
-    arrived,
-    go,
+    gate,
     head,
     tail,
     count,
