@@ -112,9 +112,16 @@ mod model {
         let mut bucket = BUCKET.lock().expect("futex model poisoned");
         // Relaxed, as the kernel's read: the bucket lock orders it after any
         // wake that already ran, and the word's own coherence does the rest.
-        // Like the kernel, it compares only the lock word (the first four
-        // bytes), not the generation beside it.
-        if crate::word::Seen::from_raw(word.load(Ordering::Relaxed)).word() != expected {
+        // Like the kernel, it compares the 32-bit value at the word's
+        // address (its first four bytes: the lock word, not the generation
+        // beside it).
+        let raw = word.load(Ordering::Relaxed);
+        let first4 = if cfg!(target_endian = "little") {
+            raw as u32
+        } else {
+            (raw >> 32) as u32
+        };
+        if first4 != expected {
             return Ok(true); // EAGAIN
         }
         let queue = match bucket.iter().find(|(k, _)| *k == key) {

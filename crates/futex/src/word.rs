@@ -79,14 +79,6 @@ impl Seen {
         Seen(((word as u64) << WORD_SHIFT) | ((generation as u64) << GENERATION_SHIFT))
     }
 
-    /// The value as the atomic holds it (for the model's futex, which
-    /// compares the lock word as the kernel does).
-    #[cfg(loom)]
-    #[inline]
-    pub(crate) const fn from_raw(raw: u64) -> Seen {
-        Seen(raw)
-    }
-
     /// The lock word: `0`, `tid` or `tid | FLAG`.
     #[inline]
     pub(crate) const fn word(self) -> u32 {
