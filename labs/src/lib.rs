@@ -147,6 +147,7 @@ fn is_closed_stdout(payload: &(dyn std::any::Any + Send)) -> bool {
     msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe")
 }
 
+pub mod decoded;
 pub mod fmt;
 pub mod items;
 pub mod lab1;
@@ -163,5 +164,6 @@ pub mod lab7;
 pub mod lab8;
 pub mod lab9;
 pub mod payloads;
+pub mod snapshot;
 pub mod tool;
 pub mod workers;

@@ -7,7 +7,7 @@
 pub mod buffer;
 pub mod philosophers;
 
-use crate::tool::decode::{Copied, DecodePayload, Decoded, Lookups};
+use crate::decoded::{Copied, DecodePayload, Decoded, Lookups};
 use shm::{InitCtx, Shared};
 use std::mem::offset_of;
 use std::sync::atomic::{AtomicU32, AtomicU64};

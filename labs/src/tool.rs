@@ -23,7 +23,6 @@ pub(crate) mod decode;
 mod inspect;
 mod ls;
 pub mod ps;
-mod snapshot;
 mod watch;
 
 use crate::fmt;

@@ -4,8 +4,8 @@
 //! (three process-shared semaphores, or a futex lock and a futex word).
 //! Its decoder for `shmlab ps` is here too (its `DecodePayload` impl).
 
+use crate::decoded::{Copied, DecodePayload, Decoded, LockReport, Lookups, Waiters};
 use crate::items::Slot;
-use crate::tool::decode::{Copied, DecodePayload, Decoded, LockReport, Lookups, Waiters};
 use shm::lock::{LockState, RawLock};
 use shm::{CachePadded, InitCtx, Shared};
 use shm_futex::FutexLock;

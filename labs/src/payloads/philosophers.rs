@@ -5,7 +5,7 @@
 //! two of them build from those; and its decoder for `shmlab ps`
 //! (its `DecodePayload` impl).
 
-use crate::tool::decode::{Copied, DecodePayload, Decoded, LockReport, Lookups};
+use crate::decoded::{Copied, DecodePayload, Decoded, LockReport, Lookups};
 use shm::lock::{Lock, LockState, RawLock};
 use shm::{CachePadded, InitCtx, Shared};
 use shm_futex::FutexLock;
@@ -100,20 +100,8 @@ unsafe impl Shared for Table {
     }
 }
 
-/// One link of a deadlock cycle.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Link {
-    /// The philosopher.
-    pub philosopher: u32,
-    /// Its pid (processes) or tid (threads).
-    pub tid: i32,
-    /// The fork it holds.
-    pub holds: u32,
-    /// The fork it waits for.
-    pub waits_for: u32,
-    /// Who holds that fork.
-    pub held_by: u32,
-}
+/// One link of a deadlock cycle (the decoders' vocabulary).
+pub use crate::decoded::Link;
 
 impl std::fmt::Debug for Table {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -14,7 +14,8 @@
 //! name that is not UTF-8, which JSON cannot hold: `name` and `path` are
 //! then its escaped form and `name_escaped` is `true`.
 
-use super::decode::{self, Decoded};
+use super::decode;
+use crate::decoded::Decoded;
 use crate::fmt;
 use serde::Serialize;
 use shm::listing::{Entry, ObjectKind, Staleness};
