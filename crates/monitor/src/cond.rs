@@ -88,7 +88,7 @@ impl PthreadMonitor {
         // SAFETY: the caller's contract; UnsafeCell<T> has T's layout, so the
         // cast pointers address the objects themselves.
         unsafe {
-            sys::mutex_init(UnsafeCell::raw_get(&raw const (*this).mutex), false)?;
+            shm_pthread::raw::init(UnsafeCell::raw_get(&raw const (*this).mutex), false)?;
             for i in 0..2 {
                 sys::cond_init(UnsafeCell::raw_get(&raw const (*this).cond[i]))?;
             }
@@ -111,11 +111,14 @@ impl Monitor for PthreadMonitor {
     const NAME: &'static str = "pthread";
 
     fn lock(&self) {
-        ok("pthread_mutex_lock", sys::mutex_lock(&self.mutex));
+        ok("pthread_mutex_lock", shm_pthread::raw::lock(&self.mutex));
     }
 
     fn unlock(&self) {
-        ok("pthread_mutex_unlock", sys::mutex_unlock(&self.mutex));
+        ok(
+            "pthread_mutex_unlock",
+            shm_pthread::raw::unlock(&self.mutex),
+        );
     }
 
     fn wait(&self, cv: usize, timeout: Duration) -> Wait {
@@ -195,7 +198,7 @@ impl RobustMonitor {
         // SAFETY: the caller's contract; UnsafeCell<T> has T's layout, so the
         // cast pointers address the objects themselves.
         unsafe {
-            sys::mutex_init(UnsafeCell::raw_get(&raw const (*this).mutex), true)?;
+            shm_pthread::raw::init(UnsafeCell::raw_get(&raw const (*this).mutex), true)?;
             for i in 0..2 {
                 sys::cond_init(UnsafeCell::raw_get(&raw const (*this).cond[i]))?;
             }
@@ -209,7 +212,7 @@ impl RobustMonitor {
     pub fn lock_timeout(&self, timeout: Duration) -> Result<Option<RobustGuard<'_>>, PthreadError> {
         let deadline = shm::time::monotonic_deadline(timeout);
         loop {
-            let acquired = match sys::mutex_clocklock(&self.mutex, &deadline) {
+            let acquired = match shm_pthread::raw::clock_lock(&self.mutex, &deadline) {
                 0 => Acquired::Clean,
                 libc::ETIMEDOUT => return Ok(None),
                 libc::EOWNERDEAD => self.recover()?,
@@ -231,7 +234,7 @@ impl RobustMonitor {
     /// nothing held.
     #[cold]
     fn recover(&self) -> Result<Acquired, PthreadError> {
-        match sys::mutex_consistent(&self.mutex) {
+        match shm_pthread::raw::consistent(&self.mutex) {
             0 => Ok(Acquired::PreviousOwnerDied { owner: None }),
             rc => {
                 self.unlock_or_abort();
@@ -241,9 +244,9 @@ impl RobustMonitor {
     }
 
     fn unlock_or_abort(&self) {
-        let rc = sys::mutex_unlock(&self.mutex);
+        let rc = shm_pthread::raw::unlock(&self.mutex);
         if rc != 0 {
-            sys::fatal(&format!(
+            shm_pthread::raw::fatal(&format!(
                 "shmlab: fatal: pthread_mutex_unlock of a robust monitor failed ({}): it may stay on this thread's robust list after its memory is unmapped",
                 std::io::Error::from_raw_os_error(rc)
             ));

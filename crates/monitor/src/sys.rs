@@ -1,8 +1,8 @@
-//! The crate's only unsafe calls: glibc's `pthread_mutex_*`,
-//! `pthread_cond_*`, `pthread_rwlock_*` and `pthread_barrier_*` with their
-//! attribute objects,
-//! all process-shared and initialised in place (the pattern of
-//! `crates/pthread`), and the `write(2)` of a fatal message.
+//! The crate's only unsafe calls: glibc's `pthread_cond_*`,
+//! `pthread_rwlock_*` and `pthread_barrier_*` with their attribute
+//! objects, all process-shared and initialised in place (the pattern of
+//! `crates/pthread`). The monitors' mutex is `crates/pthread`'s binding
+//! ([`shm_pthread::raw`]): no second one here.
 //!
 //! pthread functions *return* their error number (0 is success), and the
 //! wrappers hand it back as-is. The object wrappers take `&UnsafeCell<T>`:
@@ -15,18 +15,12 @@
 
 use libc::{
     c_int, clockid_t, pthread_barrier_t, pthread_barrierattr_t, pthread_cond_t, pthread_condattr_t,
-    pthread_mutex_t, pthread_mutexattr_t, pthread_rwlock_t, pthread_rwlockattr_t, timespec,
+    pthread_mutex_t, pthread_rwlock_t, pthread_rwlockattr_t, timespec,
 };
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 
 unsafe extern "C" {
-    /// glibc >= 2.30: `pthread_mutex_timedlock` against a chosen clock.
-    fn pthread_mutex_clocklock(
-        m: *mut pthread_mutex_t,
-        clock: clockid_t,
-        abstime: *const timespec,
-    ) -> c_int;
     /// glibc >= 2.30: `pthread_rwlock_timedrdlock` against a chosen clock.
     fn pthread_rwlock_clockrdlock(
         l: *mut pthread_rwlock_t,
@@ -50,58 +44,6 @@ pub(crate) const RWLOCK_PREFER_WRITER: c_int = 2;
 /// pthread's convention: 0 is success, anything else *is* the error number.
 fn check(op: &'static str, rc: c_int) -> Result<(), (&'static str, c_int)> {
     if rc == 0 { Ok(()) } else { Err((op, rc)) }
-}
-
-/// `pthread_mutexattr_t`, boxed so it never moves, destroyed on drop.
-struct MutexAttr(Box<MaybeUninit<pthread_mutexattr_t>>);
-
-impl Drop for MutexAttr {
-    fn drop(&mut self) {
-        // SAFETY: initialised in `mutex_init` before this value was built;
-        // destroyed once, here.
-        unsafe { libc::pthread_mutexattr_destroy(self.0.as_mut_ptr()) };
-    }
-}
-
-/// `pthread_mutex_init` in place with `PTHREAD_PROCESS_SHARED` and
-/// `PTHREAD_MUTEX_ERRORCHECK` (an unlock by a thread that does not hold it
-/// is refused with `EPERM` instead of being undefined), and with `robust`
-/// also `PTHREAD_MUTEX_ROBUST` (a holder that dies hands the next locker
-/// `EOWNERDEAD` instead of a wait that never ends).
-///
-/// # Safety
-/// `m` points to writable, aligned storage that nobody uses yet and that
-/// never moves.
-pub(crate) unsafe fn mutex_init(
-    m: *mut pthread_mutex_t,
-    robust: bool,
-) -> Result<(), (&'static str, c_int)> {
-    let mut a = Box::new(MaybeUninit::<pthread_mutexattr_t>::uninit());
-    // SAFETY: boxed, aligned storage for one attribute object; a failed
-    // init leaves nothing to destroy (no MutexAttr is built then).
-    check("pthread_mutexattr_init", unsafe {
-        libc::pthread_mutexattr_init(a.as_mut_ptr())
-    })?;
-    let mut attr = MutexAttr(a);
-    let p = attr.0.as_mut_ptr();
-    // SAFETY: the attribute object is initialised and exclusively ours.
-    check("pthread_mutexattr_setpshared", unsafe {
-        libc::pthread_mutexattr_setpshared(p, libc::PTHREAD_PROCESS_SHARED)
-    })?;
-    // SAFETY: as above.
-    check("pthread_mutexattr_settype", unsafe {
-        libc::pthread_mutexattr_settype(p, libc::PTHREAD_MUTEX_ERRORCHECK)
-    })?;
-    if robust {
-        // SAFETY: as above.
-        check("pthread_mutexattr_setrobust", unsafe {
-            libc::pthread_mutexattr_setrobust(p, libc::PTHREAD_MUTEX_ROBUST)
-        })?;
-    }
-    // SAFETY: `m` per the caller's contract; the attribute outlives the call.
-    check("pthread_mutex_init", unsafe {
-        libc::pthread_mutex_init(m, p)
-    })
 }
 
 /// `pthread_condattr_t`, boxed so it never moves, destroyed on drop.
@@ -184,36 +126,6 @@ pub(crate) unsafe fn rwlock_init(
     check("pthread_rwlock_init", unsafe {
         libc::pthread_rwlock_init(l, p)
     })
-}
-
-/// `pthread_mutex_lock(m)`: 0 or an error number.
-pub(crate) fn mutex_lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
-    // SAFETY: live and aligned for the call (borrowed); glibc mutates it
-    // only through atomics and the futex.
-    unsafe { libc::pthread_mutex_lock(m.get()) }
-}
-
-/// `pthread_mutex_unlock(m)`: 0, or `EPERM` if this thread does not hold it.
-pub(crate) fn mutex_unlock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
-    // SAFETY: as for `mutex_lock`.
-    unsafe { libc::pthread_mutex_unlock(m.get()) }
-}
-
-/// `pthread_mutex_clocklock(m, CLOCK_MONOTONIC, deadline)`: 0, `ETIMEDOUT`,
-/// `EOWNERDEAD` (robust: the holder died, and this thread now holds it) or
-/// an error number. `deadline` must be normalised
-/// ([`shm::time::monotonic_deadline`]).
-pub(crate) fn mutex_clocklock(m: &UnsafeCell<pthread_mutex_t>, deadline: &timespec) -> c_int {
-    // SAFETY: as for `mutex_lock`; `deadline` is a valid timespec that
-    // outlives the call.
-    unsafe { pthread_mutex_clocklock(m.get(), libc::CLOCK_MONOTONIC, deadline) }
-}
-
-/// `pthread_mutex_consistent(m)`: after `EOWNERDEAD`, marks the robust
-/// mutex usable again (else its next unlock makes it `ENOTRECOVERABLE`).
-pub(crate) fn mutex_consistent(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
-    // SAFETY: as for `mutex_lock`.
-    unsafe { libc::pthread_mutex_consistent(m.get()) }
 }
 
 /// `pthread_cond_timedwait(c, m, deadline)` (the deadline on the clock the
@@ -306,16 +218,4 @@ pub(crate) fn barrier_wait(b: &UnsafeCell<pthread_barrier_t>) -> c_int {
     // SAFETY: live and aligned for the call (borrowed); glibc changes it
     // only through atomics and its futex.
     unsafe { libc::pthread_barrier_wait(b.get()) }
-}
-
-/// Writes `msg` and a newline to stderr with one `write(2)` (not through
-/// `std::io::stderr()`, whose lock another thread may hold) and aborts.
-#[cold]
-pub(crate) fn fatal(msg: &str) -> ! {
-    let mut line = Vec::with_capacity(msg.len() + 1);
-    line.extend_from_slice(msg.as_bytes());
-    line.push(b'\n');
-    // SAFETY: the pointer and length describe `line`, live for the call.
-    let _ = unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
-    std::process::abort()
 }

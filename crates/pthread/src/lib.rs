@@ -63,6 +63,39 @@
 mod inspect;
 mod sys;
 
+/// The process-shared `pthread_mutex_t` calls themselves, for a crate that
+/// keeps a mutex beside other pthread objects in shared memory (the
+/// monitor crate's condition variables wait on one): the one binding of
+/// them in the workspace. Each returns pthread's error number (0 on
+/// success); [`fatal`](raw::fatal) writes one line and aborts.
+pub mod raw {
+    pub use crate::sys::{clock_lock, consistent, fatal, lock, try_lock, unlock};
+
+    /// `pthread_mutex_init` in place: process-shared
+    /// (`PTHREAD_PROCESS_SHARED`), error-checking
+    /// (`PTHREAD_MUTEX_ERRORCHECK`) and, with `robust`,
+    /// `PTHREAD_MUTEX_ROBUST`. On failure, the call that failed and its
+    /// error number.
+    ///
+    /// # Safety
+    /// `m` points to writable, aligned storage for a mutex that no thread
+    /// or process uses yet and that will never move.
+    pub unsafe fn init(
+        m: *mut libc::pthread_mutex_t,
+        robust: bool,
+    ) -> Result<(), (&'static str, libc::c_int)> {
+        let mut attr = crate::sys::Attr::new()?;
+        attr.set_process_shared()?;
+        attr.set_errorcheck()?;
+        if robust {
+            attr.set_robust()?;
+        }
+        // SAFETY: `m` per our caller's contract; the attribute is
+        // initialised and outlives the call.
+        unsafe { crate::sys::mutex_init(m, &mut attr) }.map_err(|e| ("pthread_mutex_init", e))
+    }
+}
+
 use shm::InitCtx;
 use shm::lock::{Acquired, RawLock, RawLockTimed};
 use std::cell::UnsafeCell;

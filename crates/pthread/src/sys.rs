@@ -69,6 +69,17 @@ impl Attr {
         .map_err(|e| ("pthread_mutexattr_setpshared", e))
     }
 
+    /// `pthread_mutexattr_settype(attr, PTHREAD_MUTEX_ERRORCHECK)` — an
+    /// unlock by a thread that does not hold it, or a relock by the
+    /// holder, is an error (`EPERM`, `EDEADLK`) instead of undefined.
+    pub(crate) fn set_errorcheck(&mut self) -> Result<(), (&'static str, c_int)> {
+        // SAFETY: as for `set_process_shared`.
+        check(unsafe {
+            libc::pthread_mutexattr_settype(self.ptr(), libc::PTHREAD_MUTEX_ERRORCHECK)
+        })
+        .map_err(|e| ("pthread_mutexattr_settype", e))
+    }
+
     /// `pthread_mutexattr_setrobust(attr, PTHREAD_MUTEX_ROBUST)` — if the
     /// owner dies, the next locker gets `EOWNERDEAD`, because the kernel
     /// walks the dead thread's robust list, instead of waiting forever.
@@ -103,7 +114,7 @@ pub(crate) unsafe fn mutex_init(m: *mut pthread_mutex_t, attr: &mut Attr) -> Res
 
 /// `pthread_mutex_lock(m)`: 0, `EOWNERDEAD` or an error number.
 #[inline]
-pub(crate) fn lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+pub fn lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
     // SAFETY: `m` is live and aligned for the call (borrowed) and glibc
     // mutates it only through atomics and the futex (see the module docs).
     unsafe { libc::pthread_mutex_lock(m.get()) }
@@ -111,7 +122,7 @@ pub(crate) fn lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
 
 /// `pthread_mutex_trylock(m)`: 0, `EBUSY`, `EOWNERDEAD` or an error number.
 #[inline]
-pub(crate) fn try_lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+pub fn try_lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
     // SAFETY: as for `lock`.
     unsafe { libc::pthread_mutex_trylock(m.get()) }
 }
@@ -119,7 +130,7 @@ pub(crate) fn try_lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
 /// `pthread_mutex_clocklock(m, CLOCK_MONOTONIC, deadline)`: 0, `ETIMEDOUT`,
 /// `EOWNERDEAD` or an error number. `deadline` must be normalised
 /// ([`shm::time::monotonic_deadline`]).
-pub(crate) fn clock_lock(m: &UnsafeCell<pthread_mutex_t>, deadline: &timespec) -> c_int {
+pub fn clock_lock(m: &UnsafeCell<pthread_mutex_t>, deadline: &timespec) -> c_int {
     // SAFETY: as for `lock`; `deadline` is a valid, normalised timespec that
     // outlives the call.
     unsafe { pthread_mutex_clocklock(m.get(), libc::CLOCK_MONOTONIC, deadline) }
@@ -128,14 +139,14 @@ pub(crate) fn clock_lock(m: &UnsafeCell<pthread_mutex_t>, deadline: &timespec) -
 /// `pthread_mutex_unlock(m)`: 0 or an error number (`EPERM` if a robust or
 /// error-checking mutex is not held by this thread).
 #[inline]
-pub(crate) fn unlock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+pub fn unlock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
     // SAFETY: as for `lock`.
     unsafe { libc::pthread_mutex_unlock(m.get()) }
 }
 
 /// `pthread_mutex_consistent(m)`: after `EOWNERDEAD`, marks the robust
 /// mutex usable again (else its next unlock makes it `ENOTRECOVERABLE`).
-pub(crate) fn consistent(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+pub fn consistent(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
     // SAFETY: as for `lock`.
     unsafe { libc::pthread_mutex_consistent(m.get()) }
 }
@@ -215,7 +226,7 @@ pub(crate) fn is_thread_of_this_process(tid: i32) -> bool {
 /// Writes `msg` and a newline to stderr with one `write(2)` (not through
 /// `std::io::stderr()`, whose lock another thread may hold) and aborts.
 #[cold]
-pub(crate) fn fatal(msg: &str) -> ! {
+pub fn fatal(msg: &str) -> ! {
     let mut line = Vec::with_capacity(msg.len() + 1);
     line.extend_from_slice(msg.as_bytes());
     line.push(b'\n');
