@@ -25,9 +25,8 @@ fn counter_procs<L: RawLockTimed + 'static>(procs: u64) {
                 let Ok(lock) = Lock::<L>::attach(&r.lock) else {
                     return 11;
                 };
-                r.arrived.fetch_add(1, Ordering::AcqRel);
-                while r.go.load(Ordering::Acquire) == 0 {
-                    futex_wait(&r.go, 0, Some(Duration::from_millis(100)));
+                if r.gate.arrive_and_wait(|| true).is_err() {
+                    return 13;
                 }
                 for _ in 0..ITERS {
                     match lock.lock() {
@@ -40,10 +39,9 @@ fn counter_procs<L: RawLockTimed + 'static>(procs: u64) {
         })
         .collect();
     wait_until(PATIENCE, "children to attach", || {
-        region.arrived.load(Ordering::Acquire) == procs as u32
+        region.gate.arrived() == procs as u32
     });
-    region.go.store(1, Ordering::Release);
-    futex_wake(&region.go, i32::MAX);
+    region.gate.open();
     for kid in kids {
         expect_exit_ok(kid);
     }
@@ -132,7 +130,7 @@ fn owner_death<L: RawLockTimed + 'static>(how: Death) {
         let Ok(g) = lock.lock() else { return 12 };
         std::mem::forget(g); // die holding it
         r.tid.store(shm::gettid(), Ordering::Release);
-        r.arrived.store(1, Ordering::Release);
+        r.gate.arrive();
         match how {
             Death::Exited => 0,
             Death::Killed => loop {
@@ -140,9 +138,7 @@ fn owner_death<L: RawLockTimed + 'static>(how: Death) {
             },
         }
     });
-    wait_until(PATIENCE, "the child to lock", || {
-        region.arrived.load(Ordering::Acquire) == 1
-    });
+    wait_until(PATIENCE, "the child to lock", || region.gate.arrived() == 1);
     let child_tid = region.tid.load(Ordering::Acquire);
     // A forked child is single-threaded: its one thread's tid is its pid.
     assert_eq!(child_tid, kid.pid());
@@ -267,7 +263,7 @@ fn futex_wake_crosses_processes() {
         let Some(r) = open::<FutexLock>(&name) else {
             return 10;
         };
-        r.arrived.store(1, Ordering::Release);
+        r.gate.arrive();
         // One wait, long enough that only a wake-up (or the word having
         // changed already) can end it early.
         let woken = futex_wait(&r.word, 0, Some(Duration::from_secs(10)));
@@ -278,7 +274,7 @@ fn futex_wake_crosses_processes() {
         }
     });
     wait_until(PATIENCE, "the child to arrive", || {
-        region.arrived.load(Ordering::Acquire) == 1
+        region.gate.arrived() == 1
     });
     // Sleeping ('S') after `arrived` means sleeping in FUTEX_WAIT.
     wait_until(PATIENCE, "the child to sleep", || {

@@ -26,16 +26,12 @@ use testkit::{Payload, create, open, run_child_capturing, serial, spawn_capturin
 /// How long a child may take before the test calls it hung.
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// In a child: waits for the parent's `go`; false after 10 s.
+/// In a child: waits for the parent to open the gate; false after 10 s.
 fn await_go(p: &Payload<RobustMutex>) -> bool {
     let t0 = Instant::now();
-    while p.go.load(Ordering::Acquire) == 0 {
-        if t0.elapsed() > Duration::from_secs(10) {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    true
+    p.gate
+        .wait(|| t0.elapsed() < Duration::from_secs(10))
+        .is_ok()
 }
 
 /// A robust, process-private mutex on the heap, locked and unlocked: what
@@ -168,7 +164,7 @@ fn destroying_a_mutex_a_peer_holds_leaves_it_working() {
     drop(creator); // destroy, with the child holding it; then unlink
     let lock = Lock::<RobustMutex>::attach(&second.lock.0).expect("attach");
     assert_eq!(lock.raw().last_holder(lock.state()), Some(holder));
-    second.go.store(1, Ordering::Release);
+    second.gate.open();
     kid.wait(LIMIT).expect_exit_ok();
     let g = lock.lock_timeout(Duration::from_secs(5)).expect("lock");
     assert_eq!(g.map(|g| g.acquired()), Some(Acquired::Clean));
@@ -312,7 +308,7 @@ fn an_unlock_that_fails_because_a_peer_destroyed_the_mutex_aborts() {
     // UnsafeCell<pthread_mutex_t>, so `m` is the initialised mutex in our
     // mapping; destroying it while another process holds it is the point.
     assert_eq!(unsafe { libc::pthread_mutex_destroy(m) }, 0);
-    r.go.store(1, Ordering::Release);
+    r.gate.open();
     let stderr = kid.wait(LIMIT).expect_abort();
     assert!(
         stderr.contains("pthread_mutex_unlock failed"),

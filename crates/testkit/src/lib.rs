@@ -23,16 +23,15 @@ pub struct Payload<L: RawLock> {
     pub lock: CachePadded<LockState<L>>,
     /// Incremented under the lock as a separate load and store.
     pub counter: CachePadded<AtomicU64>,
-    /// Workers that are ready.
-    pub arrived: AtomicU32,
-    /// 0 until the parent releases the workers; a futex word.
-    pub go: AtomicU32,
+    /// The start gate: children count themselves in (or say they are
+    /// ready) and wait until the parent opens it.
+    pub gate: shm_futex::Gate,
     /// A child's tid, reported to the parent.
     pub tid: AtomicI32,
     /// A spare futex word.
     pub word: AtomicU32,
 }
-shm::any_bits!([L: RawLock] Payload<L> { lock, counter, arrived, go, tid, word });
+shm::any_bits!([L: RawLock] Payload<L> { lock, counter, gate, tid, word });
 
 // SAFETY: #[repr(C)], no pointers; every field is an atomic or a lock state,
 // which `RawLock` requires to be #[repr(C)], valid when zeroed and
