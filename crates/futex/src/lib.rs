@@ -160,7 +160,6 @@
 //! the next process can see and recover from rather than a hang.
 
 mod futex;
-#[cfg(not(loom))]
 mod gate;
 mod inspect;
 mod owner;
@@ -175,7 +174,6 @@ mod word;
 pub use owner::model;
 
 pub use futex::{FutexLock, FutexState};
-#[cfg(not(loom))]
 pub use gate::{Cancelled, GATE_SLICE, Gate};
 pub use pure::{PureSpinLock, PureSpinState};
 pub use spin::{SpinLock, SpinState};
