@@ -25,6 +25,7 @@
 use crate::{PthreadError, sys};
 use shm::lock::Acquired;
 use shm_futex::{futex_wait, futex_wake};
+use shm_pthread::MutexCell;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -58,10 +59,11 @@ pub trait Monitor: Sync {
     fn broadcast(&self, cv: usize);
 }
 
-/// glibc's process-shared mutex and two condition variables, in place.
+/// glibc's process-shared mutex (shm-pthread's [`MutexCell`]) and two
+/// condition variables, in place.
 #[repr(C)]
 pub struct PthreadMonitor {
-    mutex: UnsafeCell<libc::pthread_mutex_t>,
+    mutex: MutexCell,
     cond: [UnsafeCell<libc::pthread_cond_t>; 2],
 }
 shm::any_bits!(PthreadMonitor { mutex, cond });
@@ -85,10 +87,10 @@ impl PthreadMonitor {
     /// `this` points to zeroed, aligned memory (inside a shared mapping)
     /// that nobody uses yet and that will never move.
     pub unsafe fn init(this: *mut Self) -> Result<(), PthreadError> {
-        // SAFETY: the caller's contract; UnsafeCell<T> has T's layout, so the
-        // cast pointers address the objects themselves.
+        // SAFETY: the caller's contract; the field pointers address the
+        // objects inside it (UnsafeCell<T> has T's layout).
         unsafe {
-            shm_pthread::raw::init(UnsafeCell::raw_get(&raw const (*this).mutex), false)?;
+            MutexCell::init(&raw mut (*this).mutex, false)?;
             for i in 0..2 {
                 sys::cond_init(UnsafeCell::raw_get(&raw const (*this).cond[i]))?;
             }
@@ -111,14 +113,16 @@ impl Monitor for PthreadMonitor {
     const NAME: &'static str = "pthread";
 
     fn lock(&self) {
-        ok("pthread_mutex_lock", shm_pthread::raw::lock(&self.mutex));
+        // The mutex is not robust: no previous owner is reported dead.
+        if let Err((op, rc)) = self.mutex.lock() {
+            ok(op, rc);
+        }
     }
 
+    /// `pthread_mutex_unlock`; if glibc refuses (the caller does not hold
+    /// the mutex), the process aborts, as [`MutexCell::unlock`] does.
     fn unlock(&self) {
-        ok(
-            "pthread_mutex_unlock",
-            shm_pthread::raw::unlock(&self.mutex),
-        );
+        self.mutex.unlock();
     }
 
     fn wait(&self, cv: usize, timeout: Duration) -> Wait {
@@ -158,7 +162,8 @@ impl Monitor for PthreadMonitor {
 /// caller is told [`Acquired::PreviousOwnerDied`]: the mutex works, but
 /// what it guarded may be half-updated.
 ///
-/// As for `shm_pthread::RobustMutex`, a failed unlock aborts the process:
+/// The mutex is shm-pthread's [`MutexCell`], so, as for
+/// `shm_pthread::RobustMutex`, a failed unlock aborts the process:
 /// glibc keeps a held robust mutex on the holder's robust list, through the
 /// mutex's own memory, so going on after a failed unlock could leave glibc
 /// writing into that memory once it is unmapped.
@@ -170,7 +175,7 @@ impl Monitor for PthreadMonitor {
 /// objects hold nothing outside the memory they lie in.
 #[repr(C)]
 pub struct RobustMonitor {
-    mutex: UnsafeCell<libc::pthread_mutex_t>,
+    mutex: MutexCell,
     cond: [UnsafeCell<libc::pthread_cond_t>; 2],
 }
 shm::any_bits!(RobustMonitor { mutex, cond });
@@ -195,10 +200,10 @@ impl RobustMonitor {
     /// `this` points to zeroed, aligned memory (inside a shared mapping)
     /// that nobody uses yet and that will never move.
     pub unsafe fn init(this: *mut Self) -> Result<(), PthreadError> {
-        // SAFETY: the caller's contract; UnsafeCell<T> has T's layout, so the
-        // cast pointers address the objects themselves.
+        // SAFETY: the caller's contract; the field pointers address the
+        // objects inside it (UnsafeCell<T> has T's layout).
         unsafe {
-            shm_pthread::raw::init(UnsafeCell::raw_get(&raw const (*this).mutex), true)?;
+            MutexCell::init(&raw mut (*this).mutex, true)?;
             for i in 0..2 {
                 sys::cond_init(UnsafeCell::raw_get(&raw const (*this).cond[i]))?;
             }
@@ -210,47 +215,15 @@ impl RobustMonitor {
     /// `None` if it did not get it in time. A holder that died is reported
     /// by the guard's [`acquired`](RobustGuard::acquired).
     pub fn lock_timeout(&self, timeout: Duration) -> Result<Option<RobustGuard<'_>>, PthreadError> {
-        let deadline = shm::time::monotonic_deadline(timeout);
-        loop {
-            let acquired = match shm_pthread::raw::clock_lock(&self.mutex, &deadline) {
-                0 => Acquired::Clean,
-                libc::ETIMEDOUT => return Ok(None),
-                libc::EOWNERDEAD => self.recover()?,
-                // Not expected from glibc; same absolute deadline.
-                libc::EINTR => continue,
-                rc => return Err(("pthread_mutex_clocklock", rc).into()),
-            };
-            return Ok(Some(RobustGuard {
+        Ok(self
+            .mutex
+            .lock_timeout(timeout)?
+            .map(|acquired| RobustGuard {
                 monitor: self,
                 acquired,
                 held: true,
                 _not_send: std::marker::PhantomData,
-            }));
-        }
-    }
-
-    /// After `EOWNERDEAD` (this thread holds the mutex): makes it
-    /// consistent; if that fails, releases it so that the error leaves
-    /// nothing held.
-    #[cold]
-    fn recover(&self) -> Result<Acquired, PthreadError> {
-        match shm_pthread::raw::consistent(&self.mutex) {
-            0 => Ok(Acquired::PreviousOwnerDied { owner: None }),
-            rc => {
-                self.unlock_or_abort();
-                Err(("pthread_mutex_consistent", rc).into())
-            }
-        }
-    }
-
-    fn unlock_or_abort(&self) {
-        let rc = shm_pthread::raw::unlock(&self.mutex);
-        if rc != 0 {
-            shm_pthread::raw::fatal(&format!(
-                "shmlab: fatal: pthread_mutex_unlock of a robust monitor failed ({}): it may stay on this thread's robust list after its memory is unmapped",
-                std::io::Error::from_raw_os_error(rc)
-            ));
-        }
+            }))
     }
 }
 
@@ -292,12 +265,12 @@ impl RobustGuard<'_> {
         let wait = match sys::cond_timedwait(&m.cond[cv], &m.mutex, &deadline) {
             0 => Wait::Woken,
             libc::ETIMEDOUT => Wait::TimedOut,
-            libc::EOWNERDEAD => match m.recover() {
+            libc::EOWNERDEAD => match m.mutex.recover() {
                 Ok(a) => return Ok((Wait::Woken, a)),
                 Err(e) => {
                     // `recover` gave the mutex back.
                     self.held = false;
-                    return Err(e);
+                    return Err(e.into());
                 }
             },
             rc => {
@@ -334,7 +307,7 @@ impl Drop for RobustGuard<'_> {
     /// `pthread_mutex_unlock`; a failure aborts (see [`RobustMonitor`]).
     fn drop(&mut self) {
         if self.held {
-            self.monitor.unlock_or_abort();
+            self.monitor.mutex.unlock();
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The crate's only unsafe calls: glibc's `pthread_cond_*`,
 //! `pthread_rwlock_*` and `pthread_barrier_*` with their attribute
 //! objects, all process-shared and initialised in place (the pattern of
-//! `crates/pthread`). The monitors' mutex is `crates/pthread`'s binding
-//! ([`shm_pthread::raw`]): no second one here.
+//! `crates/pthread`). The monitors' mutex is `crates/pthread`'s
+//! [`MutexCell`]: no second binding of `pthread_mutex_*` here.
 //!
 //! pthread functions *return* their error number (0 is success), and the
 //! wrappers hand it back as-is. The object wrappers take `&UnsafeCell<T>`:
@@ -15,8 +15,9 @@
 
 use libc::{
     c_int, clockid_t, pthread_barrier_t, pthread_barrierattr_t, pthread_cond_t, pthread_condattr_t,
-    pthread_mutex_t, pthread_rwlock_t, pthread_rwlockattr_t, timespec,
+    pthread_rwlock_t, pthread_rwlockattr_t, timespec,
 };
+use shm_pthread::MutexCell;
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 
@@ -133,13 +134,14 @@ pub(crate) unsafe fn rwlock_init(
 /// spuriously), `ETIMEDOUT`, or `EPERM` if `m` is not held.
 pub(crate) fn cond_timedwait(
     c: &UnsafeCell<pthread_cond_t>,
-    m: &UnsafeCell<pthread_mutex_t>,
+    m: &MutexCell,
     deadline: &timespec,
 ) -> c_int {
-    // SAFETY: both objects live and aligned for the call (borrowed); an
-    // error-checking mutex not held by this thread is refused (EPERM)
-    // rather than undefined; `deadline` outlives the call.
-    unsafe { libc::pthread_cond_timedwait(c.get(), m.get(), deadline) }
+    // SAFETY: both objects live and aligned for the call (borrowed; the
+    // mutex pointer is valid while the cell is); an error-checking mutex
+    // not held by this thread is refused (EPERM) rather than undefined;
+    // `deadline` outlives the call.
+    unsafe { libc::pthread_cond_timedwait(c.get(), m.as_ptr(), deadline) }
 }
 
 /// `pthread_cond_signal(c)`.

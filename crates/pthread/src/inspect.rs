@@ -22,7 +22,12 @@ const FLAG_MEANS: &str = "glibc's lock word records that someone waits, not how 
 
 impl InspectLock for RobustMutex {
     fn inspect(state: &MutexState, _bytes: &[u8], liveness: &dyn Fn(i32) -> Liveness) -> LockInfo {
-        describe(true, owner(state), Some(sys::lock_word(&state.m)), liveness)
+        describe(
+            true,
+            owner(state),
+            Some(sys::lock_word(state.m.cell())),
+            liveness,
+        )
     }
 }
 
@@ -31,7 +36,7 @@ impl InspectLock for PlainMutex {
         describe(
             false,
             owner(state),
-            Some(sys::lock_word(&state.m)),
+            Some(sys::lock_word(state.m.cell())),
             liveness,
         )
     }
@@ -39,7 +44,7 @@ impl InspectLock for PlainMutex {
 
 /// glibc's owner field, `None` when it names nobody.
 fn owner(state: &MutexState) -> Option<i32> {
-    Some(sys::owner_tid(&state.m)).filter(|&t| t > 0)
+    Some(sys::owner_tid(state.m.cell())).filter(|&t| t > 0)
 }
 
 /// A pthread mutex from its owner field and (if known) its lock word.

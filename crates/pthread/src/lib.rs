@@ -14,6 +14,12 @@
 //! guarded may be half-updated. [`PlainMutex`] is the same without
 //! robustness, so the benchmarks can show what robustness costs.
 //!
+//! Both keep their mutex in a [`MutexCell`]: the mutex alone, with the
+//! in-place init, the robust recovery and the fatal unlock, for a crate
+//! that keeps a mutex beside other pthread objects in shared memory (the
+//! monitor crate's condition variables wait on one). It is the one binding
+//! of `pthread_mutex_*` in the workspace.
+//!
 //! The kernel learns of the death by walking the dead thread's robust list
 //! (registered by glibc with `set_robust_list`) as the thread exits, and it
 //! can only mark a mutex that is still mapped then: a holder that unmaps the
@@ -60,45 +66,14 @@
 //! The fast path (lock, unlock) makes no system call more than before: only
 //! the unlock's return value is now checked.
 
+mod cell;
 mod inspect;
 mod sys;
 
-/// The process-shared `pthread_mutex_t` calls themselves, for a crate that
-/// keeps a mutex beside other pthread objects in shared memory (the
-/// monitor crate's condition variables wait on one): the one binding of
-/// them in the workspace. Each returns pthread's error number (0 on
-/// success); [`fatal`](raw::fatal) writes one line and aborts.
-pub mod raw {
-    pub use crate::sys::{clock_lock, consistent, fatal, lock, try_lock, unlock};
-
-    /// `pthread_mutex_init` in place: process-shared
-    /// (`PTHREAD_PROCESS_SHARED`), error-checking
-    /// (`PTHREAD_MUTEX_ERRORCHECK`) and, with `robust`,
-    /// `PTHREAD_MUTEX_ROBUST`. On failure, the call that failed and its
-    /// error number.
-    ///
-    /// # Safety
-    /// `m` points to writable, aligned storage for a mutex that no thread
-    /// or process uses yet and that will never move.
-    pub unsafe fn init(
-        m: *mut libc::pthread_mutex_t,
-        robust: bool,
-    ) -> Result<(), (&'static str, libc::c_int)> {
-        let mut attr = crate::sys::Attr::new()?;
-        attr.set_process_shared()?;
-        attr.set_errorcheck()?;
-        if robust {
-            attr.set_robust()?;
-        }
-        // SAFETY: `m` per our caller's contract; the attribute is
-        // initialised and outlives the call.
-        unsafe { crate::sys::mutex_init(m, &mut attr) }.map_err(|e| ("pthread_mutex_init", e))
-    }
-}
+pub use cell::MutexCell;
 
 use shm::InitCtx;
 use shm::lock::{Acquired, RawLock, RawLockTimed};
-use std::cell::UnsafeCell;
 use std::time::Duration;
 
 /// pthread's returned error numbers, typed.
@@ -137,19 +112,15 @@ impl PthreadError {
     }
 }
 
-/// The `pthread_mutex_t` as it lies in the region: glibc's 40 bytes,
-/// initialised in place and never moved, because the mutex's identity (its
-/// futex, and the robust list entry that points at it) is its address.
+/// The `pthread_mutex_t` as it lies in the region: glibc's 40 bytes (a
+/// [`MutexCell`]), initialised in place and never moved, because the
+/// mutex's identity (its futex, and the robust list entry that points at
+/// it) is its address.
 #[repr(C)]
 pub struct MutexState {
-    m: UnsafeCell<libc::pthread_mutex_t>,
+    m: MutexCell,
 }
 shm::any_bits!(MutexState { m });
-
-// SAFETY: a process-shared pthread mutex is designed to be used
-// concurrently from any thread of any process through its address; every
-// access goes through glibc's pthread_mutex_* calls.
-unsafe impl Sync for MutexState {}
 
 impl std::fmt::Debug for MutexState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,48 +128,25 @@ impl std::fmt::Debug for MutexState {
     }
 }
 
+/// A failed call, typed.
+fn os((op, rc): (&'static str, libc::c_int)) -> PthreadError {
+    PthreadError::from_rc(op, rc)
+}
+
 /// `pthread_mutexattr_init` + `setpshared` (+ `setrobust`), then
-/// `pthread_mutex_init` on the state where it lies — the attribute object is
-/// destroyed when `attr` drops, on the error paths too.
+/// `pthread_mutex_init` on the state where it lies — glibc's normal kind,
+/// not error-checking; the attribute object is destroyed on every path.
 fn init(state: *mut MutexState, robust: bool) -> Result<(), PthreadError> {
-    let os = |(op, rc)| PthreadError::from_rc(op, rc);
-    let mut attr = sys::Attr::new().map_err(os)?;
-    attr.set_process_shared().map_err(os)?;
-    if robust {
-        attr.set_robust().map_err(os)?;
-    }
     // SAFETY: `state` is the caller's zeroed, aligned, never-moving storage
-    // that nobody uses yet (the RawLock::init contract), and
-    // `UnsafeCell<pthread_mutex_t>` has `pthread_mutex_t`'s layout, so the
-    // cast pointer addresses the mutex itself: it is initialised in place.
-    unsafe { sys::mutex_init(UnsafeCell::raw_get(&raw mut (*state).m), &mut attr) }
-        .map_err(|rc| PthreadError::from_rc("pthread_mutex_init", rc))
-}
-
-/// `pthread_mutex_unlock(m)`, and abort if it fails (see the crate docs:
-/// a mutex that could not be unlocked may still be on this thread's robust
-/// list, so nothing may go on as if it were released).
-#[inline]
-fn unlock_or_abort(state: &MutexState) {
-    let rc = sys::unlock(&state.m);
-    if rc != 0 {
-        unlock_failed(rc);
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn unlock_failed(rc: libc::c_int) -> ! {
-    sys::fatal(&format!(
-        "shmlab: fatal: pthread_mutex_unlock failed ({}): the mutex was destroyed or overwritten while held, or this thread does not hold it; going on could leave it on glibc's robust list after its memory is unmapped",
-        std::io::Error::from_raw_os_error(rc)
-    ))
+    // that nobody uses yet (the RawLock::init contract), and the field
+    // pointer addresses the cell inside it.
+    unsafe { MutexCell::init_kind(&raw mut (*state).m, robust, false) }.map_err(os)
 }
 
 /// [`RobustMutex`]'s [`RawLock::before_unmap`]: aborts if the futex word
 /// names a live thread of this process (see the crate docs).
 fn refuse_unmap_while_held_here(state: &MutexState) {
-    let tid = (sys::lock_word(&state.m) & sys::FUTEX_TID_MASK) as i32;
+    let tid = (sys::lock_word(state.m.cell()) & sys::FUTEX_TID_MASK) as i32;
     if tid != 0 && sys::is_thread_of_this_process(tid) {
         held_at_unmap(tid);
     }
@@ -215,13 +163,13 @@ fn held_at_unmap(tid: i32) -> ! {
 /// [`RawLock::destroy`] for both kinds: destroys the mutex only if it can
 /// take it (see the crate docs), so a held mutex is never destroyed.
 fn destroy_unless_held(state: &MutexState) {
-    match sys::try_lock(&state.m) {
+    match sys::try_lock(state.m.cell()) {
         0 => {}
         libc::EOWNERDEAD => {
             // Made consistent so that the unlock below leaves it a normal,
             // free mutex; if that fails the unlock marks it unrecoverable,
             // which is as good for a mutex about to be destroyed.
-            let _ = sys::consistent(&state.m);
+            let _ = sys::consistent(state.m.cell());
         }
         // EBUSY: held by a peer, or (the plain kind only; for the robust
         // one `before_unmap` aborts first) by a thread of this process
@@ -230,28 +178,13 @@ fn destroy_unless_held(state: &MutexState) {
         // overwritten already, ENOTRECOVERABLE, EAGAIN): not ours to fix.
         _ => return,
     }
-    unlock_or_abort(state);
+    state.m.unlock();
     // SAFETY: nobody held it a moment ago and the region is being
     // unlinked (RawLock::destroy's contract). A peer that locks it in this
     // window breaks that contract; it then gets EINVAL from its unlock,
     // which shmlab makes fatal in that peer, while the mutex is still mapped
     // there.
-    let _ = unsafe { sys::destroy(&state.m) };
-}
-
-/// `pthread_mutex_consistent` after `EOWNERDEAD` — we hold the mutex then,
-/// and must mark it consistent or its next unlock makes it unrecoverable.
-/// If that fails, the mutex is released again so that the error does not
-/// leave it held by a caller that has no guard.
-#[cold]
-fn recover(state: &MutexState) -> Result<Acquired, PthreadError> {
-    match sys::consistent(&state.m) {
-        0 => Ok(Acquired::PreviousOwnerDied { owner: None }),
-        rc => {
-            unlock_or_abort(state);
-            Err(PthreadError::from_rc("pthread_mutex_consistent", rc))
-        }
-    }
+    let _ = unsafe { sys::destroy(state.m.cell()) };
 }
 
 macro_rules! pthread_lock {
@@ -288,22 +221,13 @@ macro_rules! pthread_lock {
             /// again but the data it guarded may be half-updated.
             #[inline]
             fn lock(&self, state: &MutexState) -> Result<Acquired, PthreadError> {
-                match sys::lock(&state.m) {
-                    0 => Ok(Acquired::Clean),
-                    libc::EOWNERDEAD => recover(state),
-                    rc => Err(PthreadError::from_rc("pthread_mutex_lock", rc)),
-                }
+                state.m.lock().map_err(os)
             }
 
             /// `pthread_mutex_trylock(m)`; `EBUSY` → `None` — because a busy
             /// mutex is an answer, not an error.
             fn try_lock(&self, state: &MutexState) -> Result<Option<Acquired>, PthreadError> {
-                match sys::try_lock(&state.m) {
-                    0 => Ok(Some(Acquired::Clean)),
-                    libc::EBUSY => Ok(None),
-                    libc::EOWNERDEAD => recover(state).map(Some),
-                    rc => Err(PthreadError::from_rc("pthread_mutex_trylock", rc)),
-                }
+                state.m.try_lock().map_err(os)
             }
 
             /// `pthread_mutex_unlock(m)` — by the locking thread, which the
@@ -311,7 +235,7 @@ macro_rules! pthread_lock {
             /// failure aborts the process (see the crate docs).
             #[inline]
             unsafe fn unlock(&self, state: &MutexState) {
-                unlock_or_abort(state);
+                state.m.unlock();
             }
 
             /// `pthread_mutex_trylock`, then `pthread_mutex_unlock` +
@@ -337,7 +261,7 @@ macro_rules! pthread_lock {
             /// mutex stays held by the dead tid; a robust one is marked
             /// for recovery). `None` when free.
             fn last_holder(&self, state: &MutexState) -> Option<i32> {
-                Some(sys::owner_tid(&state.m)).filter(|&t| t > 0)
+                Some(sys::owner_tid(state.m.cell())).filter(|&t| t > 0)
             }
         }
 
@@ -350,17 +274,7 @@ macro_rules! pthread_lock {
                 state: &MutexState,
                 timeout: Duration,
             ) -> Result<Option<Acquired>, PthreadError> {
-                let deadline = shm::time::monotonic_deadline(timeout);
-                loop {
-                    match sys::clock_lock(&state.m, &deadline) {
-                        0 => return Ok(Some(Acquired::Clean)),
-                        libc::ETIMEDOUT => return Ok(None),
-                        libc::EOWNERDEAD => return recover(state).map(Some),
-                        // Not expected from glibc; same absolute deadline.
-                        libc::EINTR => continue,
-                        rc => return Err(PthreadError::from_rc("pthread_mutex_clocklock", rc)),
-                    }
-                }
+                state.m.lock_timeout(timeout).map_err(os)
             }
         }
     };

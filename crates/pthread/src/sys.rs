@@ -6,9 +6,10 @@
 //! not used), so the wrappers hand that number back as-is and [`check`]
 //! turns it into a `Result` where a caller wants one.
 //!
-//! The mutex wrappers take `&UnsafeCell<pthread_mutex_t>`: the borrow
-//! guarantees live, aligned memory for the whole call, and `UnsafeCell` is
-//! what allows glibc to write through a shared reference. glibc treats an
+//! The mutex wrappers take `&UnsafeCell<pthread_mutex_t>` (the inside of a
+//! [`MutexCell`](crate::MutexCell)): the borrow guarantees live, aligned
+//! memory for the whole call, and `UnsafeCell` is what allows glibc to
+//! write through a shared reference. glibc treats an
 //! all-zero `pthread_mutex_t` as `PTHREAD_MUTEX_INITIALIZER`, so even a
 //! region whose payload was never initialised cannot make these calls read
 //! garbage; the lock contract (a `LockState` is reachable only after
@@ -114,7 +115,7 @@ pub(crate) unsafe fn mutex_init(m: *mut pthread_mutex_t, attr: &mut Attr) -> Res
 
 /// `pthread_mutex_lock(m)`: 0, `EOWNERDEAD` or an error number.
 #[inline]
-pub fn lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+pub(crate) fn lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
     // SAFETY: `m` is live and aligned for the call (borrowed) and glibc
     // mutates it only through atomics and the futex (see the module docs).
     unsafe { libc::pthread_mutex_lock(m.get()) }
@@ -122,7 +123,7 @@ pub fn lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
 
 /// `pthread_mutex_trylock(m)`: 0, `EBUSY`, `EOWNERDEAD` or an error number.
 #[inline]
-pub fn try_lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+pub(crate) fn try_lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
     // SAFETY: as for `lock`.
     unsafe { libc::pthread_mutex_trylock(m.get()) }
 }
@@ -130,7 +131,7 @@ pub fn try_lock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
 /// `pthread_mutex_clocklock(m, CLOCK_MONOTONIC, deadline)`: 0, `ETIMEDOUT`,
 /// `EOWNERDEAD` or an error number. `deadline` must be normalised
 /// ([`shm::time::monotonic_deadline`]).
-pub fn clock_lock(m: &UnsafeCell<pthread_mutex_t>, deadline: &timespec) -> c_int {
+pub(crate) fn clock_lock(m: &UnsafeCell<pthread_mutex_t>, deadline: &timespec) -> c_int {
     // SAFETY: as for `lock`; `deadline` is a valid, normalised timespec that
     // outlives the call.
     unsafe { pthread_mutex_clocklock(m.get(), libc::CLOCK_MONOTONIC, deadline) }
@@ -139,14 +140,14 @@ pub fn clock_lock(m: &UnsafeCell<pthread_mutex_t>, deadline: &timespec) -> c_int
 /// `pthread_mutex_unlock(m)`: 0 or an error number (`EPERM` if a robust or
 /// error-checking mutex is not held by this thread).
 #[inline]
-pub fn unlock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+pub(crate) fn unlock(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
     // SAFETY: as for `lock`.
     unsafe { libc::pthread_mutex_unlock(m.get()) }
 }
 
 /// `pthread_mutex_consistent(m)`: after `EOWNERDEAD`, marks the robust
 /// mutex usable again (else its next unlock makes it `ENOTRECOVERABLE`).
-pub fn consistent(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
+pub(crate) fn consistent(m: &UnsafeCell<pthread_mutex_t>) -> c_int {
     // SAFETY: as for `lock`.
     unsafe { libc::pthread_mutex_consistent(m.get()) }
 }
@@ -226,7 +227,7 @@ pub(crate) fn is_thread_of_this_process(tid: i32) -> bool {
 /// Writes `msg` and a newline to stderr with one `write(2)` (not through
 /// `std::io::stderr()`, whose lock another thread may hold) and aborts.
 #[cold]
-pub fn fatal(msg: &str) -> ! {
+pub(crate) fn fatal(msg: &str) -> ! {
     let mut line = Vec::with_capacity(msg.len() + 1);
     line.extend_from_slice(msg.as_bytes());
     line.push(b'\n');
