@@ -23,6 +23,7 @@ pub(crate) mod decode;
 mod inspect;
 mod ls;
 pub mod ps;
+mod trace;
 mod watch;
 
 use crate::fmt;
@@ -138,6 +139,38 @@ pub enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run PROGRAM under ptrace and explain its shared-memory, semaphore and pipe calls as they happen: every failure explained with the fix, hangs diagnosed, and at the end what it left behind. Exits with the program's status (or, with --check, 1 if anything went wrong)
+    Trace {
+        /// One JSON object per event, then a summary object
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 if anything was left behind, a call failed, a process was killed by a signal or a hang was found
+        #[arg(long)]
+        check: bool,
+        /// Seconds with every traced process blocked before a hang is reported (0.1 to 3600)
+        #[arg(long, default_value = "2", value_parser = parse_hang_after)]
+        hang_after: std::time::Duration,
+        /// End the run (SIGKILL every traced process) when a hang is found
+        #[arg(long)]
+        kill_on_hang: bool,
+        /// Write the report to FILE instead of standard error
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+        /// Stop at every system call (no seccomp filter): slower, for kernels that refuse the filter
+        #[arg(long)]
+        every_call: bool,
+        /// Do not stop at shared futex waits (no "waited on /NAME" lines): faster for programs whose locks are contended
+        #[arg(long)]
+        no_waits: bool,
+        /// The program and its arguments (after `--`)
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "PROGRAM"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Post a named semaphore left at 0 by a holder that died (see lab8-crash). Unsafe in
     /// general: if the holder is alive, two processes enter the critical section
     RepairSem {
@@ -147,6 +180,14 @@ pub enum Cmd {
         #[arg(long, value_name = "PID")]
         holder: i32,
     },
+}
+
+fn parse_hang_after(s: &str) -> Result<std::time::Duration, String> {
+    let d = fmt::parse_seconds(s)?;
+    if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(3600) {
+        return Err(format!("{s:?} seconds is out of range; use 0.1 to 3600"));
+    }
+    Ok(d)
 }
 
 fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
@@ -162,6 +203,25 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     if let Cmd::Watch { name, interval } = &cli.cmd {
         return watch::watch(name.as_ref(), *interval);
     }
+    if let Cmd::Trace {
+        json,
+        check,
+        hang_after,
+        kill_on_hang,
+        output,
+        every_call,
+        no_waits,
+        command,
+    } = &cli.cmd
+    {
+        let opts = shm_trace::Options {
+            hang_after: *hang_after,
+            kill_on_hang: *kill_on_hang,
+            every_call: *every_call,
+            waits: !*no_waits,
+        };
+        return trace::trace(command, &opts, *json, *check, output.as_deref());
+    }
     let out = &mut std::io::stdout().lock();
     match &cli.cmd {
         Cmd::Ls => ls::ls(out),
@@ -176,7 +236,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Watch { .. } => unreachable!("handled above"),
+        Cmd::Watch { .. } | Cmd::Trace { .. } => unreachable!("handled above"),
         Cmd::Inspect {
             name,
             bytes,
