@@ -383,6 +383,10 @@ fn a_fork_pair_is_followed_and_clean() {
     assert_eq!(r.stdout, "parent read: written by the child\n");
     let fork = r.one("fork");
     let child = fork["child"].as_i64().unwrap();
+    // The mapping made before the fork is the child's too.
+    let maps = fork["inherited_maps"].as_array().unwrap();
+    assert_eq!(maps.len(), 1, "{fork}");
+    assert!(maps[0].as_str().unwrap().contains(name.as_str()), "{fork}");
     assert!(
         r.of("exit")
             .iter()
@@ -470,4 +474,19 @@ fn bad_input_is_one_line_and_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
+}
+
+/// A program that stops itself (`kill -STOP $$`) is not left stopped for
+/// ever: the group-stop is resumed and the run ends normally.
+#[test]
+fn a_program_that_stops_itself_is_not_left_stopped() {
+    if examples().is_none() {
+        return;
+    }
+    let t0 = std::time::Instant::now();
+    let r = trace(&[], "/bin/sh", &["-c", "kill -STOP $$; echo after"]);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(r.code, Some(0), "{:#?}", r.events);
+    assert_eq!(r.stdout, "after\n");
+    assert!(r.of("signal").iter().any(|e| e["signal"] == "SIGSTOP"));
 }

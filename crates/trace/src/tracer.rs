@@ -330,9 +330,25 @@ impl Tracer {
                         } else {
                             "fork"
                         };
-                        let e = Event::new(parent, "fork", format!("{what}() = {new}"))
-                            .with("child", new);
-                        self.lock().out.event(&e);
+                        let mut s = self.lock();
+                        let (fds, maps) =
+                            s.procs.get(&new).map_or_else(Default::default, inherited);
+                        let mut line = format!("{what}() = {new}");
+                        if !fds.is_empty() || !maps.is_empty() {
+                            line.push_str(&format!(
+                                "   the child inherits {}",
+                                fds.iter()
+                                    .chain(&maps)
+                                    .cloned()
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ));
+                        }
+                        let e = Event::new(parent, "fork", line)
+                            .with("child", new)
+                            .with("inherited_fds", fds)
+                            .with("inherited_maps", maps);
+                        s.out.event(&e);
                     }
                     // Its first stop may already have been seen.
                     if !self.fresh.remove(&-new) {
@@ -351,12 +367,34 @@ impl Tracer {
                     .unwrap_or(pid.as_raw());
                 let program = exe_of(pid.as_raw());
                 let mut s = self.lock();
+                let mut closed = Vec::new();
+                let mut kept = Vec::new();
                 if let Some(proc_) = s.procs.get_mut(&p) {
                     proc_.maps.clear();
+                    let mut fds: Vec<_> = proc_.fds.iter().collect();
+                    fds.sort_by_key(|(n, _)| **n);
+                    for (n, fd) in fds {
+                        let what = format!("fd {n} ({})", fd.obj.label());
+                        if fd.cloexec {
+                            closed.push(what)
+                        } else {
+                            kept.push(what)
+                        }
+                    }
                     proc_.fds.retain(|_, fd| !fd.cloexec);
                     proc_.summary.program = program.clone();
                 }
-                let e = Event::new(p, "exec", format!("exec {program}")).with("program", program);
+                let mut line = format!("exec {program}");
+                if !closed.is_empty() {
+                    line.push_str(&format!("   O_CLOEXEC closed {}", closed.join(", ")));
+                }
+                if !kept.is_empty() {
+                    line.push_str(&format!("   still open: {}", kept.join(", ")));
+                }
+                let e = Event::new(p, "exec", line)
+                    .with("program", program)
+                    .with("closed_on_exec", closed)
+                    .with("kept_open", kept);
                 s.out.event(&e);
                 drop(s);
                 self.resume(pid, None);
@@ -401,6 +439,19 @@ impl Tracer {
         if sig == Signal::SIGSTOP && !self.tgid.contains_key(&raw) {
             // Its fork event has not arrived yet: remember the stop.
             self.fresh.insert(-raw);
+            return;
+        }
+        // A group-stop (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU taking effect)
+        // has no siginfo: resume it without the signal, or injecting it
+        // again would stop it again for ever. (A traced program cannot be
+        // suspended by job control; `kill -STOP` on it is seen and
+        // ignored.)
+        if matches!(
+            sig,
+            Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU
+        ) && matches!(ptrace::getsiginfo(pid), Err(Errno::EINVAL))
+        {
+            self.resume(pid, None);
             return;
         }
         let p = self.tgid.get(&raw).copied().unwrap_or(raw);
@@ -1301,6 +1352,25 @@ impl Tracer {
         out.summary(&summary);
         summary
     }
+}
+
+/// What a forked child inherits: its descriptors and mappings of shared
+/// objects, in words.
+fn inherited(p: &Proc) -> (Vec<String>, Vec<String>) {
+    let mut fds: Vec<(i32, String)> = p
+        .fds
+        .iter()
+        .filter(|(_, fd)| !matches!(fd.obj, Obj::SemTemp))
+        .map(|(n, fd)| (*n, format!("fd {n} ({})", fd.obj.label())))
+        .collect();
+    fds.sort();
+    let maps = p
+        .maps
+        .iter()
+        .filter(|m| matches!(m.obj, Obj::Shm(_)))
+        .map(|m| format!("the mapping of {} at {:#x}", m.obj.label(), m.start))
+        .collect();
+    (fds.into_iter().map(|(_, s)| s).collect(), maps)
 }
 
 /// A `futex` call that sleeps on a shared word (what the filter stops at).
