@@ -14,6 +14,9 @@
 //! Workloads, run by this very binary re-executed with
 //! `--shmlab-workload NAME`:
 //!
+//! - `race-none`: lab 4's race without a lock, 2 processes × 200,000,000
+//!   increments (`lab4-race --sync none --iters 200000000`): a loop with no
+//!   system call at all, so only start-up and the region's set-up stop;
 //! - `race-futex`: lab 4's race, 2 processes × 200,000 increments under
 //!   the futex lock in the region (`lab4-race --sync futex --iters
 //!   200000`); its loop makes no system call but the shared futex waits of
@@ -31,11 +34,21 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const FLAG: &str = "--shmlab-workload";
-const WORKLOADS: [&str; 2] = ["race-futex", "buffer-sem"];
+const WORKLOADS: [&str; 3] = ["race-none", "race-futex", "buffer-sem"];
 
 /// The workload process: runs `name` and exits 0 (1 on failure).
 fn workload(name: &str) -> ! {
     let ok = match name {
+        "race-none" => {
+            let cfg = race::Config {
+                sync: race::SyncMode::None,
+                kind: race::WorkerKind::Procs,
+                workers: 2,
+                iters: 200_000_000,
+                hold: 0,
+            };
+            race::run_trial(&cfg, 1, &mut |_, _| {}).is_ok()
+        }
         "race-futex" => {
             let cfg = race::Config {
                 sync: race::SyncMode::Futex,
@@ -131,6 +144,22 @@ fn main() {
     let strace = have_strace();
     if !strace {
         eprintln!("trace_overhead/*/strace-f: SKIPPED, strace is not installed");
+    }
+    // Can this machine trace (ptrace may be refused in a container)?
+    let probe = shm_trace::run(
+        std::ffi::OsStr::new("/bin/true"),
+        &[],
+        &shm_trace::Options {
+            hang_after: Duration::from_secs(3600),
+            kill_on_hang: false,
+            every_call: false,
+            waits: true,
+        },
+        shm_trace::Output::new(Box::new(std::io::sink()), false),
+    );
+    if let Err(e) = probe {
+        eprintln!("trace_overhead: SKIPPED, this machine cannot trace: {e}");
+        return;
     }
     let mut c = Criterion::default().configure_from_args();
     let mut g = c.benchmark_group("trace_overhead");
