@@ -285,3 +285,52 @@ fn futex_wake_crosses_processes() {
     expect_exit_ok(kid);
     assert_eq!(woke, 1, "futex_wake found no sleeper in the other process");
 }
+
+/// A waiter that only ever waits in timeouts shorter than the dead-owner
+/// check interval still takes over from a dead holder. (The spin locks
+/// checked the holder only after a full interval within one call, so a
+/// caller polling with `lock_timeout(10 ms)` waited behind a dead holder
+/// for ever: found by `shmlab torture`.)
+fn short_timeouts_take_over<L: RawLockTimed + 'static>() {
+    let _serial = serial();
+    let (name, region) = create::<L>("short-timeouts");
+    let kid = fork_child(|| {
+        let Some(r) = open::<L>(&name) else { return 10 };
+        let lock = Lock::<L>::attach(&r.lock).unwrap();
+        let Ok(g) = lock.lock() else { return 12 };
+        std::mem::forget(g);
+        0
+    });
+    expect_exit_ok(kid);
+    let lock = Lock::<L>::attach(&region.lock).unwrap();
+    let t0 = Instant::now();
+    let acquired = loop {
+        match lock.lock_timeout(Duration::from_millis(10)).unwrap() {
+            Some(g) => break g.acquired(),
+            None => assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "{}: 5 s of 10 ms waits behind a dead holder",
+                L::NAME
+            ),
+        }
+    };
+    assert!(
+        matches!(acquired, Acquired::PreviousOwnerDied { .. }),
+        "{acquired:?}"
+    );
+}
+
+#[test]
+fn spin_short_timeouts_take_over_from_a_dead_holder() {
+    short_timeouts_take_over::<SpinLock>();
+}
+
+#[test]
+fn spin_pure_short_timeouts_take_over_from_a_dead_holder() {
+    short_timeouts_take_over::<shm_futex::PureSpinLock>();
+}
+
+#[test]
+fn futex_short_timeouts_take_over_from_a_dead_holder() {
+    short_timeouts_take_over::<FutexLock>();
+}
