@@ -44,6 +44,8 @@ fn spin_word(holder: Option<i32>, liveness: &dyn Fn(i32) -> Liveness) -> LockInf
 }
 
 impl InspectLock for FutexLock {
+    const RECOVERS_OWNER_DEATH: bool = true;
+
     fn inspect(state: &FutexState, _bytes: &[u8], liveness: &dyn Fn(i32) -> Liveness) -> LockInfo {
         let waiters = Waiters::Flag {
             any: state.has_waiters(),
@@ -54,12 +56,16 @@ impl InspectLock for FutexLock {
 }
 
 impl InspectLock for SpinLock {
+    const RECOVERS_OWNER_DEATH: bool = true;
+
     fn inspect(state: &SpinState, _bytes: &[u8], liveness: &dyn Fn(i32) -> Liveness) -> LockInfo {
         spin_word(state.holder(), liveness)
     }
 }
 
 impl InspectLock for PureSpinLock {
+    const RECOVERS_OWNER_DEATH: bool = true;
+
     fn inspect(
         state: &PureSpinState,
         _bytes: &[u8],

@@ -21,6 +21,8 @@ const PTHREAD_MUTEX_NOTRECOVERABLE: i32 = i32::MAX - 1;
 const FLAG_MEANS: &str = "glibc's lock word records that someone waits, not how many";
 
 impl InspectLock for RobustMutex {
+    const RECOVERS_OWNER_DEATH: bool = true;
+
     fn inspect(state: &MutexState, _bytes: &[u8], liveness: &dyn Fn(i32) -> Liveness) -> LockInfo {
         describe(
             true,
@@ -32,6 +34,8 @@ impl InspectLock for RobustMutex {
 }
 
 impl InspectLock for PlainMutex {
+    const RECOVERS_OWNER_DEATH: bool = false;
+
     fn inspect(state: &MutexState, _bytes: &[u8], liveness: &dyn Fn(i32) -> Liveness) -> LockInfo {
         describe(
             false,

@@ -27,6 +27,8 @@ use std::mem::MaybeUninit;
 pub const SEM_T: usize = std::mem::size_of::<SemCell>();
 
 impl InspectLock for UnnamedSemaphore {
+    const RECOVERS_OWNER_DEATH: bool = false;
+
     /// The value from `sem_getvalue` on the copy, the sleepers from the
     /// `sem_t`'s bytes ([`glibc_sem_waiters`]).
     fn inspect(state: &UnnamedState, bytes: &[u8], liveness: &dyn Fn(i32) -> Liveness) -> LockInfo {
@@ -44,6 +46,8 @@ impl InspectLock for UnnamedSemaphore {
 }
 
 impl InspectLock for NamedSemaphore {
+    const RECOVERS_OWNER_DEATH: bool = false;
+
     /// The name as stored, and the value and sleepers from its file (see
     /// the module docs).
     fn inspect(state: &NamedState, _bytes: &[u8], liveness: &dyn Fn(i32) -> Liveness) -> LockInfo {

@@ -443,6 +443,12 @@ pub enum Waiters {
 /// `race::ModeVisitor::region_lock` requires it; a lock added there is
 /// then decoded by the tool with no other change.
 pub trait InspectLock: RawLock {
+    /// Whether the lock tells the next locker that its holder died
+    /// ([`Acquired::PreviousOwnerDied`]) instead of staying held by the
+    /// dead: what the torture expects of it (recover every time, or wedge
+    /// and be caught).
+    const RECOVERS_OWNER_DEATH: bool;
+
     /// Describes the lock from `state`, a private copy of a region's state
     /// (a peer may have stored any bytes in it: nothing read from it is
     /// trusted, counts are checked, nothing panics), and `bytes`, the bytes
