@@ -130,6 +130,35 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// A duration with a unit: `30s`, `5ms`, `250us`, `2m` (a bare number is
+/// seconds); at most a day. The error says how to write one.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "m" | "min" => 60.0,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a duration; use e.g. 30s, 5ms, 250us or 2m"
+            ));
+        }
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; use e.g. 30s, 5ms, 250us or 2m"))?;
+    let secs = v * scale;
+    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
+        return Err(format!("{s:?} is out of range; use 0 to 24 hours"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 /// Bytes from outside (file names, type tags, semaphore names, commands,
 /// user names: anything another user or process chose) as text that is
 /// safe to print on a terminal. The rule, byte for byte reversible (see
@@ -246,6 +275,20 @@ pub fn has_control(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_take_units() {
+        use super::parse_duration;
+        use std::time::Duration;
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5ms"), Ok(Duration::from_millis(5)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "s", "5 parsecs", "-1s", "2d", "99999999s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn bytes_are_whole_units_when_exact() {
         assert_eq!(super::bytes(64), "64 B");

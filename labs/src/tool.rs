@@ -23,6 +23,7 @@ pub(crate) mod decode;
 mod inspect;
 mod ls;
 pub mod ps;
+mod torture;
 mod trace;
 mod watch;
 
@@ -171,6 +172,42 @@ pub enum Cmd {
         )]
         command: Vec<std::ffi::OsString>,
     },
+    /// Torture every process-shared lock: workers update a journaled record under the lock while holders are killed (SIGKILL), stopped (SIGSTOP) and moved between CPUs; survivors must recover and repair the record. Reports acquisitions, faults, recoveries and their latency, repairs, lost and inconsistent updates, and wedges, per lock
+    Torture {
+        /// Locks, comma-separated, or `all`: the registry's locks that live in the region
+        #[arg(long, default_value = "all", value_name = "LIST")]
+        lock: String,
+        /// Worker processes (2 to 32; default: twice the CPUs, at least 4)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=32))]
+        procs: Option<u32>,
+        /// How long to torture each lock
+        #[arg(long, default_value = "10s", value_parser = parse_torture_duration)]
+        duration: std::time::Duration,
+        /// Mean time between kills (0: none)
+        #[arg(long, default_value = "5ms", value_parser = fmt::parse_duration)]
+        kill_every: std::time::Duration,
+        /// Mean time between stops (0: none)
+        #[arg(long, default_value = "50ms", value_parser = fmt::parse_duration)]
+        stop_every: std::time::Duration,
+        /// How long a stopped worker stays stopped
+        #[arg(long, default_value = "20ms", value_parser = fmt::parse_duration)]
+        stop_for: std::time::Duration,
+        /// Mean time between CPU moves of a worker (0: none)
+        #[arg(long, default_value = "20ms", value_parser = fmt::parse_duration)]
+        move_every: std::time::Duration,
+        /// Most spin_loop rounds held between the record's writes and outside the lock (0 to 100000)
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+        hold: u32,
+        /// Seed of the faults (the same seed, the same sequence of faults)
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// One JSON object with a report per lock
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 if any lock failed: a lost or inconsistent update, a recovering lock that wedged, or a result that proves nothing
+        #[arg(long)]
+        check: bool,
+    },
     /// Post a named semaphore left at 0 by a holder that died (see lab8-crash). Unsafe in
     /// general: if the holder is alive, two processes enter the critical section
     RepairSem {
@@ -186,6 +223,14 @@ fn parse_hang_after(s: &str) -> Result<std::time::Duration, String> {
     let d = fmt::parse_seconds(s)?;
     if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(3600) {
         return Err(format!("{s:?} seconds is out of range; use 0.1 to 3600"));
+    }
+    Ok(d)
+}
+
+fn parse_torture_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = fmt::parse_duration(s)?;
+    if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(3600) {
+        return Err(format!("{s:?} is out of range; use 100ms to 1h"));
     }
     Ok(d)
 }
@@ -237,6 +282,33 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Watch { .. } | Cmd::Trace { .. } => unreachable!("handled above"),
+        Cmd::Torture {
+            lock,
+            procs,
+            duration,
+            kill_every,
+            stop_every,
+            stop_for,
+            move_every,
+            hold,
+            seed,
+            json,
+            check,
+        } => {
+            let cpus = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+            let setup = race::torture::Setup {
+                procs: procs.unwrap_or((2 * cpus).clamp(4, 32)),
+                duration: *duration,
+                kill_every: *kill_every,
+                stop_every: *stop_every,
+                stop_for: *stop_for,
+                move_every: *move_every,
+                hold: *hold,
+                seed: *seed,
+                wedge_after: (*stop_for * 2).max(std::time::Duration::from_secs(1)),
+            };
+            torture::torture(out, lock, &setup, *json, *check)
+        }
         Cmd::Inspect {
             name,
             bytes,

@@ -53,6 +53,7 @@ pub mod crash;
 pub mod mode;
 mod report;
 pub mod shared;
+pub mod torture;
 pub mod trace;
 mod worker;
 
