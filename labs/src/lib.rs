@@ -60,7 +60,20 @@ pub const EXIT_CHECK_FAILED: u8 = 1;
 /// first line plus a pointer to `--help`) and exits 2; `--help` and
 /// `--version` print as usual and exit 0.
 pub fn parse<C: clap::Parser>() -> C {
-    match C::try_parse() {
+    // The help ends with where the binary's chapter of the guide is.
+    let bin = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    let cmd = commands::with_chapter(&bin, C::command());
+    match cmd
+        .try_get_matches()
+        .and_then(|m| <C as clap::FromArgMatches>::from_arg_matches(&m))
+    {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -147,6 +160,11 @@ fn is_closed_stdout(payload: &(dyn std::any::Any + Send)) -> bool {
     msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe")
 }
 
+// `labs::…` paths also work inside the library: the binaries' files that
+// `commands` compiles as modules use them.
+extern crate self as labs;
+
+pub mod commands;
 pub mod decoded;
 pub mod fmt;
 pub mod items;

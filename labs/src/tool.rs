@@ -208,6 +208,16 @@ pub enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    /// Print a shell completion script for every shmlab binary (the labs and this tool): `shmlab completions bash > ~/.local/share/bash-completion/completions/shmlab`, or source it
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Write a man page for every shmlab binary (NAME.1) into DIR, generated from the same flag definitions
+    Manpages {
+        /// The directory to write them to (created if missing)
+        dir: std::path::PathBuf,
+    },
     /// Post a named semaphore left at 0 by a holder that died (see lab8-crash). Unsafe in
     /// general: if the holder is alive, two processes enter the critical section
     RepairSem {
@@ -319,6 +329,28 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             None => clean::clean_stale(out, *dry_run),
         },
         Cmd::RepairSem { name, holder } => repair_sem(out, name, *holder),
+        Cmd::Completions { shell } => {
+            for (name, mut cmd) in crate::commands::all() {
+                clap_complete::generate(*shell, &mut cmd, name, out);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Manpages { dir } => {
+            use anyhow::Context;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            for (name, cmd) in crate::commands::all() {
+                let path = dir.join(format!("{name}.1"));
+                let mut page = Vec::new();
+                clap_mangen::Man::new(cmd)
+                    .render(&mut page)
+                    .with_context(|| format!("cannot render the man page of {name}"))?;
+                std::fs::write(&path, page)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                writeln!(out, "{}", path.display())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

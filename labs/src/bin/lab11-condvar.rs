@@ -59,3 +59,11 @@ fn main() -> ExitCode {
     };
     labs::main_with(|| labs::lab11::main(&cfg, cli.check, cli.json))
 }
+
+/// This binary's command line, for the guide's test and the man pages
+/// (`labs::commands` compiles this file as a module too, so that there is
+/// one definition of its flags).
+#[allow(dead_code)]
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

@@ -45,3 +45,11 @@ fn main() -> ExitCode {
     let modes = cli.sync.0;
     labs::main_with(|| labs::lab8::run(&modes, cli.procs, cli.iters, cli.json))
 }
+
+/// This binary's command line, for the guide's test and the man pages
+/// (`labs::commands` compiles this file as a module too, so that there is
+/// one definition of its flags).
+#[allow(dead_code)]
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
