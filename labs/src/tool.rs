@@ -163,9 +163,12 @@ pub enum Cmd {
         /// Do not stop at shared futex waits (no "waited on /NAME" lines): faster for programs whose locks are contended
         #[arg(long)]
         no_waits: bool,
+        /// Attach to this running process (and its threads) instead of starting one: every system call stops it (no seccomp filter for a running program), so it runs slower; Ctrl-C detaches
+        #[arg(short = 'p', long = "pid", value_name = "PID", conflicts_with = "command", value_parser = clap::value_parser!(i32).range(1..))]
+        pid: Option<i32>,
         /// The program and its arguments (after `--`)
         #[arg(
-            required = true,
+            required_unless_present = "pid",
             trailing_var_arg = true,
             allow_hyphen_values = true,
             value_name = "PROGRAM"
@@ -266,6 +269,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         output,
         every_call,
         no_waits,
+        pid,
         command,
     } = &cli.cmd
     {
@@ -275,7 +279,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             every_call: *every_call,
             waits: !*no_waits,
         };
-        return trace::trace(command, &opts, *json, *check, output.as_deref());
+        return trace::trace(command, *pid, &opts, *json, *check, output.as_deref());
     }
     let out = &mut std::io::stdout().lock();
     match &cli.cmd {

@@ -94,8 +94,11 @@ fn trace(flags: &[&str], program: &str, args: &[&str]) -> Traced {
         .args(["trace", "--json", "-o"])
         .arg(&report)
         .args(flags)
-        .arg("--")
-        .arg(program)
+        .args(if program.is_empty() {
+            Vec::new()
+        } else {
+            vec!["--", program]
+        })
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -489,4 +492,41 @@ fn a_program_that_stops_itself_is_not_left_stopped() {
     assert_eq!(r.code, Some(0), "{:#?}", r.events);
     assert_eq!(r.stdout, "after\n");
     assert!(r.of("signal").iter().any(|e| e["signal"] == "SIGSTOP"));
+}
+
+/// `-p PID`: attached to a program already running, what it had mapped
+/// before (read from /proc) is known, so its later munmap names the
+/// object; it is followed to its exit.
+#[test]
+fn attaching_to_a_running_program_knows_what_it_had_mapped() {
+    let Some(bin) = exe("slow_producer") else {
+        return;
+    };
+    let (_guard, name) = Unlink::new("trace-attach");
+    let mut child = Command::new(&bin)
+        .arg(name.as_str())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until it has mapped the object.
+    let t0 = std::time::Instant::now();
+    while !std::fs::read_to_string(format!("/proc/{}/maps", child.id()))
+        .unwrap_or_default()
+        .contains(name.as_str().trim_start_matches('/'))
+    {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(5),
+            "it never mapped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let pid = child.id().to_string();
+    let r = trace(&["-p", &pid], "", &[]);
+    let _ = child.wait();
+    assert_eq!(r.code, Some(0), "{:#?}", r.events);
+    assert_eq!(r.events[0]["event"], "attach");
+    let unmap = r.one("munmap");
+    assert_eq!(unmap["name"], name.as_str());
+    assert_eq!(r.one("shm_unlink")["name"], name.as_str());
+    assert_eq!(r.summary["left_behind"].as_array().unwrap().len(), 0);
 }

@@ -10,4 +10,4 @@ mod sys;
 pub mod tracer;
 
 pub use event::{Event, Output, Summary};
-pub use tracer::{Options, RootEnd, TraceError, run};
+pub use tracer::{Options, RootEnd, TraceError, attach, run};

@@ -191,6 +191,162 @@ pub fn run(
         let _ = waitpid(root, None);
         return Err(TraceError::Ptrace(format!("PTRACE_SETOPTIONS: {e}")));
     }
+    let program = exe_of(root.as_raw());
+    let first =
+        Event::new(root.as_raw(), "exec", format!("exec {program}")).with("program", program);
+    Ok(trace_tree(
+        root,
+        &[],
+        opts,
+        opts.every_call,
+        out,
+        first,
+        HashMap::new(),
+        None,
+    ))
+}
+
+/// Attaches to the running process `pid` and all its threads
+/// (`PTRACE_SEIZE`, then `PTRACE_INTERRUPT`) and traces it until it (and
+/// every process it forks meanwhile) has ended. A running program cannot
+/// be given a seccomp filter, so every system call stops it (as with
+/// `--every-call`): slower than a traced start. What it had already
+/// opened and mapped of `/dev/shm` is read from `/proc/PID/fd` and
+/// `/proc/PID/maps`, so later calls on those are decoded too. Ending the
+/// tracer (Ctrl-C) detaches it: the program runs on.
+pub fn attach(pid: i32, opts: &Options, out: Output) -> Result<(RootEnd, Summary), TraceError> {
+    let root = Pid::from_raw(pid);
+    let tids: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map_err(|e| TraceError::Ptrace(format!("no process {pid}: {e}")))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let options = ptrace::Options::PTRACE_O_TRACESYSGOOD
+        | ptrace::Options::PTRACE_O_TRACEFORK
+        | ptrace::Options::PTRACE_O_TRACEVFORK
+        | ptrace::Options::PTRACE_O_TRACECLONE
+        | ptrace::Options::PTRACE_O_TRACEEXEC;
+    for &tid in &tids {
+        let t = Pid::from_raw(tid);
+        ptrace::seize(t, options)
+            .and_then(|()| ptrace::interrupt(t))
+            .map_err(|e| {
+                TraceError::Ptrace(format!("cannot attach to {pid} (thread {tid}): {e}"))
+            })?;
+        // Its PTRACE_EVENT_STOP.
+        let _ = waitpid(t, Some(WaitPidFlag::__WALL));
+    }
+    let seed = seed_from_proc(pid);
+    let program = exe_of(pid);
+    let first = Event::new(pid, "attach", format!("attached to pid {pid} ({program})"))
+        .with("program", program);
+    let mut threads = HashMap::new();
+    for &tid in &tids {
+        threads.insert(tid, pid);
+    }
+    Ok(trace_tree(
+        root,
+        &tids,
+        opts,
+        true,
+        out,
+        first,
+        threads,
+        Some(seed),
+    ))
+}
+
+/// What a running process already had of `/dev/shm`: its descriptors and
+/// mappings, read from `/proc`.
+fn seed_from_proc(pid: i32) -> Proc {
+    let mut p = Proc::default();
+    if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        for e in dir.flatten() {
+            let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(target) = std::fs::read_link(e.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy().into_owned();
+            let obj = match (sem_name(&target), shm_name(&target)) {
+                (Some(sem), _) => Obj::Sem(sem),
+                (None, Some(n)) => Obj::Shm(n),
+                _ => continue,
+            };
+            let flags = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+                .ok()
+                .and_then(|t| {
+                    t.lines()
+                        .find_map(|l| l.strip_prefix("flags:"))
+                        .and_then(|f| i32::from_str_radix(f.trim(), 8).ok())
+                })
+                .unwrap_or(0);
+            p.fds.insert(
+                fd,
+                Fd {
+                    obj,
+                    access: flags & libc::O_ACCMODE,
+                    cloexec: flags & libc::O_CLOEXEC != 0,
+                },
+            );
+        }
+    }
+    if let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+        for line in maps.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(range), Some(perms), Some(off), Some(path)) =
+                (f.first(), f.get(1), f.get(2), f.get(5))
+            else {
+                continue;
+            };
+            let obj = match (sem_name(path), shm_name(path)) {
+                (Some(sem), _) => Obj::Sem(sem),
+                (None, Some(n)) => Obj::Shm(n),
+                _ => continue,
+            };
+            let Some((a, b)) = range.split_once('-') else {
+                continue;
+            };
+            let (Ok(start), Ok(end), Ok(offset)) = (
+                u64::from_str_radix(a, 16),
+                u64::from_str_radix(b, 16),
+                u64::from_str_radix(off, 16),
+            ) else {
+                continue;
+            };
+            let mut prot = 0;
+            if perms.contains('r') {
+                prot |= libc::PROT_READ;
+            }
+            if perms.contains('w') {
+                prot |= libc::PROT_WRITE;
+            }
+            p.maps.push(Map {
+                start,
+                end,
+                obj,
+                offset,
+                prot,
+            });
+        }
+    }
+    p
+}
+
+/// Traces the tree under `root` (already stopped and set up) to its end:
+/// `stopped` are the threads to resume (none: `root`), `threads` their
+/// process, `seed` what the root already had of `/dev/shm`.
+#[allow(clippy::too_many_arguments)]
+fn trace_tree(
+    root: Pid,
+    stopped: &[i32],
+    opts: &Options,
+    every_call: bool,
+    out: Output,
+    first: Event,
+    threads: HashMap<i32, i32>,
+    seed: Option<Proc>,
+) -> (RootEnd, Summary) {
     let shared = Arc::new(Mutex::new(Shared {
         procs: HashMap::new(),
         objects: BTreeMap::new(),
@@ -204,22 +360,32 @@ pub fn run(
         tgid: HashMap::new(),
         pending: HashMap::new(),
         fresh: HashSet::new(),
-        every_call: opts.every_call,
+        every_call,
         waits: opts.waits,
         root,
         root_end: None,
         temps: HashSet::new(),
     };
     t.add_process(root.as_raw(), None);
+    t.tgid.extend(threads);
+    if let Some(seed) = seed {
+        if let Some(p) = t.lock().procs.get_mut(&root.as_raw()) {
+            p.fds = seed.fds;
+            p.maps = seed.maps;
+        }
+    }
     {
         let mut s = t.lock();
-        let program = exe_of(root.as_raw());
+        let program = first
+            .fields
+            .get("program")
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+            .to_string();
         if let Some(p) = s.procs.get_mut(&root.as_raw()) {
-            p.summary.program = program.clone();
+            p.summary.program = program;
         }
-        let e =
-            Event::new(root.as_raw(), "exec", format!("exec {program}")).with("program", program);
-        s.out.event(&e);
+        s.out.event(&first);
     }
     let done = Arc::new(AtomicBool::new(false));
     let watcher = {
@@ -229,7 +395,13 @@ pub fn run(
             .spawn(move || watch_hangs(&shared, &done, &opts))
             .ok()
     };
-    t.resume(root, None);
+    if stopped.is_empty() {
+        t.resume(root, None);
+    } else {
+        for &tid in stopped {
+            t.resume(Pid::from_raw(tid), None);
+        }
+    }
     t.run_loop();
     done.store(true, Ordering::Release);
     if let Some(w) = watcher {
@@ -240,7 +412,7 @@ pub fn run(
     }
     let root_end = t.root_end.unwrap_or(RootEnd::Killed(libc::SIGKILL));
     let summary = t.finish();
-    Ok((root_end, summary))
+    (root_end, summary)
 }
 
 struct Tracer {
