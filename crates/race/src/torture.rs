@@ -202,20 +202,31 @@ impl Rng {
     }
 }
 
+/// A duration as whole nanoseconds, for `--json` (as every other time in
+/// the report).
+fn as_ns<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// One torture run's settings.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Setup {
     /// Worker processes.
     pub procs: u32,
     /// How long.
+    #[serde(rename = "duration_ns", serialize_with = "as_ns")]
     pub duration: Duration,
     /// Mean interval between kills (0: none).
+    #[serde(rename = "kill_every_ns", serialize_with = "as_ns")]
     pub kill_every: Duration,
     /// Mean interval between stops (0: none).
+    #[serde(rename = "stop_every_ns", serialize_with = "as_ns")]
     pub stop_every: Duration,
     /// How long a stopped worker stays stopped.
+    #[serde(rename = "stop_for_ns", serialize_with = "as_ns")]
     pub stop_for: Duration,
     /// Mean interval between CPU moves (0: none).
+    #[serde(rename = "move_every_ns", serialize_with = "as_ns")]
     pub move_every: Duration,
     /// Most `spin_loop` rounds held between the record's writes (and
     /// outside the lock).
@@ -224,6 +235,7 @@ pub struct Setup {
     pub seed: u64,
     /// No acquisition for this long after the faults paused (see
     /// [`Report::pauses`]) is a wedge.
+    #[serde(rename = "wedge_after_ns", serialize_with = "as_ns")]
     pub wedge_after: Duration,
 }
 
