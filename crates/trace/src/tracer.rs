@@ -137,6 +137,34 @@ struct Shared {
     finished: Vec<ProcSummary>,
 }
 
+impl Shared {
+    /// A failed call: the event gets its error, and the run's count of
+    /// failed calls goes up.
+    fn failed(&mut self, mut e: Event, errno: i32) -> Event {
+        self.summary.failed_calls += 1;
+        e.error = Some(explain::errno_name(errno));
+        e
+    }
+
+    /// Something this run created (`kind`: `shm`, `sem`, `fifo`), by
+    /// process `p`: remembered for the leftovers, and in `p`'s summary as
+    /// `label`.
+    fn created(&mut self, p: i32, path: &str, kind: &'static str, name: &str, label: String) {
+        self.objects.insert(
+            path.to_string(),
+            ObjRecord {
+                kind,
+                name: name.to_string(),
+                creator: Some(p),
+                ..ObjRecord::default()
+            },
+        );
+        if let Some(pr) = self.procs.get_mut(&p) {
+            pr.summary.created.push(label);
+        }
+    }
+}
+
 /// A call stopped at entry, waiting for its exit.
 #[derive(Clone, Debug)]
 struct Pending {
@@ -365,6 +393,7 @@ fn trace_tree(
         root,
         root_end: None,
         temps: HashSet::new(),
+        traced: crate::filter::traced_calls().into_iter().collect(),
     };
     t.add_process(root.as_raw(), None);
     t.tgid.extend(threads);
@@ -428,6 +457,9 @@ struct Tracer {
     root_end: Option<RootEnd>,
     /// glibc's temporary semaphore files, until linked and unlinked.
     temps: HashSet<String>,
+    /// The calls decoded ([`crate::filter::traced_calls`]), for
+    /// `every_call`, where every call stops and the others are let go.
+    traced: HashSet<i64>,
 }
 
 impl Tracer {
@@ -581,7 +613,7 @@ impl Tracer {
             Ok(Syscall::Entry { nr, args }) => {
                 let nr = nr as i64;
                 if self.every_call
-                    && !crate::filter::traced_calls().contains(&nr)
+                    && !self.traced.contains(&nr)
                     && !(self.waits && is_shared_futex_wait(nr, &args))
                 {
                     let _ = ptrace::syscall(pid, None);
@@ -862,12 +894,11 @@ impl Tracer {
             .with("new_size", new);
             let mut s = self.lock();
             if let Some(errno) = err {
-                e = self.failed(e, errno).explained(explain::explain_ftruncate(
+                e = s.failed(e, errno).explained(explain::explain_ftruncate(
                     errno,
                     access,
                     a[1] as i64,
                 ));
-                s.summary.failed_calls += 1;
             } else {
                 e.line.push_str(&format!("   size {old} → {new}"));
                 let rec = s
@@ -915,11 +946,11 @@ impl Tracer {
                 )
             };
             e = e.with("name", fdo.obj.label()).with("fd", fd);
+            let mut s = self.lock();
             if let Some(errno) = err {
-                e = self.failed(e, errno);
-                self.lock().summary.failed_calls += 1;
+                e = s.failed(e, errno);
             }
-            self.lock().out.event(&e);
+            s.out.event(&e);
         } else if nr == libc::SYS_close {
             let fd = a[0] as i32;
             let mut s = self.lock();
@@ -1002,10 +1033,9 @@ impl Tracer {
             let quiet = matches!(fdo.obj, Obj::Sem(_) | Obj::SemTemp);
             let mut s = self.lock();
             if let Some(errno) = err {
-                e = self.failed(e, errno).explained(explain::explain_mmap(
+                e = s.failed(e, errno).explained(explain::explain_mmap(
                     errno, prot, flags, fdo.access, len, off,
                 ));
-                s.summary.failed_calls += 1;
             } else {
                 let addr = ret as u64;
                 e = e.with("addr", format!("{addr:#x}"));
@@ -1123,21 +1153,10 @@ impl Tracer {
                 if errno == libc::EEXIST {
                     return;
                 }
-                e = self.failed(e, errno);
-                s.summary.failed_calls += 1;
+                e = s.failed(e, errno);
             } else {
-                s.objects.insert(
-                    to.clone(),
-                    ObjRecord {
-                        kind: "sem",
-                        name: name.clone(),
-                        creator: Some(p),
-                        sized: true,
-                        shrunk: None,
-                    },
-                );
+                s.created(p, to, "sem", &name, format!("sem {name}"));
                 if let Some(pr) = s.procs.get_mut(&p) {
-                    pr.summary.created.push(format!("sem {name}"));
                     // What glibc made of the temporary file is this
                     // semaphore now.
                     for fd in pr.fds.values_mut() {
@@ -1155,7 +1174,8 @@ impl Tracer {
             s.out.event(&e);
         } else if nr == libc::SYS_pipe2 || is_pipe_legacy {
             if let Some(errno) = err {
-                let e = self.failed(
+                let mut s = self.lock();
+                let e = s.failed(
                     Event::new(
                         p,
                         "pipe",
@@ -1163,8 +1183,6 @@ impl Tracer {
                     ),
                     errno,
                 );
-                let mut s = self.lock();
-                s.summary.failed_calls += 1;
                 s.out.event(&e);
                 return;
             }
@@ -1195,21 +1213,9 @@ impl Tracer {
             .with("mode", format!("{:04o}", mode & 0o7777));
             let mut s = self.lock();
             if let Some(errno) = err {
-                e = self.failed(e, errno);
-                s.summary.failed_calls += 1;
+                e = s.failed(e, errno);
             } else {
-                s.objects.insert(
-                    path.clone(),
-                    ObjRecord {
-                        kind: "fifo",
-                        name: path.clone(),
-                        creator: Some(p),
-                        ..ObjRecord::default()
-                    },
-                );
-                if let Some(pr) = s.procs.get_mut(&p) {
-                    pr.summary.created.push(format!("FIFO {path}"));
-                }
+                s.created(p, path, "fifo", path, format!("FIFO {path}"));
             }
             s.out.event(&e);
         }
@@ -1258,11 +1264,6 @@ impl Tracer {
         s.out.event(&e);
     }
 
-    fn failed(&self, mut e: Event, errno: i32) -> Event {
-        e.error = Some(explain::errno_name(errno));
-        e
-    }
-
     fn on_open(&mut self, p: i32, c: &Pending, flags: i32, mode: u32, ret: i64, err: Option<i32>) {
         let Some(path) = &c.path else { return };
         let access = flags & libc::O_ACCMODE;
@@ -1297,9 +1298,8 @@ impl Tracer {
                         ),
                     )
                     .with("name", sem.as_str());
-                    e = self.failed(e, errno);
                     let mut s = self.lock();
-                    s.summary.failed_calls += 1;
+                    e = s.failed(e, errno);
                     s.out.event(&e);
                     return;
                 }
@@ -1358,10 +1358,9 @@ impl Tracer {
                     uid: euid_of(p).unwrap_or(u32::MAX),
                     obj: c.before.or_else(|| facts(path)),
                 };
-                e = self
+                e = s
                     .failed(e, errno)
                     .explained(explain::explain_open(errno, &ctx));
-                s.summary.failed_calls += 1;
                 s.out.event(&e);
                 return;
             }
@@ -1373,18 +1372,7 @@ impl Tracer {
                 e.line
                     .push_str(&format!("   created with mode {}", explain::mode(given)));
                 e = e.explained(explain::explain_umask(mode & 0o7777, umask));
-                s.objects.insert(
-                    path.clone(),
-                    ObjRecord {
-                        kind: "shm",
-                        name: name.clone(),
-                        creator: Some(p),
-                        ..ObjRecord::default()
-                    },
-                );
-                if let Some(pr) = s.procs.get_mut(&p) {
-                    pr.summary.created.push(name.clone());
-                }
+                s.created(p, path, "shm", &name, name.clone());
             }
             if let Some(pr) = s.procs.get_mut(&p) {
                 pr.fds.insert(
@@ -1422,8 +1410,7 @@ impl Tracer {
         .with("flags", explain::open_flags(flags));
         let mut s = self.lock();
         if let Some(errno) = err {
-            e = self.failed(e, errno);
-            s.summary.failed_calls += 1;
+            e = s.failed(e, errno);
         } else if let Some(pr) = s.procs.get_mut(&p) {
             pr.fds.insert(
                 ret as i32,
@@ -1481,10 +1468,9 @@ impl Tracer {
         .with("name", name.as_str());
         let mut s = self.lock();
         if let Some(errno) = err {
-            e = self
+            e = s
                 .failed(e, errno)
                 .explained(explain::explain_unlink(errno, &name));
-            s.summary.failed_calls += 1;
         } else if let Some(pr) = s.procs.get_mut(&p) {
             pr.summary.unlinked.push(label);
         }
@@ -1592,26 +1578,27 @@ fn esc(s: &str) -> String {
 
 /// `/dev/shm/NAME` → `/NAME` (one component only).
 fn shm_name(path: &str) -> Option<String> {
-    let rest = path.strip_prefix("/dev/shm/")?;
+    let rest = path.strip_prefix(shm::SHM_DIR)?.strip_prefix('/')?;
     (!rest.is_empty() && !rest.contains('/')).then(|| format!("/{rest}"))
 }
 
 /// `/dev/shm/sem.NAME` → `/NAME`.
 fn sem_name(path: &str) -> Option<String> {
-    let rest = path.strip_prefix("/dev/shm/sem.")?;
+    let rest = path.strip_prefix(shm::SHM_DIR)?.strip_prefix("/sem.")?;
     (!rest.is_empty() && !rest.contains('/')).then(|| format!("/{rest}"))
 }
 
 /// glibc's `sem_open` temporary's name: `sem.XXXXXX` (six characters
 /// from `__gen_tempname`).
 fn is_glibc_temp_name(path: &str) -> bool {
-    path.strip_prefix("/dev/shm/sem.")
+    path.strip_prefix(shm::SHM_DIR)
+        .and_then(|r| r.strip_prefix("/sem."))
         .is_some_and(|r| r.len() == 6 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// `/NAME` → `/dev/shm/NAME`.
 fn shm_path(name: &str) -> String {
-    format!("/dev/shm/{}", name.trim_start_matches('/'))
+    format!("{}/{}", shm::SHM_DIR, name.trim_start_matches('/'))
 }
 
 /// What `lstat` says about `path` (never follows a link, never opens).
@@ -1655,7 +1642,7 @@ fn status_field(pid: i32, key: &str) -> Option<String> {
 }
 
 fn tgid_of(pid: i32) -> Option<i32> {
-    status_field(pid, "Tgid:")?.parse().ok()
+    shm::users::process_info(pid).map(|i| i.tgid)
 }
 
 fn umask_of(pid: i32) -> Option<u32> {
@@ -1663,11 +1650,7 @@ fn umask_of(pid: i32) -> Option<u32> {
 }
 
 fn euid_of(pid: i32) -> Option<u32> {
-    status_field(pid, "Uid:")?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    shm::users::process_info(pid).map(|i| i.uid)
 }
 
 /// Single-quotes `s` for a shell if it needs it.
